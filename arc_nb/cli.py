@@ -11,7 +11,7 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
                             validate_submission, make_submission, write_submission)
 
 # %% auto 0
-__all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'build_parser', 'main']
+__all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -37,6 +37,13 @@ def cmd_baseline(a):
     print(f"wrote {a.out}: fallback attempts for {len(tasks)} tasks", file=sys.stderr)
     return 0
 
+def cmd_make_tiny_model(a):
+    "Write a small Llama-style model with random weights and the compact tokenizer (for tests and the CPU demo)."
+    from arc_nb.model import make_tiny_model
+    d = make_tiny_model(a.dir, layers=a.layers, hidden=a.hidden, heads=a.heads, seed=a.seed)
+    print(f"wrote a tiny model to {d} (load it with --model {d})", file=sys.stderr)
+    return 0
+
 # %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
@@ -51,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('baseline', help="write a fallback-only submission (no model)", description=cmd_baseline.__doc__)
     s.add_argument('--data', required=True, help=SOURCE_HELP); s.add_argument('--out', required=True, help="submission path to write")
     s.set_defaults(func=cmd_baseline)
+    s = sub.add_parser('make-tiny-model', help="write a tiny random model for tests and demos", description=cmd_make_tiny_model.__doc__)
+    s.add_argument('dir', help="folder to write (config, safetensors weights, tokenizer)")
+    s.add_argument('--layers', type=int, default=2); s.add_argument('--hidden', type=int, default=64)
+    s.add_argument('--heads', type=int, default=4); s.add_argument('--seed', type=int, default=0)
+    s.set_defaults(func=cmd_make_tiny_model)
     return p
 
 def main(argv=None) -> int:
