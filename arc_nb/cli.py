@@ -11,7 +11,8 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
                             validate_submission, make_submission, write_submission)
 
 # %% auto 0
-__all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'build_parser', 'main']
+__all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_config_from_args',
+           'cmd_run', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -44,6 +45,62 @@ def cmd_make_tiny_model(a):
     print(f"wrote a tiny model to {d} (load it with --model {d})", file=sys.stderr)
     return 0
 
+def _tasks_arg(x):
+    return int(x) if x.isdigit() else [t for t in x.split(',') if t]
+
+def _min_prob_arg(x):
+    return None if x.lower() in ('none', 'greedy') else float(x)
+
+RUN_FLAGS = [  # (flag, RunConfig field, type, help)
+    ('--data', 'data', str, SOURCE_HELP), ('--tasks', 'tasks', _tasks_arg, "a number (the first N task ids) or comma-separated task ids; default: all"),
+    ('--model', 'model', str, "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)"),
+    ('--gpus', 'gpus', str, "'auto' (every GPU, or the CPU when there is none), 'cpu', or indices such as 0,1"),
+    ('--train-slots', 'train_slots', int, "train workers per GPU (fused mode: fused workers per GPU)"),
+    ('--infer-slots', 'infer_slots', int, "inference workers per GPU (split mode)"),
+    ('--mode', 'mode', str, "split: train and inference workers; fused: each worker trains a task, then predicts it with the adapter in memory"),
+    ('--epochs', 'epochs', int, "TTT epochs per task"), ('--lr', 'lr', float, "TTT learning rate"),
+    ('--lora-rank', 'lora_rank', int, "LoRA rank"), ('--lora-alpha', 'lora_alpha', int, "LoRA alpha (default: the rank)"),
+    ('--max-seq-len', 'max_seq_len', int, "longest training / inference sequence; longer tasks drop context examples"),
+    ('--batch-size', 'batch_size', int, "TTT batch size (1 trained best in the reference)"),
+    ('--n', 'n', int, "augmented views per test input at inference"),
+    ('--min-prob', 'min_prob', _min_prob_arg, "DFS probability threshold, or 'none' for greedy"),
+    ('--time-budget', 'time_budget', float, "seconds for this invocation; a valid submission.json is final before it ends"),
+    ('--seed', 'seed', int, "seed of LoRA init, augmentations and views"),
+    ('--dtype', 'dtype', str, "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32"),
+    ('--cpu-threads', 'cpu_threads', int, "torch threads per CPU worker (default: cores / workers)"),
+]
+
+def run_config_from_args(a):
+    "RunConfig from `--config FILE` (if any), then the flags given on the command line."
+    from arc_nb.scheduler import RunConfig
+    d = {}
+    if a.config:
+        p = Path(a.config)
+        if not p.exists(): raise ValueError(f"config file {p} does not exist")
+        try: d = json.loads(p.read_text())
+        except json.JSONDecodeError as e: raise ValueError(f"config file {p} is not valid JSON ({e})") from None
+    d.update({f: getattr(a, f) for _, f, _, _ in RUN_FLAGS if getattr(a, f) is not None})
+    if a.out: d['out'] = a.out
+    return RunConfig.from_dict(d, a.config or 'command line')
+
+def cmd_run(a):
+    "Per-task TTT over a task set: train a LoRA per task, predict, write RUN/submission.json (and RUN/score.json with solutions)."
+    from arc_nb.scheduler import launch, RunConfig, RunError
+    if a.resume:
+        if not a.out: raise ValueError("--resume needs --out RUN")
+        cfg = RunConfig(out=a.out, time_budget=a.time_budget)
+    else:
+        if not a.out: raise ValueError("--out RUN is required: the run directory to write")
+        cfg = run_config_from_args(a)
+    try: s = launch(cfg, resume=a.resume, progress=not a.quiet)
+    except RunError as e: raise ValueError(str(e)) from None
+    score = f"score {s['score']:.2f}% over {s['tasks']} tasks" if 'score' in s else f"{s['tasks']} tasks (no solutions to score against)"
+    print(f"{score}; trained {s['trained']}, predicted {s['predicted']} in {s['seconds']:.0f}s"
+          f"{' (cut by the time budget)' if s['deadline_cut'] else ''}\n"
+          f"submission: {s['run']}/submission.json   events: {s['run']}/events.jsonl", file=sys.stderr)
+    print(json.dumps(s))
+    return 0
+
 # %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
@@ -63,6 +120,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--layers', type=int, default=2); s.add_argument('--hidden', type=int, default=64)
     s.add_argument('--heads', type=int, default=4); s.add_argument('--seed', type=int, default=0)
     s.set_defaults(func=cmd_make_tiny_model)
+    s = sub.add_parser('run', help="train and predict every task (the main job)", description=cmd_run.__doc__,
+                       epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, e.g. "
+                              "{\"lora_rank\": 16}), then the flags. The resolved set is written to RUN/config.json.")
+    s.add_argument('--out', help="the run directory (created; see DESIGN.md for its contents)")
+    s.add_argument('--config', help="JSON file of settings (keys as in RUN/config.json)")
+    s.add_argument('--resume', action='store_true', help="finish the run in --out: only what is not done yet (its saved settings are used)")
+    s.add_argument('--quiet', action='store_true', help="no progress bar")
+    from arc_nb.scheduler import RunConfig
+    dflt = RunConfig()
+    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=None, help=f"{hlp} [default: {getattr(dflt, dest)}]")
+    s.set_defaults(func=cmd_run)
     return p
 
 def main(argv=None) -> int:
