@@ -79,7 +79,7 @@ def run_config_from_args(a):
         if not p.exists(): raise ValueError(f"config file {p} does not exist")
         try: d = json.loads(p.read_text())
         except json.JSONDecodeError as e: raise ValueError(f"config file {p} is not valid JSON ({e})") from None
-    d.update({f: getattr(a, f) for _, f, _, _ in RUN_FLAGS if getattr(a, f) is not None})
+    d.update({f: getattr(a, f) for _, f, _, _ in RUN_FLAGS if hasattr(a, f)})  # only the flags given (defaults are SUPPRESS)
     if a.out: d['out'] = a.out
     return RunConfig.from_dict(d, a.config or 'command line')
 
@@ -88,7 +88,7 @@ def cmd_run(a):
     from arc_nb.scheduler import launch, RunConfig, RunError
     if a.resume:
         if not a.out: raise ValueError("--resume needs --out RUN")
-        cfg = RunConfig(out=a.out, time_budget=a.time_budget)
+        cfg = RunConfig(out=a.out, time_budget=getattr(a, 'time_budget', None))
     else:
         if not a.out: raise ValueError("--out RUN is required: the run directory to write")
         cfg = run_config_from_args(a)
@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--quiet', action='store_true', help="no progress bar")
     from arc_nb.scheduler import RunConfig
     dflt = RunConfig()
-    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=None, help=f"{hlp} [default: {getattr(dflt, dest)}]")
+    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=f"{hlp} [default: {getattr(dflt, dest)}]")
     s.set_defaults(func=cmd_run)
     return p
 
