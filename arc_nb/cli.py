@@ -12,7 +12,7 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
 
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_config_from_args',
-           'cmd_run', 'build_parser', 'main']
+           'cmd_run', 'cmd_plot', 'cmd_sweep', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -101,6 +101,37 @@ def cmd_run(a):
     print(json.dumps(s))
     return 0
 
+def cmd_plot(a):
+    "Write the slot timeline, the resource plot and the summary table of a run (default folder: RUN/plots)."
+    from arc_nb.plots import write_plots
+    paths = write_plots(a.run, a.out)
+    for k, p in paths.items(): print(p)
+    return 0
+
+def _param_arg(x):
+    "name=v1,v2,... with values parsed as JSON where they can be (numbers, null), strings otherwise."
+    if '=' not in x: raise argparse.ArgumentTypeError(f"--param takes name=v1,v2,... (got {x!r})")
+    k, vs = x.split('=', 1)
+    def val(v):
+        try: return json.loads(v)
+        except json.JSONDecodeError: return v
+    return k.strip().replace('-', '_'), [val(v) for v in vs.split(',') if v]
+
+def cmd_sweep(a):
+    "One `arc-nb run` per (setting, seed) under --out; finished runs are skipped; writes results.csv and a plot per swept setting."
+    from arc_nb.experiments import sweep, plot_sweep, sweep_table
+    import matplotlib; matplotlib.use('Agg')
+    if not a.param: raise ValueError("give at least one --param name=v1,v2")
+    base = run_config_from_args(argparse.Namespace(**{**vars(a), 'out': 'unused'}))
+    grid = dict(a.param)
+    res = sweep(base, grid, a.seeds, a.out, progress=not a.quiet)
+    for k in grid:
+        ax = plot_sweep(res, k); ax.figure.tight_layout(); ax.figure.savefig(Path(a.out)/f'sweep_{k}.png', dpi=110)
+        print(sweep_table(res, k).to_string(index=False), file=sys.stderr)
+    print(f"results: {Path(a.out)/'results.csv'}", file=sys.stderr)
+    print(res.to_json(orient='records'))
+    return 0
+
 # %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
@@ -131,6 +162,16 @@ def build_parser() -> argparse.ArgumentParser:
     dflt = RunConfig()
     for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=f"{hlp} [default: {getattr(dflt, dest)}]")
     s.set_defaults(func=cmd_run)
+    s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread", description=cmd_sweep.__doc__)
+    s.add_argument('--param', action='append', type=_param_arg, help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
+    s.add_argument('--seeds', type=int, default=3, help="seeds per setting [default: 3]")
+    s.add_argument('--out', required=True, help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
+    s.add_argument('--config', help="JSON file of the base settings"); s.add_argument('--quiet', action='store_true')
+    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=hlp)
+    s.set_defaults(func=cmd_sweep)
+    s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)
+    s.add_argument('run', help="a run directory"); s.add_argument('--out', help="folder for the files [default: RUN/plots]")
+    s.set_defaults(func=cmd_plot)
     return p
 
 def main(argv=None) -> int:

@@ -60,7 +60,11 @@ def make_tiny_model(dir, *, layers=2, hidden=64, heads=4, seed=0, max_positions=
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)
-    model.save_pretrained(dir); tok.save_pretrained(dir)
+    from transformers.utils import logging as hf_logging
+    bar = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()  # no "Writing model shards" bar for 100 KB
+    try: model.save_pretrained(dir); tok.save_pretrained(dir)
+    finally:
+        if bar: hf_logging.enable_progress_bar()
     return dir
 
 # %% ../nbs/04_model.ipynb

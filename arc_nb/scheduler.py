@@ -13,8 +13,8 @@ from .scoring import make_submission, write_submission, validate_submission, sco
 from .encoding import Vocab, task_tokens
 
 # %% auto 0
-__all__ = ['COUNT_VOCAB', 'WORKER_CODE', 'RunConfig', 'RunDir', 'worker_main', 'RunError', 'resolve_gpus', 'select_tasks',
-           'build_submission', 'launch']
+__all__ = ['COUNT_VOCAB', 'WORKER_CODE', 'MONITOR_CODE', 'RunConfig', 'RunDir', 'worker_main', 'RunError', 'resolve_gpus',
+           'select_tasks', 'build_submission', 'launch']
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
@@ -43,7 +43,7 @@ class RunConfig:
     dtype: str = 'auto'             # 'auto': bfloat16 on a GPU, float32 on the CPU
     cpu_threads: int | None = None  # torch threads per CPU worker; None: cores / workers
     max_restarts: int = 3           # restarts of a killed worker, per slot
-    monitor_interval: float = 1.0   # seconds between resource samples
+    monitor_interval: float = 1.0   # seconds between resource samples (RUN/resources.csv); 0: no monitor
 
     def __post_init__(self):
         if self.mode not in ('split', 'fused'): raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
@@ -309,6 +309,17 @@ def _pdeathsig():
     except Exception: pass
 
 WORKER_CODE = 'import sys; from arc_nb.scheduler import worker_main; sys.exit(worker_main(sys.argv[1:]))'
+MONITOR_CODE = 'import sys; from arc_nb.monitor import monitor_main; sys.exit(monitor_main(sys.argv[1:]))'  # 08_monitor, run as a process
+
+def _start_monitor(run, cfg, gpus):
+    "The resource sampler (08_monitor) as its own process: it writes RUN/resources.csv until RUN/STOP appears."
+    g = 'cpu' if gpus == [None] else ','.join(map(str, gpus))
+    log = open(run.path/'logs'/'monitor.log', 'ab')
+    p = subprocess.Popen([sys.executable, '-c', MONITOR_CODE, '--run', str(run.path), '--interval', str(cfg.monitor_interval), '--gpus', g,
+                          '--parent', str(os.getpid())], stdout=log, stderr=subprocess.STDOUT,
+                         preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
+    log.close()
+    return p
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
@@ -388,6 +399,7 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
     todo = [t for t in tasks if not run.done(t, 'infer')]
     if not todo: slots = []  # resumed with nothing left: no worker is started
     for s in slots: _start(run, s, worker_deadline, threads)
+    mon = _start_monitor(run, cfg, gpus) if slots and cfg.monitor_interval else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -432,10 +444,14 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
         run.stop_file.touch()
         live = [s for s in slots if s.proc is not None and s.proc.poll() is None]
         for s in live: s.proc.terminate()
+        if mon is not None: mon.terminate()
         t_wait = time.time() + (min(grace / 2, 5.0) if cut else 10.0)
         for s in live:
             try: s.proc.wait(timeout=max(0.05, t_wait - time.time()))
             except subprocess.TimeoutExpired: s.proc.kill(); s.proc.wait()
+        if mon is not None:
+            try: mon.wait(timeout=2)
+            except subprocess.TimeoutExpired: mon.kill()
         if bar is not None: bar.close()
         sub = build_submission(run, tasks, bad)
         write_submission(sub, run.submission_file)
