@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt
 from .scheduler import RunConfig, RunDir, launch
 
 # %% auto 0
-__all__ = ['mean_ci', 'run_result', 'run_name', 'sweep', 'sweep_table', 'plot_sweep']
+__all__ = ['mean_ci', 'run_result', 'run_name', 'sweep', 'sweep_table', 'plot_sweep', 'quick_mode', 'repo_root',
+           'reference_figures', 'benchmark_results', 'analysis_base']
 
 # %% ../nbs/10_experiments.ipynb
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -89,3 +90,41 @@ def plot_sweep(results: pd.DataFrame, param: str, metric='score', ax=None, refer
     n = int(t.seeds.min()) if len(t) else 0
     ax.set_title(f"{metric} by {param} ({n} seed{'s' if n != 1 else ''} per value{'; no interval with one seed' if n < 2 else ''})", fontsize=10)
     return ax
+
+# %% ../nbs/10_experiments.ipynb
+import os
+
+def quick_mode() -> bool: return os.environ.get('ARC_NB_QUICK', '1') != '0'
+
+def repo_root(start=None) -> Path:
+    "The folder holding settings.ini, searched upward from `start` (default: the working directory)."
+    p = Path(start or Path.cwd()).resolve()
+    for d in (p, *p.parents):
+        if (d/'settings.ini').exists(): return d
+    raise FileNotFoundError(f"no settings.ini above {p}: run this from inside the arc_nb repository")
+
+def reference_figures(name: str) -> pd.DataFrame:
+    "One of the reference write-up's tables (`batch_size`, `gpu_slots`, `lb_inference_params`, `eval_min_prob`). Someone else's measurements."
+    return pd.read_csv(repo_root()/'nbs'/'analysis'/'reference'/f'{name}.csv')
+
+def benchmark_results(name: str) -> dict | None:
+    "`benchmarks/results/<name>.json` when the GPU machine has produced it, else None."
+    f = repo_root()/'benchmarks'/'results'/f'{name}.json'
+    return json.loads(f.read_text()) if f.exists() else None
+
+def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
+    "(base RunConfig, seeds) for an analysis sweep: tiny model, 2 small tasks, 2 seeds, fused, in quick mode; ARC_NB_MODEL / ARC_NB_TASKS otherwise."
+    quick = quick_mode() if quick is None else quick
+    from arc_nb.data import load_tasks
+    from arc_nb.encoding import task_tokens
+    from arc_nb.scheduler import COUNT_VOCAB
+    data = kw.pop('data', 'arc-agi-2/evaluation')
+    tasks = load_tasks(data)
+    n = 2 if quick else int(os.environ.get('ARC_NB_TASKS', '40'))
+    small = sorted(tasks, key=lambda k: task_tokens(COUNT_VOCAB, tasks[k]))[:n]
+    if quick:
+        cfg = RunConfig(data=data, tasks=small, gpus='cpu', mode='fused', epochs=2, n=2, min_prob=0.1, max_seq_len=2048,
+                        lora_rank=4, lr=1e-3, monitor_interval=0)
+    else:
+        cfg = RunConfig(data=data, tasks=small, model=os.environ.get('ARC_NB_MODEL', 'tiny'), gpus='auto')
+    return replace(cfg, **kw), (2 if quick else int(os.environ.get('ARC_NB_SEEDS', '3')))
