@@ -12,7 +12,7 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
 
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_config_from_args',
-           'cmd_run', 'cmd_plot', 'cmd_sweep', 'build_parser', 'main']
+           'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -132,6 +132,18 @@ def cmd_sweep(a):
     print(res.to_json(orient='records'))
     return 0
 
+def cmd_kaggle(a):
+    "Write the self-contained Kaggle submission notebook and its kernel metadata (default folder: kaggle/)."
+    from arc_nb.kaggle import write_kaggle
+    cfg = None
+    if a.config:
+        p = Path(a.config)
+        if not p.exists(): raise ValueError(f"config file {p} does not exist")
+        cfg = json.loads(p.read_text())
+    nb = write_kaggle(a.out, cfg)
+    print(f"wrote {nb} and {nb.parent/'kernel-metadata.json'}", file=sys.stderr)
+    return 0
+
 # %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
@@ -172,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)
     s.add_argument('run', help="a run directory"); s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
+    k = sub.add_parser('kaggle', help="build the Kaggle submission notebook").add_subparsers(dest='kaggle_command', required=True, metavar='build')
+    s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json", description=cmd_kaggle.__doc__)
+    s.add_argument('--out', default='kaggle', help="folder to write [default: kaggle]")
+    s.add_argument('--config', help="JSON file of run settings to carry (keys as in RUN/config.json)")
+    s.set_defaults(func=cmd_kaggle)
     return p
 
 def main(argv=None) -> int:
