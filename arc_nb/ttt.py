@@ -14,7 +14,7 @@ from .encoding import Vocab, fit_prompt, train_views, IGNORE
 from .model import reset_lora
 
 # %% auto 0
-__all__ = ['TTTConfig', 'TrainResult', 'task_rng', 'task_sequences', 'train_task']
+__all__ = ['TTTConfig', 'TrainResult', 'task_rng', 'task_sequences', 'train_sequences', 'train_task']
 
 # %% ../nbs/05_ttt.ipynb
 @dataclass
@@ -98,11 +98,9 @@ def _lr_lambda(cfg, total):
         return 0.5 * (1 + math.cos(math.pi * p))
     return f
 
-def train_task(model, v: Vocab, task: Task, cfg: TTTConfig, *, reset=True) -> TrainResult:
-    "Reset the resident LoRA (with `cfg.seed`) and train it on `task`; the model is left in eval mode with its cache setting restored."
+def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> TrainResult:
+    "Train the resident LoRA on encoded sequences (an optimizer and schedule made here); the model is left in eval mode with its cache setting restored."
     t0 = time.perf_counter()
-    if reset: reset_lora(model, cfg.seed)
-    seqs = task_sequences(v, task, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     total = math.ceil(len(seqs) / cfg.batch_size)
@@ -110,7 +108,7 @@ def train_task(model, v: Vocab, task: Task, cfg: TTTConfig, *, reset=True) -> Tr
     ckpt = _use_checkpointing(cfg, model, max((len(s) for s in seqs), default=0))
     conf = model.config if hasattr(model, 'config') else model.get_base_model().config
     use_cache = conf.use_cache
-    pad = conf.pad_token_id if conf.pad_token_id is not None else v.eos
+    pad = pad_id if pad_id is not None else (conf.pad_token_id if conf.pad_token_id is not None else 0)
     losses, tokens, loss_tokens = [], 0, 0
     torch.manual_seed(cfg.seed)  # LoRA dropout draws from here
     conf.use_cache = False
@@ -127,5 +125,13 @@ def train_task(model, v: Vocab, task: Task, cfg: TTTConfig, *, reset=True) -> Tr
         model.eval()
         if ckpt: model.gradient_checkpointing_disable()
         conf.use_cache = use_cache
-    return TrainResult(task.id, len(losses), tokens, loss_tokens, losses, time.perf_counter() - t0,
+    return TrainResult(task_id, len(losses), tokens, loss_tokens, losses, time.perf_counter() - t0,
                        sum(s.n_dropped for s in seqs), ckpt)
+
+def train_task(model, v: Vocab, task: Task, cfg: TTTConfig, *, reset=True) -> TrainResult:
+    "Reset the resident LoRA (with `cfg.seed`) and train it on `task`'s augmented views; see `train_sequences`."
+    t0 = time.perf_counter()
+    if reset: reset_lora(model, cfg.seed)
+    r = train_sequences(model, task_sequences(v, task, cfg), cfg, task_id=task.id, pad_id=v.eos)
+    r.seconds = time.perf_counter() - t0
+    return r
