@@ -60,6 +60,7 @@ RUN_FLAGS = [  # (flag, RunConfig field, type, help)
     ('--mode', 'mode', str, "split: train and inference workers; fused: each worker trains a task, then predicts it with the adapter in memory"),
     ('--epochs', 'epochs', int, "TTT epochs per task"), ('--lr', 'lr', float, "TTT learning rate"),
     ('--lora-rank', 'lora_rank', int, "LoRA rank"), ('--lora-alpha', 'lora_alpha', int, "LoRA alpha (default: the rank)"),
+    ('--lora-dtype', 'lora_dtype', str, "LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)"),
     ('--max-seq-len', 'max_seq_len', int, "longest training / inference sequence; longer tasks drop context examples"),
     ('--batch-size', 'batch_size', int, "TTT batch size (1 trained best in the reference)"),
     ('--n', 'n', int, "augmented views per test input at inference"),

@@ -11,7 +11,7 @@ from .encoding import check_tokenizer, make_compact_tokenizer
 
 # %% auto 0
 __all__ = ['DTYPES', 'DEFAULT_TARGETS', 'ModelError', 'resolve_device', 'load_base', 'make_tiny_model', 'lora_layers',
-           'reset_lora', 'attach_lora', 'lora_state', 'save_adapter', 'load_adapter_weights']
+           'reset_lora', 'attach_lora', 'lora_state', 'AdapterWriter', 'save_adapter', 'load_adapter_weights']
 
 # %% ../nbs/04_model.ipynb
 class ModelError(ValueError): "A model or adapter that cannot be used; the message names the path and the fix."
@@ -83,12 +83,13 @@ def reset_lora(model, seed: int = 0):
             for name in m.lora_A: m.reset_lora_parameters(name, True)
     return model
 
-def attach_lora(model, *, rank=32, alpha=None, dropout=0.0, target_modules=DEFAULT_TARGETS, seed=0):
-    "Wrap `model` with one LoRA adapter (peft), once per worker; `alpha` defaults to `rank`."
+def attach_lora(model, *, rank=32, alpha=None, dropout=0.0, target_modules=DEFAULT_TARGETS, seed=0, lora_dtype='float32'):
+    "Wrap `model` with one LoRA adapter (peft), once per worker; `alpha` defaults to `rank`; LoRA weights in fp32 or the base dtype ('base')."
     from peft import LoraConfig, get_peft_model
+    if lora_dtype not in ('float32', 'base'): raise ValueError(f"lora_dtype must be 'float32' or 'base', not {lora_dtype!r}")
     cfg = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=dropout, target_modules=list(target_modules),
                      task_type='CAUSAL_LM', bias='none')
-    pm = get_peft_model(model, cfg)
+    pm = get_peft_model(model, cfg, autocast_adapter_dtype=(lora_dtype == 'float32'))
     return reset_lora(pm, seed)
 
 def lora_state(model) -> dict:
@@ -97,15 +98,57 @@ def lora_state(model) -> dict:
     return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 # %% ../nbs/04_model.ipynb
-def save_adapter(model, dir) -> Path:
-    "Write the LoRA adapter of `model` to `dir` in peft format, atomically (temp folder + rename)."
-    dir = Path(dir); dir.parent.mkdir(parents=True, exist_ok=True)
+def _lora_tensors(model) -> dict:
+    from peft import get_peft_model_state_dict
+    return get_peft_model_state_dict(model)
+
+def _write_adapter(config, tensors: dict, dir: Path):
+    "Write peft's adapter files to a temporary folder beside `dir`, then rename it into place."
+    from safetensors.torch import save_file
+    dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = dir.with_name(f'.{dir.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp')
-    model.save_pretrained(tmp)
+    tmp.mkdir()
+    config.save_pretrained(tmp)
+    save_file(tensors, tmp/'adapter_model.safetensors', metadata={'format': 'pt'})
     if dir.exists():  # replacing an older adapter: move it aside first, so the rename below is atomic
         old = dir.with_name(f'.{dir.name}.{uuid.uuid4().hex[:6]}.old'); os.replace(dir, old); shutil.rmtree(old, ignore_errors=True)
     os.replace(tmp, dir)
     return dir
+
+class AdapterWriter:
+    "Saves adapters in the background: `save` waits only for the copy to host memory; `wait` for the files."
+    def __init__(self): self._thread, self._error, self._bufs = None, None, {}
+    def _host_copy(self, model) -> dict:
+        out = {}
+        for k, v in _lora_tensors(model).items():
+            b = self._bufs.get(k)
+            if b is None or b.shape != v.shape or b.dtype != v.dtype:  # pinned buffers, made once per worker
+                b = self._bufs[k] = torch.empty(v.shape, dtype=v.dtype, device='cpu', pin_memory=v.is_cuda)
+            b.copy_(v.detach(), non_blocking=True); out[k] = b
+        if model.device.type == 'cuda': torch.cuda.synchronize(model.device)
+        return out
+    def save(self, model, dir, on_done=None) -> 'AdapterWriter':
+        "Start writing `model`'s adapter to `dir`; `on_done(error or None)` runs in the writer thread when it is finished."
+        import copy, threading
+        self.wait()  # one write in flight at a time (it also frees the pinned buffers for reuse)
+        tensors, config = self._host_copy(model), copy.deepcopy(model.peft_config[model.active_adapter])
+        def run():
+            err = None
+            try: _write_adapter(config, tensors, Path(dir))
+            except BaseException as e: err = e
+            if on_done is not None: on_done(err)
+            elif err is not None: self._error = err
+        self._thread = threading.Thread(target=run, daemon=True); self._thread.start()
+        return self
+    def wait(self):
+        "Block until the write in flight is finished; re-raise its error when no `on_done` took it."
+        if self._thread is not None: self._thread.join(); self._thread = None
+        if self._error is not None: e, self._error = self._error, None; raise e
+
+def save_adapter(model, dir) -> Path:
+    "Write the LoRA adapter of `model` to `dir` in peft format, atomically (temp folder + rename)."
+    AdapterWriter().save(model, dir).wait()
+    return Path(dir)
 
 def _adapter_config(model):
     c = model.peft_config[model.active_adapter]

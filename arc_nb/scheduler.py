@@ -32,6 +32,7 @@ class RunConfig:
     lora_rank: int = 32
     lora_alpha: int | None = None
     lora_dropout: float = 0.0
+    lora_dtype: str = 'float32'     # LoRA weights in fp32, or 'base' (the model's dtype)
     max_seq_len: int = 8192
     batch_size: int = 1
     gradient_checkpointing: str = 'auto'
@@ -63,7 +64,7 @@ class RunConfig:
     def ttt(self):
         from arc_nb.ttt import TTTConfig
         return TTTConfig(epochs=self.epochs, lr=self.lr, lora_rank=self.lora_rank, lora_alpha=self.lora_alpha,
-                         lora_dropout=self.lora_dropout, max_seq_len=self.max_seq_len, batch_size=self.batch_size,
+                         lora_dropout=self.lora_dropout, lora_dtype=self.lora_dtype, max_seq_len=self.max_seq_len, batch_size=self.batch_size,
                          gradient_checkpointing=self.gradient_checkpointing, seed=self.seed)
 
     def infer(self):
@@ -110,7 +111,7 @@ class RunDir:
     def claim(self, tid, phase):
         "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
         if self.done(tid, phase): return None
-        lock = FileLock(self.locks/f'{tid}.{phase}', preserve_lock_file=True)
+        lock = FileLock(self.locks/f'{tid}.{phase}', preserve_lock_file=True, thread_local=False)  # the adapter writer thread may release it
         try: lock.acquire(timeout=0)
         except Timeout: return None
         if self.done(tid, phase): lock.release(); return None  # finished between our check and our lock
@@ -175,7 +176,7 @@ def worker_main(argv=None) -> int:
         print(f"slot {name} is held by another live worker", file=sys.stderr); return 3
     emit('worker_start')
     import torch
-    from arc_nb.model import load_base, attach_lora, reset_lora, save_adapter, load_adapter_weights
+    from arc_nb.model import load_base, attach_lora, reset_lora, AdapterWriter, load_adapter_weights
     from arc_nb.encoding import check_tokenizer
     from arc_nb.ttt import train_task
     from arc_nb.inference import predict_task, write_predictions
@@ -187,7 +188,8 @@ def worker_main(argv=None) -> int:
     model, tok = load_base(model_path, device=dev, dtype=dtype)
     v = check_tokenizer(tok)
     tcfg, icfg = cfg.ttt(), cfg.infer()
-    model = attach_lora(model, rank=tcfg.lora_rank, alpha=tcfg.lora_alpha, dropout=tcfg.lora_dropout, seed=tcfg.seed)
+    model = attach_lora(model, rank=tcfg.lora_rank, alpha=tcfg.lora_alpha, dropout=tcfg.lora_dropout, seed=tcfg.seed, lora_dtype=tcfg.lora_dtype)
+    writer = AdapterWriter()  # adapters are written in the background; the worker waits only for the copy to host memory
     emit('model_load', seconds=time.time() - t0, model=str(model_path), device=dev, dtype=dtype)
     tasks, order = run.tasks(), run.order()
     est = _Estimator(run.events(), dict(json.loads(run.order_file.read_text())))
@@ -210,11 +212,18 @@ def worker_main(argv=None) -> int:
         emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds), tokens=sum(p.tokens for p in preds),
              tests=len(preds), seconds=sec)
 
-    def work(task, tc, ic, t_claim):
+    def work(task, tc, ic, t_claim, lock):
+        "Do the task; returns True when the claim was handed to the adapter writer (it releases it once the files are in place)."
         if a.phase in ('train', 'fused'):
             r = train(task, tc); est.tr.append(r.seconds / max(r.tokens, 1))
         if a.phase == 'train':
-            t = time.time(); save_adapter(model, run.adapter(task.id)); emit('adapter_save', task=task.id, seconds=time.time() - t)
+            def written(err, tid=task.id):
+                if err is not None:
+                    emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
+                    write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
+                lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
+            t = time.time(); writer.save(model, run.adapter(task.id), on_done=written); emit('adapter_save', task=task.id, seconds=time.time() - t)
+            return True
         if a.phase == 'infer':
             t = time.time(); load_adapter_weights(model, run.adapter(task.id)); emit('adapter_load', task=task.id, seconds=time.time() - t)
         if a.phase in ('infer', 'fused'):
@@ -243,10 +252,10 @@ def worker_main(argv=None) -> int:
             time.sleep(0.2)  # the rest is held by other workers (a killed one's task comes free) or not trained yet
             continue
         t_claim = time.time(); emit('claim', task=task.id)
-        tc, ic = tcfg, icfg
+        tc, ic, handed = tcfg, icfg, False
         try:
             for attempt in (0, 1):
-                try: work(task, tc, ic, t_claim); break
+                try: handed = bool(work(task, tc, ic, t_claim, lock)); break
                 except Exception as e:
                     if attempt == 0 and _is_oom(e):
                         if gpu is not None: torch.cuda.empty_cache()
@@ -260,7 +269,8 @@ def worker_main(argv=None) -> int:
             write_json(run.error_file(task.id, 'infer' if a.phase == 'infer' else 'train'), {'task': task.id, 'phase': a.phase, 'message': msg})
         finally:
             emit('task_end', task=task.id, seconds=time.time() - t_claim)
-            lock.release()
+            if not handed: lock.release()
+    writer.wait()  # the last adapter is on disk before the worker says it is done
     emit('worker_exit')
     slot.release()
     return 0

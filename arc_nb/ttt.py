@@ -25,6 +25,7 @@ class TTTConfig:
     lora_rank: int = 32
     lora_alpha: int | None = None      # None: equal to lora_rank
     lora_dropout: float = 0.0
+    lora_dtype: str = 'float32'         # LoRA weights in fp32 (peft's default) or 'base' (the model's dtype, e.g. bf16)
     max_seq_len: int = 8192
     batch_size: int = 1
     d8: bool = True                    # augmentations drawn per sequence
@@ -102,7 +103,7 @@ def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> 
     "Train the resident LoRA on encoded sequences (an optimizer and schedule made here); the model is left in eval mode with its cache setting restored."
     t0 = time.perf_counter()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=model.device.type == 'cuda')  # one kernel for all LoRA tensors
     total = math.ceil(len(seqs) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
     ckpt = _use_checkpointing(cfg, model, max((len(s) for s in seqs), default=0))
