@@ -12,7 +12,7 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
 
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_config_from_args',
-           'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'build_parser', 'main']
+           'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -145,6 +145,17 @@ def cmd_kaggle(a):
     print(f"wrote {nb} and {nb.parent/'kernel-metadata.json'}", file=sys.stderr)
     return 0
 
+def cmd_pretrain(a):
+    "Train (or resume) the small ARC model in OUT/checkpoint; with --export DIR, also write a --model folder."
+    from arc_nb.pretrain import pretrain, export_model, PretrainConfig
+    from dataclasses import fields as _f
+    kw = {f.name: getattr(a, f.name) for f in _f(PretrainConfig) if getattr(a, f.name, None) is not None}
+    st = pretrain(a.out, PretrainConfig(**kw), time_limit=a.time_limit, max_steps=a.max_steps, progress=not a.quiet)
+    print(f"step {st['step']}, {st['tokens']/1e6:.1f}M tokens, {st['seconds']:.0f}s, loss {st['losses'][-1][1] if st['losses'] else float('nan'):.3f}", file=sys.stderr)
+    if a.export: print(f"model: {export_model(Path(a.out)/'checkpoint', a.export)}", file=sys.stderr)
+    print(json.dumps({k: st[k] for k in ('step', 'tokens', 'seconds')}))
+    return 0
+
 # %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
@@ -185,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)
     s.add_argument('run', help="a run directory"); s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
+    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)", description=cmd_pretrain.__doc__)
+    s.add_argument('--out', required=True, help="folder: OUT/checkpoint is read (resume) and written")
+    s.add_argument('--data', default=None, help="training tasks [default: arc-agi-1/training]")
+    s.add_argument('--exclude', default=None, help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]")
+    for n, t in (('layers', int), ('hidden', int), ('heads', int), ('intermediate', int), ('max-seq-len', int), ('batch-size', int), ('lr', float), ('seed', int)):
+        s.add_argument(f'--{n}', dest=n.replace('-', '_'), type=t, default=None)
+    s.add_argument('--time-limit', type=float, default=None, help="stop (and checkpoint) after this many seconds")
+    s.add_argument('--max-steps', type=int, default=None, help="stop at this step")
+    s.add_argument('--export', default=None, help="also write a save_pretrained model folder here (for --model)")
+    s.add_argument('--quiet', action='store_true')
+    s.set_defaults(func=cmd_pretrain)
     k = sub.add_parser('kaggle', help="build the Kaggle submission notebook").add_subparsers(dest='kaggle_command', required=True, metavar='build')
     s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json", description=cmd_kaggle.__doc__)
     s.add_argument('--out', default='kaggle', help="folder to write [default: kaggle]")
