@@ -205,14 +205,14 @@ def worker_main(argv=None) -> int:
         write_json(run.train_json(task.id), r.to_json())
         return r
 
-    def infer(task, ic, t_claim):
+    def infer(task, ic):
         t = time.time(); preds = predict_task(model, v, task, ic)
         sec = time.time() - t
         write_predictions(run.predictions(task.id), task.id, preds, seconds=sec)
         emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds), tokens=sum(p.tokens for p in preds),
              tests=len(preds), seconds=sec)
 
-    def work(task, tc, ic, t_claim, lock):
+    def work(task, tc, ic, lock):
         "Do the task; returns True when the claim was handed to the adapter writer (it releases it once the files are in place)."
         if a.phase in ('train', 'fused'):
             r = train(task, tc); est.tr.append(r.seconds / max(r.tokens, 1))
@@ -227,7 +227,7 @@ def worker_main(argv=None) -> int:
         if a.phase == 'infer':
             t = time.time(); load_adapter_weights(model, run.adapter(task.id)); emit('adapter_load', task=task.id, seconds=time.time() - t)
         if a.phase in ('infer', 'fused'):
-            t = time.time(); infer(task, ic, t_claim); est.inf.append((time.time() - t) / len(task.test))
+            t = time.time(); infer(task, ic); est.inf.append((time.time() - t) / len(task.test))
 
     def need(tid):
         t = tasks[tid]
@@ -255,7 +255,7 @@ def worker_main(argv=None) -> int:
         tc, ic, handed = tcfg, icfg, False
         try:
             for attempt in (0, 1):
-                try: handed = bool(work(task, tc, ic, t_claim, lock)); break
+                try: handed = bool(work(task, tc, ic, lock)); break
                 except Exception as e:
                     if attempt == 0 and _is_oom(e):
                         if gpu is not None: torch.cuda.empty_cache()
@@ -390,7 +390,7 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
     elif run.config_file.exists():
         raise RunError(f"{run.path} already holds a run: pass --resume to finish it, or choose another --out")
     tasks, bad = _prepare(cfg, run, resume)
-    challenges = {**{k: t for k, t in tasks.items()}, **{k: {'test': [None] * n} for k, n in bad.items()}}
+    challenges = {**tasks, **{k: {'test': [None] * n} for k, n in bad.items()}}  # what the final submission is validated against
     write_submission(build_submission(run, tasks, bad), run.submission_file)  # valid from the first second
     deadline = None if cfg.time_budget is None else t_start + cfg.time_budget
     grace = 0 if deadline is None else min(30.0, max(1.0, 0.03 * cfg.time_budget))
