@@ -14,7 +14,7 @@ setuptools.setup(
     author=cfg['author'], license=cfg['license'], python_requires=f">={cfg['min_python']}",
     packages=setuptools.find_packages(include=['arc_nb', 'arc_nb.*']), include_package_data=True,
     install_requires=reqs('requirements'),
-    extras_require={'dev': reqs('dev_requirements'), 'vllm': ['vllm'], 'ray': ['ray[default]']},
+    extras_require={'dev': reqs('dev_requirements'), 'vllm': ['vllm'], 'ray': ['ray']},
     entry_points={'console_scripts': cfg['console_scripts'].split(), 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,
 )

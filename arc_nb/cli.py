@@ -93,7 +93,11 @@ def cmd_run(a):
     else:
         if not a.out: raise ValueError("--out RUN is required: the run directory to write")
         cfg = run_config_from_args(a)
-    try: s = launch(cfg, resume=a.resume, progress=not a.quiet)
+    try:
+        if a.backend == 'ray':
+            from arc_nb.cluster import launch_ray
+            s = launch_ray(cfg, address=a.address, resume=a.resume, progress=not a.quiet)
+        else: s = launch(cfg, resume=a.resume, progress=not a.quiet)
     except RunError as e: raise ValueError(str(e)) from None
     score = f"score {s['score']:.2f}% over {s['tasks']} tasks" if 'score' in s else f"{s['tasks']} tasks (no solutions to score against)"
     print(f"{score}; trained {s['trained']}, predicted {s['predicted']} in {s['seconds']:.0f}s"
@@ -125,7 +129,10 @@ def cmd_sweep(a):
     if not a.param: raise ValueError("give at least one --param name=v1,v2")
     base = run_config_from_args(argparse.Namespace(**{**vars(a), 'out': 'unused'}))
     grid = dict(a.param)
-    res = sweep(base, grid, a.seeds, a.out, progress=not a.quiet)
+    if a.backend == 'ray':
+        from arc_nb.cluster import sweep_ray
+        res = sweep_ray(base, grid, a.seeds, a.out, address=a.address)
+    else: res = sweep(base, grid, a.seeds, a.out, progress=not a.quiet)
     for k in grid:
         ax = plot_sweep(res, k); ax.figure.tight_layout(); ax.figure.savefig(Path(a.out)/f'sweep_{k}.png', dpi=110)
         print(sweep_table(res, k).to_string(index=False), file=sys.stderr)
@@ -156,6 +163,11 @@ def cmd_pretrain(a):
     print(json.dumps({k: st[k] for k in ('step', 'tokens', 'seconds')}))
     return 0
 
+def _backend_args(s):
+    s.add_argument('--backend', choices=['local', 'ray'], default='local',
+                   help="local: worker processes on this machine (default); ray: Ray actors on a cluster (pip install -e '.[ray]')")
+    s.add_argument('--address', default=None, help="with --backend ray: the cluster (e.g. auto, or ray://head:10001); default: start a local one")
+
 # %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
@@ -182,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--config', help="JSON file of settings (keys as in RUN/config.json)")
     s.add_argument('--resume', action='store_true', help="finish the run in --out: only what is not done yet (its saved settings are used)")
     s.add_argument('--quiet', action='store_true', help="no progress bar")
+    _backend_args(s)
     from arc_nb.scheduler import RunConfig
     dflt = RunConfig()
     for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=f"{hlp} [default: {getattr(dflt, dest)}]")
@@ -191,6 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--seeds', type=int, default=3, help="seeds per setting [default: 3]")
     s.add_argument('--out', required=True, help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
     s.add_argument('--config', help="JSON file of the base settings"); s.add_argument('--quiet', action='store_true')
+    _backend_args(s)
     for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=hlp)
     s.set_defaults(func=cmd_sweep)
     s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)

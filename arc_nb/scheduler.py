@@ -14,7 +14,7 @@ from .encoding import Vocab, task_tokens
 
 # %% auto 0
 __all__ = ['COUNT_VOCAB', 'WORKER_CODE', 'MONITOR_CODE', 'RunConfig', 'RunDir', 'worker_main', 'RunError', 'resolve_gpus',
-           'select_tasks', 'build_submission', 'launch']
+           'select_tasks', 'build_submission', 'worker_argv', 'LocalBackend', 'launch']
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
@@ -165,10 +165,14 @@ def worker_main(argv=None) -> int:
     ap.add_argument('--run'); ap.add_argument('--phase'); ap.add_argument('--gpu'); ap.add_argument('--slot', type=int)
     ap.add_argument('--deadline', type=float, default=None); ap.add_argument('--parent', type=int, default=None)
     a = ap.parse_args(argv)
-    gpu = None if a.gpu == 'cpu' else int(a.gpu)
-    if gpu is not None: os.environ['CUDA_VISIBLE_DEVICES'] = str(gpu)  # before torch is imported (the launcher set it too)
+    if a.gpu == 'ray':  # a Ray actor: Ray has set CUDA_VISIBLE_DEVICES to the GPU it assigned (empty for a CPU slot)
+        vis = os.environ.get('CUDA_VISIBLE_DEVICES', '')
+        gpu = int(vis.split(',')[0]) if vis.strip() else None
+    else:
+        gpu = None if a.gpu == 'cpu' else int(a.gpu)
+        if gpu is not None: os.environ['CUDA_VISIBLE_DEVICES'] = str(gpu)  # before torch is imported (the launcher set it too)
     run = RunDir(a.run); cfg = run.config()
-    name = f"{a.phase}-{a.gpu}-{a.slot}"
+    name = f"{a.phase}-{'cpu' if gpu is None else gpu}-{a.slot}"
     base = dict(worker=name, pid=os.getpid(), phase=a.phase, gpu=gpu, slot=a.slot)
     emit = lambda ev, **kw: run.emit(ev, **base, **kw)
     try: slot = run.slot_lock(a.gpu, a.phase, a.slot)
@@ -335,18 +339,37 @@ def _start_monitor(run, cfg, gpus):
 @dataclass
 class _Slot:
     phase: str; gpu: object; slot: int
-    proc: object = None; restarts: int = 0; finished: bool = False; pid_loaded: set = field(default_factory=set)
+    handle: object = None; pid: int | None = None; restarts: int = 0; finished: bool = False
     @property
     def name(self): return f"{self.phase}-{'cpu' if self.gpu is None else self.gpu}-{self.slot}"
 
-def _start(run, s: _Slot, deadline, threads):
-    env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '' if s.gpu is None else str(s.gpu), 'OMP_NUM_THREADS': str(threads),
-           'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
-    cmd = [sys.executable, '-c', WORKER_CODE, '--run', str(run.path), '--phase', s.phase, '--gpu', 'cpu' if s.gpu is None else str(s.gpu),
-           '--slot', str(s.slot), '--parent', str(os.getpid())] + ([] if deadline is None else ['--deadline', str(deadline)])
-    log = open(run.path/'logs'/f'{s.name}.log', 'ab')
-    s.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
-    log.close()
+def worker_argv(run, s: _Slot, deadline, parent=None, gpu_arg=None) -> list[str]:
+    "The arguments of `worker_main` for slot `s`."
+    g = gpu_arg if gpu_arg is not None else ('cpu' if s.gpu is None else str(s.gpu))
+    return (['--run', str(run.path), '--phase', s.phase, '--gpu', g, '--slot', str(s.slot)] + ([] if parent is None else ['--parent', str(parent)])
+            + ([] if deadline is None else ['--deadline', str(deadline)]))
+
+class LocalBackend:
+    "Workers as subprocesses of the launcher, one per slot, pinned with CUDA_VISIBLE_DEVICES (the default backend)."
+    def start(self, run, s: _Slot, deadline, threads):
+        env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '' if s.gpu is None else str(s.gpu), 'OMP_NUM_THREADS': str(threads),
+               'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
+        log = open(run.path/'logs'/f'{s.name}.log', 'ab')
+        s.handle = subprocess.Popen([sys.executable, '-c', WORKER_CODE] + worker_argv(run, s, deadline, parent=os.getpid()), stdout=log,
+                                    stderr=subprocess.STDOUT, env=env, preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
+        s.pid = s.handle.pid
+        log.close()
+    def exit_code(self, s: _Slot):
+        "None while the worker runs; its exit status once it has ended (negative: killed by that signal)."
+        return s.handle.poll()
+    def stop(self, slots, wait_s):
+        live = [s for s in slots if s.handle is not None and s.handle.poll() is None]
+        for s in live: s.handle.terminate()
+        t_end = time.time() + wait_s
+        for s in live:
+            try: s.handle.wait(timeout=max(0.05, t_end - time.time()))
+            except subprocess.TimeoutExpired: s.handle.kill(); s.handle.wait()
+    def close(self): pass
 
 def _log_tail(run, s, n=15):
     f = run.path/'logs'/f'{s.name}.log'
@@ -377,9 +400,10 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     return tasks, bad
 
 # %% ../nbs/07_scheduler.ipynb
-def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -> dict:
+def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, **kw) -> dict:
     "Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions are known."
     t_start = time.time()
+    backend = backend or LocalBackend()
     cfg = replace(cfg or RunConfig(), **kw)
     run = RunDir(cfg.out)
     if resume:
@@ -401,15 +425,15 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
         make_tiny_model(run.path/'tiny-model')
     elif cfg.model != 'tiny' and not Path(cfg.model).is_dir():
         raise RunError(f"model directory {cfg.model} does not exist (pass a local Hugging Face model folder, or --model tiny)")
-    gpus = resolve_gpus(cfg.gpus)
+    gpus = backend.gpus(cfg) if hasattr(backend, 'gpus') else resolve_gpus(cfg.gpus)
     phases = [('fused', cfg.train_slots)] if cfg.mode == 'fused' else [('train', cfg.train_slots), ('infer', cfg.infer_slots)]
     slots = [_Slot(ph, g, k) for g in gpus for ph, n in phases for k in range(n)]
     threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // len(slots))
     worker_deadline = None if deadline is None else deadline - grace
     todo = [t for t in tasks if not run.done(t, 'infer')]
     if not todo: slots = []  # resumed with nothing left: no worker is started
-    for s in slots: _start(run, s, worker_deadline, threads)
-    mon = _start_monitor(run, cfg, gpus) if slots and cfg.monitor_interval else None
+    for s in slots: backend.start(run, s, worker_deadline, threads)
+    mon = _start_monitor(run, cfg, resolve_gpus(cfg.gpus) if isinstance(backend, LocalBackend) else resolve_gpus('auto')) if slots and cfg.monitor_interval else None
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -428,16 +452,16 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
                     except json.JSONDecodeError: continue
                     if e.get('event') == 'model_load': loaded.add(e['pid'])
             for s in slots:
-                if s.finished or s.proc is None or s.proc.poll() is None: continue
-                rc = s.proc.returncode
+                rc = None if s.finished or s.handle is None else backend.exit_code(s)
+                if rc is None: continue
                 if rc == 0: s.finished = True; continue
-                if s.proc.pid not in loaded and rc > 0 and rc != 3:  # an error exit before the model loaded (3: slot still held)
+                if s.pid not in loaded and rc > 0 and rc != 3:  # an error exit before the model loaded (3: slot still held)
                     raise RunError(f"worker {s.name} failed on start (exit {rc}); its log {run.path/'logs'/(s.name + '.log')} ends:\n{_log_tail(run, s)}")
                 if s.restarts >= cfg.max_restarts:
                     s.finished = True; run.emit('task_error', **base, message=f"worker {s.name} died {s.restarts + 1} times (exit {rc}); not restarted"); continue
                 s.restarts += 1
-                run.emit('worker_restart', **base, message=f"worker {s.name} (pid {s.proc.pid}) exited with {rc}; restarting", restarts=s.restarts)
-                _start(run, s, worker_deadline, threads)
+                run.emit('worker_restart', **base, message=f"worker {s.name} (pid {s.pid}) exited with {rc}; restarting", restarts=s.restarts)
+                backend.start(run, s, worker_deadline, threads)
             if cfg.mode == 'split' and not run.train_done_file.exists() and all(s.finished for s in slots if s.phase == 'train'):
                 run.train_done_file.touch()
             n_pred = sum(run.done(t, 'infer') for t in tasks)
@@ -452,13 +476,9 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, **kw) -
             time.sleep(0.25)
     finally:
         run.stop_file.touch()
-        live = [s for s in slots if s.proc is not None and s.proc.poll() is None]
-        for s in live: s.proc.terminate()
         if mon is not None: mon.terminate()
-        t_wait = time.time() + (min(grace / 2, 5.0) if cut else 10.0)
-        for s in live:
-            try: s.proc.wait(timeout=max(0.05, t_wait - time.time()))
-            except subprocess.TimeoutExpired: s.proc.kill(); s.proc.wait()
+        backend.stop(slots, min(grace / 2, 5.0) if cut else 10.0)
+        backend.close()
         if mon is not None:
             try: mon.wait(timeout=2)
             except subprocess.TimeoutExpired: mon.kill()
