@@ -102,7 +102,8 @@ def cmd_run(a):
     score = f"score {s['score']:.2f}% over {s['tasks']} tasks" if 'score' in s else f"{s['tasks']} tasks (no solutions to score against)"
     print(f"{score}; trained {s['trained']}, predicted {s['predicted']} in {s['seconds']:.0f}s"
           f"{' (cut by the time budget)' if s['deadline_cut'] else ''}\n"
-          f"submission: {s['run']}/submission.json   events: {s['run']}/events.jsonl", file=sys.stderr)
+          f"submission: {s['run']}/submission.json   events: {s['run']}/events.jsonl\n"
+          f"plots: arc-nb plot {s['run']}  (writes {s['run']}/plots/slots.png, resources.png, summary.md)", file=sys.stderr)
     print(json.dumps(s))
     return 0
 
