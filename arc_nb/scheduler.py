@@ -420,7 +420,8 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
     grace = 0 if deadline is None else min(30.0, max(1.0, 0.03 * cfg.time_budget))
     base = dict(worker='launcher', pid=os.getpid(), phase=None, gpu=None, slot=None)
     run.emit('run_start', **base, resume=resume, tasks=len(tasks), bad_tasks=len(bad), time_budget=cfg.time_budget)
-    if cfg.model == 'tiny' and not (run.path/'tiny-model'/'config.json').exists():
+    no_time = deadline is not None and time.time() >= deadline - grace - 1.0  # a budget spent before any worker could start
+    if cfg.model == 'tiny' and not (run.path/'tiny-model'/'config.json').exists() and not no_time:
         from arc_nb.model import make_tiny_model
         make_tiny_model(run.path/'tiny-model')
     elif cfg.model != 'tiny' and not Path(cfg.model).is_dir():
@@ -431,7 +432,7 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
     threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // len(slots))
     worker_deadline = None if deadline is None else deadline - grace
     todo = [t for t in tasks if not run.done(t, 'infer')]
-    if not todo: slots = []  # resumed with nothing left: no worker is started
+    if not todo or no_time: slots = []  # nothing left to do, or no time to do it: no worker is started
     for s in slots: backend.start(run, s, worker_deadline, threads)
     mon = _start_monitor(run, cfg, resolve_gpus(cfg.gpus) if isinstance(backend, LocalBackend) else resolve_gpus('auto')) if slots and cfg.monitor_interval else None
     bar = None
@@ -439,7 +440,7 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
         from tqdm.auto import tqdm
         bar = tqdm(total=len(tasks), desc='predicted', unit='task', initial=len(tasks) - len(todo), mininterval=2.0)
     seen_pred, offset, loaded = -1, 0, set()
-    cut = False
+    cut = no_time
     try:
         while True:
             # which worker pids have loaded their model (start failures are the ones that never did)
