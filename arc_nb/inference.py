@@ -76,6 +76,9 @@ def dfs_sample(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max
                 seq = branches[r][0] + (t,)
                 if t == eos_token_id: done.append((list(seq), s))
                 elif depth + 1 < max_new_tokens: keep_r.append(r); keep_t.append((seq, s))
+            if keep_r == list(range(len(branches))) and len(keep_r) <= max_batch:
+                nxt.append((cache, keep_t))  # every branch has exactly one child: the cache rows stay as they are, no copy
+                continue
             for i in range(0, len(keep_r), max_batch):
                 rr, bt = keep_r[i:i + max_batch], keep_t[i:i + max_batch]
                 nxt.append((_select(cache, torch.tensor(rr, device=dev)), bt))
