@@ -54,7 +54,7 @@ def _min_prob_arg(x):
 RUN_FLAGS = [  # (flag, RunConfig field, type, help)
     ('--data', 'data', str, SOURCE_HELP), ('--tasks', 'tasks', _tasks_arg, "a number (the first N task ids) or comma-separated task ids; default: all"),
     ('--model', 'model', str, "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)"),
-    ('--gpus', 'gpus', str, "'auto' (every GPU, or the CPU when there is none), 'cpu', or indices such as 0,1"),
+    ('--gpus', 'gpus', str, "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or cpu:N (N logical CPU devices, to try the multi-GPU logic)"),
     ('--train-slots', 'train_slots', int, "train workers per GPU (fused mode: fused workers per GPU)"),
     ('--infer-slots', 'infer_slots', int, "inference workers per GPU (split mode)"),
     ('--mode', 'mode', str, "split: train and inference workers; fused: each worker trains a task, then predicts it with the adapter in memory"),

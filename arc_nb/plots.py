@@ -98,7 +98,7 @@ def plot_slots(run, ax=None):
     if ax is None: _, ax = plt.subplots(figsize=(11, 0.45 * max(3, seg.worker.nunique() if len(seg) else 3) + 1.2))
     if not len(seg): ax.set_title('no worker events yet'); return ax
     t0 = seg.start.min()
-    seg = seg.assign(gkey=seg.gpu.fillna(-1))
+    seg = seg.assign(gkey=seg.gpu.fillna('').astype(str))  # GPU index, logical CPU device, or '' for the CPU
     names = seg.sort_values(['gkey', 'phase', 'slot']).worker.drop_duplicates().tolist()
     y = {n: i for i, n in enumerate(names)}
     for kind in ['task', 'load', 'adapter', 'train', 'save', 'predict', 'error']:

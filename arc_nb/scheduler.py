@@ -23,7 +23,7 @@ class RunConfig:
     out: str = 'runs/run'
     tasks: object = None            # None: all; an int: the first N task ids in sorted order; a list of task ids
     model: str = 'tiny'             # a local model folder, or 'tiny' (made in RUN/tiny-model)
-    gpus: object = 'auto'           # 'auto', 'cpu', or a list of GPU indices
+    gpus: object = 'auto'           # 'auto', 'cpu', 'cpu:N' (N logical CPU devices, for testing), or a list of GPU indices
     train_slots: int = 1            # train workers per GPU (fused mode: fused workers per GPU)
     infer_slots: int = 1            # inference workers per GPU (ignored in fused mode)
     mode: str = 'split'             # 'split' or 'fused'
@@ -168,12 +168,15 @@ def worker_main(argv=None) -> int:
     if a.gpu == 'ray':  # a Ray actor: Ray has set CUDA_VISIBLE_DEVICES to the GPU it assigned (empty for a CPU slot)
         vis = os.environ.get('CUDA_VISIBLE_DEVICES', '')
         gpu = int(vis.split(',')[0]) if vis.strip() else None
+        label = 'cpu' if gpu is None else str(gpu)
+    elif a.gpu.startswith('cpu'):  # 'cpu', or a logical CPU device 'cpu0', 'cpu1', ... (--gpus cpu:N)
+        gpu, label = None, a.gpu
     else:
-        gpu = None if a.gpu == 'cpu' else int(a.gpu)
-        if gpu is not None: os.environ['CUDA_VISIBLE_DEVICES'] = str(gpu)  # before torch is imported (the launcher set it too)
+        gpu, label = int(a.gpu), a.gpu
+        os.environ['CUDA_VISIBLE_DEVICES'] = str(gpu)  # before torch is imported (the launcher set it too)
     run = RunDir(a.run); cfg = run.config()
-    name = f"{a.phase}-{'cpu' if gpu is None else gpu}-{a.slot}"
-    base = dict(worker=name, pid=os.getpid(), phase=a.phase, gpu=gpu, slot=a.slot)
+    name = f"{a.phase}-{label}-{a.slot}"
+    base = dict(worker=name, pid=os.getpid(), phase=a.phase, gpu=gpu if gpu is not None or label == 'cpu' else label, slot=a.slot)
     emit = lambda ev, **kw: run.emit(ev, **base, **kw)
     try: slot = run.slot_lock(a.gpu, a.phase, a.slot)
     except Timeout:
@@ -283,8 +286,9 @@ def worker_main(argv=None) -> int:
 class RunError(RuntimeError): "A run that cannot go on; the message says why and where to look."
 
 def resolve_gpus(gpus) -> list:
-    "GPU indices to use; `[None]` means CPU slots."
+    "GPU indices to use; `[None]` means CPU slots; 'cpu:N' gives N logical CPU devices ('cpu0', ...), to exercise the multi-GPU logic on a CPU."
     if gpus in (None, 'cpu'): return [None]
+    if isinstance(gpus, str) and gpus.startswith('cpu:'): return [f'cpu{i}' for i in range(int(gpus[4:]))]
     if gpus == 'auto':
         try:
             import pynvml
@@ -327,7 +331,7 @@ MONITOR_CODE = 'import sys; from arc_nb.monitor import monitor_main; sys.exit(mo
 
 def _start_monitor(run, cfg, gpus):
     "The resource sampler (08_monitor) as its own process: it writes RUN/resources.csv until RUN/STOP appears."
-    g = 'cpu' if gpus == [None] else ','.join(map(str, gpus))
+    g = 'cpu' if all(x is None or isinstance(x, str) for x in gpus) else ','.join(str(x) for x in gpus if isinstance(x, int))
     log = open(run.path/'logs'/'monitor.log', 'ab')
     p = subprocess.Popen([sys.executable, '-c', MONITOR_CODE, '--run', str(run.path), '--interval', str(cfg.monitor_interval), '--gpus', g,
                           '--parent', str(os.getpid())], stdout=log, stderr=subprocess.STDOUT,
@@ -352,7 +356,7 @@ def worker_argv(run, s: _Slot, deadline, parent=None, gpu_arg=None) -> list[str]
 class LocalBackend:
     "Workers as subprocesses of the launcher, one per slot, pinned with CUDA_VISIBLE_DEVICES (the default backend)."
     def start(self, run, s: _Slot, deadline, threads):
-        env = {**os.environ, 'CUDA_VISIBLE_DEVICES': '' if s.gpu is None else str(s.gpu), 'OMP_NUM_THREADS': str(threads),
+        env = {**os.environ, 'CUDA_VISIBLE_DEVICES': str(s.gpu) if isinstance(s.gpu, int) else '', 'OMP_NUM_THREADS': str(threads),
                'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
         log = open(run.path/'logs'/f'{s.name}.log', 'ab')
         s.handle = subprocess.Popen([sys.executable, '-c', WORKER_CODE] + worker_argv(run, s, deadline, parent=os.getpid()), stdout=log,

@@ -174,3 +174,26 @@ def test_config_file_and_resume_refusal(tmp_path):
     cfgf.write_text(json.dumps({'epoch': 1}))
     r = subprocess.run(arc_nb_cmd() + ['run', '--config', str(cfgf), '--out', str(tmp_path / 'x')], capture_output=True, text=True)
     assert r.returncode == 2 and 'unknown setting(s) epoch' in r.stderr
+
+def test_two_logical_devices_share_the_work_and_survive_a_kill(tmp_path):
+    "The multi-GPU logic on a CPU: --gpus cpu:2 makes two device groups of slots (slot locks, names, plots per device)."
+    from arc_nb.plots import summary, plot_slots
+    out = tmp_path / 'two'
+    tasks = BY_SIZE[14:22]
+    p = subprocess.Popen(arc_nb_cmd() + ['run', '--out', str(out), '--tasks', ','.join(tasks), '--gpus', 'cpu:2', '--quiet', '--epochs', '20',
+                                         '--n', '2', '--min-prob', '0.1', '--max-seq-len', '2048', '--lora-rank', '8', '--cpu-threads', '1'],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = RunDir(out)
+    while not run.events_file.exists(): time.sleep(0.05)
+    e = _wait_for(run, lambda e: e['event'] == 'claim' and e['worker'] == 'train-cpu1-0')
+    os.kill(e['pid'], signal.SIGKILL)
+    _, err = p.communicate(timeout=600)
+    assert p.returncode == 0, err
+    check_complete(run, tasks)
+    evs = run.events()
+    assert {x['worker'] for x in evs if x['event'] == 'model_load'} == {'train-cpu0-0', 'infer-cpu0-0', 'train-cpu1-0', 'infer-cpu1-0'}
+    assert per_task(run, 'train_end') == Counter({t: 1 for t in tasks}) and per_task(run, 'infer_end') == Counter({t: 1 for t in tasks})
+    by_dev = Counter(x['gpu'] for x in evs if x['event'] == 'train_end')
+    assert set(by_dev) == {'cpu0', 'cpu1'}  # both device groups trained tasks
+    assert set(summary(out).gpu) == {'cpu0', 'cpu1'}
+    plot_slots(out)
