@@ -11,8 +11,9 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
                             validate_submission, make_submission, write_submission)
 
 # %% auto 0
-__all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_config_from_args',
-           'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'build_parser', 'main']
+__all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'read_config_file',
+           'run_config_from_args', 'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'build_parser',
+           'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -71,15 +72,19 @@ RUN_FLAGS = [  # (flag, RunConfig field, type, help)
     ('--cpu-threads', 'cpu_threads', int, "torch threads per CPU worker (default: cores / workers)"),
 ]
 
+def read_config_file(path) -> dict:
+    "The settings of a `--config FILE` (JSON), or one clear error naming the file."
+    p = Path(path)
+    if not p.exists(): raise ValueError(f"config file {p} does not exist")
+    try: d = json.loads(p.read_text())
+    except json.JSONDecodeError as e: raise ValueError(f"config file {p} is not valid JSON ({e})") from None
+    if not isinstance(d, dict): raise ValueError(f"config file {p} must hold a JSON object of settings")
+    return d
+
 def run_config_from_args(a):
     "RunConfig from `--config FILE` (if any), then the flags given on the command line."
     from arc_nb.scheduler import RunConfig
-    d = {}
-    if a.config:
-        p = Path(a.config)
-        if not p.exists(): raise ValueError(f"config file {p} does not exist")
-        try: d = json.loads(p.read_text())
-        except json.JSONDecodeError as e: raise ValueError(f"config file {p} is not valid JSON ({e})") from None
+    d = read_config_file(a.config) if a.config else {}
     d.update({f: getattr(a, f) for _, f, _, _ in RUN_FLAGS if hasattr(a, f)})  # only the flags given (defaults are SUPPRESS)
     if a.out: d['out'] = a.out
     return RunConfig.from_dict(d, a.config or 'command line')
@@ -144,12 +149,7 @@ def cmd_sweep(a):
 def cmd_kaggle(a):
     "Write the self-contained Kaggle submission notebook and its kernel metadata (default folder: kaggle/)."
     from arc_nb.kaggle import write_kaggle
-    cfg = None
-    if a.config:
-        p = Path(a.config)
-        if not p.exists(): raise ValueError(f"config file {p} does not exist")
-        cfg = json.loads(p.read_text())
-    nb = write_kaggle(a.out, cfg)
+    nb = write_kaggle(a.out, read_config_file(a.config) if a.config else None)
     print(f"wrote {nb} and {nb.parent/'kernel-metadata.json'}", file=sys.stderr)
     return 0
 

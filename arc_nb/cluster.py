@@ -79,23 +79,11 @@ def _run_one(cfg_dict):
 
 def sweep_ray(base: RunConfig, grid: dict, seeds, out, *, address=None):
     "Like `experiments.sweep`, with every (setting, seed) run a Ray task; finished runs are skipped."
-    import itertools
-    import pandas as pd
-    from arc_nb.experiments import run_name, run_result, _finished
+    from arc_nb.experiments import sweep_plan, sweep_results, _finished
     ray = connect(address)
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    keys = list(grid)
+    plan = sweep_plan(base, grid, seeds, out)
     has_gpu = ray.cluster_resources().get('GPU', 0) >= 1 and base.gpus != 'cpu'
     slots = base.train_slots + (base.infer_slots if base.mode == 'split' else 0)
     task = ray.remote(_run_one).options(**(dict(num_gpus=1, num_cpus=1) if has_gpu else dict(num_cpus=slots)), max_retries=2)
-    runs, refs = [], []
-    for values in itertools.product(*(grid[k] for k in keys)):
-        setting = dict(zip(keys, values))
-        for seed in seeds:
-            d = out/run_name(setting, seed); runs.append((setting, seed, d))
-            if not _finished(d): refs.append(task.remote(asdict(replace(base, **setting, seed=seed, out=str(d)))))
-    ray.get(refs)
-    df = pd.DataFrame([{**st, 'seed': sd, **run_result(d)} for st, sd, d in runs])
-    df.to_csv(out/'results.csv', index=False)
-    return df
+    ray.get([task.remote(asdict(cfg)) for _, _, cfg in plan if not _finished(cfg.out)])
+    return sweep_results(plan, out)

@@ -13,7 +13,8 @@ log = logging.getLogger('arc_nb')
 
 # %% auto 0
 __all__ = ['log', 'MAX_SIDE', 'N_COLORS', 'NAMED_SETS', 'ARCDataError', 'grid_problem', 'as_grid', 'Example', 'Task',
-           'parse_task', 'read_source', 'load_tasks_checked', 'load_tasks', 'write_atomic', 'write_json', 'save_tasks']
+           'parse_task', 'read_source', 'load_tasks_checked', 'load_tasks', 'write_atomic', 'write_json',
+           'append_jsonl', 'save_tasks']
 
 # %% ../nbs/00_data.ipynb
 class ARCDataError(ValueError):
@@ -183,6 +184,12 @@ def write_atomic(path, text: str):
         Path(tmp).unlink(missing_ok=True); raise
 
 def write_json(path, obj, **kw): write_atomic(path, json.dumps(obj, **kw))
+
+def append_jsonl(path, rec: dict):
+    "Append one JSON line with a single write on a file opened for appending: lines of concurrent writers never interleave."
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try: os.write(fd, (json.dumps(rec, default=str) + '\n').encode())
+    finally: os.close(fd)
 
 def save_tasks(tasks, challenges_path, with_solutions=True):
     "Write `tasks` as a Kaggle `*_challenges.json` (and `*_solutions.json` beside it when known)."

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 from .scheduler import RunConfig, RunDir, launch
 
 # %% auto 0
-__all__ = ['mean_ci', 'run_result', 'run_name', 'sweep', 'sweep_table', 'plot_sweep', 'quick_mode', 'repo_root',
-           'reference_figures', 'benchmark_results', 'analysis_base']
+__all__ = ['mean_ci', 'run_result', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table', 'plot_sweep', 'quick_mode',
+           'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base']
 
 # %% ../nbs/10_experiments.ipynb
 _T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
@@ -47,25 +47,27 @@ def _finished(run): return any(e['event'] == 'run_end' for e in RunDir(run).even
 def run_name(setting: dict, seed: int) -> str:
     return (','.join(f'{k}={v}' for k, v in setting.items()) or 'base') + f'/seed{seed}'
 
-def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, data=None) -> pd.DataFrame:
-    "One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table."
+def sweep_plan(base: RunConfig, grid: dict, seeds, out) -> list[tuple[dict, int, RunConfig]]:
+    "(setting, seed, its RunConfig with `out` set) for every run of the sweep, in a fixed order."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    keys = list(grid)
-    bad = [k for k in keys if k not in RunConfig.__dataclass_fields__]
+    bad = [k for k in grid if k not in RunConfig.__dataclass_fields__]
     if bad: raise ValueError(f"unknown setting(s) to sweep: {', '.join(bad)}")
-    rows = []
-    for values in itertools.product(*(grid[k] for k in keys)):
-        setting = dict(zip(keys, values))
-        for seed in seeds:
-            d = out/run_name(setting, seed)
-            if not _finished(d):
-                cfg = replace(base, **setting, seed=seed, out=str(d), **({'data': data} if data else {}))
-                launch(cfg, resume=(d/'config.json').exists(), progress=progress)
-            rows.append({**setting, 'seed': seed, **run_result(d)})
-    df = pd.DataFrame(rows)
-    df.to_csv(out/'results.csv', index=False)
+    return [(st, seed, replace(base, **st, seed=seed, out=str(out/run_name(st, seed))))
+            for st in (dict(zip(grid, v)) for v in itertools.product(*grid.values())) for seed in seeds]
+
+def sweep_results(plan, out) -> pd.DataFrame:
+    "The results table of a sweep's runs (written to out/results.csv)."
+    df = pd.DataFrame([{**st, 'seed': seed, **run_result(cfg.out)} for st, seed, cfg in plan])
+    df.to_csv(Path(out)/'results.csv', index=False)
     return df
+
+def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False) -> pd.DataFrame:
+    "One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table."
+    plan = sweep_plan(base, grid, seeds, out)
+    for _, _, cfg in plan:
+        if not _finished(cfg.out): launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=progress)
+    return sweep_results(plan, out)
 
 def sweep_table(results: pd.DataFrame, param: str, metric='score') -> pd.DataFrame:
     "Mean, 95% interval and number of seeds of `metric` per value of `param`."

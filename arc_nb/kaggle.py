@@ -58,7 +58,7 @@ sys.path.insert(0, str(SRC)); os.environ['PYTHONPATH'] = str(SRC) + os.pathsep +
 import arc_nb
 from arc_nb.scheduler import RunConfig, launch
 from arc_nb.data import load_tasks_checked, read_source
-from arc_nb.scoring import make_submission, write_submission, validate_submission
+from arc_nb.scoring import make_submission, write_submission, validate_submission, test_count, bad_task_attempts
 print('arc_nb', arc_nb.__version__, 'from', Path(arc_nb.__file__).parent)'''
 
 RUN = r'''run_dir = OUT/'arc_nb_run'
@@ -69,8 +69,7 @@ ids = sorted(challenges)[:int(MAX_TASKS)] if MAX_TASKS else sorted(challenges)
 tasks, bad = load_tasks_checked(DATA)
 sub = make_submission({k: t for k, t in tasks.items() if k in ids})
 for k in ids:  # a malformed task: one [[0]] guess per test entry it lists
-    t = challenges[k].get('test') if isinstance(challenges[k], dict) else None
-    if k not in sub: sub[k] = [{'attempt_1': [[0]], 'attempt_2': [[0]]} for _ in range(len(t) if isinstance(t, list) and t else 1)]
+    if k not in sub: sub[k] = bad_task_attempts(test_count(challenges[k]))
 write_submission(sub, OUT/'submission.json')
 cfg = RunConfig(**{**CONFIG, 'data': DATA, 'model': MODEL, 'out': str(run_dir), 'gpus': GPUS, 'tasks': ids,
                    'time_budget': max(1.0, BUDGET - (time.time() - T0))})

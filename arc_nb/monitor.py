@@ -70,13 +70,12 @@ def monitor_main(argv=None) -> int:
     run = Path(a.run)
     gpus = None if a.gpus == 'auto' else ([] if a.gpus == 'cpu' else [int(x) for x in a.gpus.split(',')])
     def started(g):
-        import json
+        from arc_nb.data import append_jsonl
         msg = (f"sampling {len(g.handles)} GPU(s) every {a.interval}s" if g.handles else
                "no GPU to sample: recording CPU and RAM only" + (f" ({g.error})" if getattr(g, 'error', None) else ''))
         rec = {'time': time.time(), 'event': 'monitor_start', 'worker': 'monitor', 'pid': os.getpid(), 'phase': None, 'gpu': None,
                'slot': None, 'message': msg, 'gpus': sorted(g.handles)}
-        fd = os.open(run/'events.jsonl', os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        os.write(fd, (json.dumps(rec) + '\n').encode()); os.close(fd)
+        append_jsonl(run/'events.jsonl', rec)
     stop = lambda: (run/'STOP').exists() or (a.parent is not None and os.getppid() != a.parent)
     monitor(run/'resources.csv', interval=a.interval, gpus=gpus, stop=stop, on_start=started)
     return 0

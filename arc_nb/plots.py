@@ -27,12 +27,19 @@ def read_resources(run) -> pd.DataFrame:
     return pd.read_csv(f) if f.exists() and f.stat().st_size else pd.DataFrame(columns=['time', 'gpu', 'gpu_util', 'vram_used', 'vram_total', 'cpu', 'ram'])
 
 # %% auto 0
-__all__ = ['SPAN_EVENTS', 'COLORS', 'read_events', 'read_resources', 'segments', 'summary', 'resource_means', 'plot_slots',
-           'plot_resources', 'Live', 'live', 'write_plots']
+__all__ = ['SPAN_EVENTS', 'COLORS', 'read_events', 'read_resources', 'end_time', 'segments', 'summary', 'resource_means',
+           'plot_slots', 'plot_resources', 'Live', 'live', 'write_plots']
 
 # %% ../nbs/09_plots.ipynb
 SPAN_EVENTS = {'adapter_reset': 'adapter', 'adapter_load': 'adapter', 'train_end': 'train', 'adapter_save': 'save', 'infer_end': 'predict'}
 COLORS = {'load': '#9e9e9e', 'adapter': '#ff9800', 'train': '#1976d2', 'save': '#8e24aa', 'predict': '#43a047', 'error': '#e53935', 'overhead': '#fdd835'}
+
+def end_time(ev: pd.DataFrame, pid) -> float:
+    "When a worker process ended: its worker_exit, else when the launcher saw it die (worker_restart), else its last event."
+    e = ev[ev.pid == pid]
+    if (e.event == 'worker_exit').any(): return e[e.event == 'worker_exit'].time.max()
+    if 'dead_pid' in ev and (ev.dead_pid == pid).any(): return ev[ev.dead_pid == pid].time.min()
+    return e.time.max()
 
 def segments(ev: pd.DataFrame) -> pd.DataFrame:
     "One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/predict/error/task), task, start, end."
@@ -56,7 +63,7 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         # a task claimed but never ended (the worker was killed): it ran until the worker's last event
         ended = set(g[g.event == 'task_end'].task)
         for _, c in claims.iterrows():
-            if c.task not in ended: rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': g.time.max()})
+            if c.task not in ended: rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid)})
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_plots.ipynb
@@ -68,7 +75,7 @@ def summary(run) -> pd.DataFrame:
     for (name, pid), g in seg.groupby(['worker', 'pid'], sort=False):
         e = ev[(ev.worker == name) & (ev.pid == pid)]
         t0 = e[e.event == 'worker_start'].time.min() if (e.event == 'worker_start').any() else e.time.min()
-        t1 = e[e.event == 'worker_exit'].time.max() if (e.event == 'worker_exit').any() else e.time.max()
+        t1 = end_time(ev, pid)
         life = t1 - t0
         load = g[g.kind == 'load'].eval('end - start').sum()
         task = g[g.kind == 'task'].eval('end - start').sum()

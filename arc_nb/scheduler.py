@@ -8,8 +8,8 @@ import json, os, signal, subprocess, sys, time, shutil, math
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 from filelock import FileLock, Timeout
-from .data import ARCDataError, Task, load_tasks, load_tasks_checked, read_source, save_tasks, write_json, NAMED_SETS
-from .scoring import make_submission, write_submission, validate_submission, score_submission
+from .data import ARCDataError, Task, load_tasks, read_source, write_json, append_jsonl
+from .scoring import make_submission, write_submission, validate_submission, score_submission, test_count, bad_task_attempts
 from .encoding import Vocab, task_tokens
 
 # %% auto 0
@@ -126,10 +126,7 @@ class RunDir:
     def emit(self, event: str, **kw):
         "Append one event line (a single O_APPEND write, so lines of concurrent writers never interleave)."
         rec = {'time': time.time(), 'event': event, **kw}
-        line = (json.dumps(rec, default=str) + '\n').encode()
-        fd = os.open(self.events_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try: os.write(fd, line)
-        finally: os.close(fd)
+        append_jsonl(self.events_file, rec)
         return rec
 
     def events(self) -> list[dict]:
@@ -317,7 +314,7 @@ def build_submission(run: RunDir, tasks: dict, bad: dict) -> dict:
             try: preds[tid] = attempts_of(json.loads(run.predictions(tid).read_text()))
             except (json.JSONDecodeError, KeyError): pass
     sub = make_submission(tasks, preds)
-    for tid, n in bad.items(): sub[tid] = [{'attempt_1': [[0]], 'attempt_2': [[0]]} for _ in range(n)]
+    for tid, n in bad.items(): sub[tid] = bad_task_attempts(n)
     return sub
 
 def _pdeathsig():
@@ -392,8 +389,7 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     for tid in ids:
         try: tasks[tid] = parse_task(tid, ch[tid], sols.get(tid), path=label)
         except ARCDataError as e:
-            t = ch[tid].get('test') if isinstance(ch[tid], dict) else None
-            bad[tid] = len(t) if isinstance(t, list) and t else 1
+            bad[tid] = test_count(ch[tid])
             run.emit('task_error', worker='launcher', pid=os.getpid(), phase=None, gpu=None, slot=None, task=tid, message=str(e))
     write_json(run.config_file, asdict(cfg), indent=1)
     write_json(run.challenges_file, {k: t.to_json() for k, t in tasks.items()})
@@ -465,7 +461,8 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
                 if s.restarts >= cfg.max_restarts:
                     s.finished = True; run.emit('task_error', **base, message=f"worker {s.name} died {s.restarts + 1} times (exit {rc}); not restarted"); continue
                 s.restarts += 1
-                run.emit('worker_restart', **base, message=f"worker {s.name} (pid {s.pid}) exited with {rc}; restarting", restarts=s.restarts)
+                run.emit('worker_restart', **base, message=f"worker {s.name} (pid {s.pid}) exited with {rc}; restarting", restarts=s.restarts,
+                         dead_pid=s.pid, dead_worker=s.name)  # when the launcher saw it die: where its timeline ends
                 backend.start(run, s, worker_deadline, threads)
             if cfg.mode == 'split' and not run.train_done_file.exists() and all(s.finished for s in slots if s.phase == 'train'):
                 run.train_done_file.touch()

@@ -10,8 +10,8 @@ import numpy as np
 from .data import Task, as_grid, grid_problem, load_tasks, read_source, write_json, ARCDataError
 
 # %% auto 0
-__all__ = ['fallback_attempts', 'make_submission', 'write_submission', 'validate_submission', 'score_task', 'score_submission',
-           'load_submission', 'read_solutions', 'read_challenges']
+__all__ = ['fallback_attempts', 'test_count', 'bad_task_attempts', 'make_submission', 'write_submission', 'validate_submission',
+           'score_task', 'score_submission', 'load_submission', 'read_solutions', 'read_challenges']
 
 # %% ../nbs/01_scoring.ipynb
 def fallback_attempts(task: Task) -> list[dict]:
@@ -31,6 +31,16 @@ def fallback_attempts(task: Task) -> list[dict]:
             a2 = [[c] * len(a1[0]) for _ in a1]
         out.append({'attempt_1': a1, 'attempt_2': a2})
     return out
+
+#| export
+def test_count(entry) -> int:
+    "How many test entries a raw (possibly malformed) challenge entry lists; at least 1."
+    t = entry.get('test') if isinstance(entry, dict) else None
+    return len(t) if isinstance(t, list) and t else 1
+
+def bad_task_attempts(n: int) -> list[dict]:
+    "Attempts for a task that could not be parsed: a 1x1 black grid per test entry, so the submission stays valid."
+    return [{'attempt_1': [[0]], 'attempt_2': [[0]]} for _ in range(n)]
 
 # %% ../nbs/01_scoring.ipynb
 def make_submission(tasks: dict[str, Task], predictions: dict | None = None) -> dict:
