@@ -47,13 +47,13 @@ def cmd_make_tiny_model(a):
     return 0
 
 def _tasks_arg(x):
-    return int(x) if x.isdigit() else [t for t in x.split(',') if t]
+    return int(x) if x.isdigit() else x if x.startswith('smallest:') else [t for t in x.split(',') if t]
 
 def _min_prob_arg(x):
     return None if x.lower() in ('none', 'greedy') else float(x)
 
 RUN_FLAGS = [  # (flag, RunConfig field, type, help)
-    ('--data', 'data', str, SOURCE_HELP), ('--tasks', 'tasks', _tasks_arg, "a number (the first N task ids) or comma-separated task ids; default: all"),
+    ('--data', 'data', str, SOURCE_HELP), ('--tasks', 'tasks', _tasks_arg, "a number (the first N task ids), smallest:N (the N with the fewest grid cells) or comma-separated task ids; default: all"),
     ('--model', 'model', str, "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)"),
     ('--gpus', 'gpus', str, "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or cpu:N (N logical CPU devices, to try the multi-GPU logic)"),
     ('--train-slots', 'train_slots', int, "train workers per GPU (fused mode: fused workers per GPU)"),
@@ -138,7 +138,7 @@ def cmd_sweep(a):
     if a.backend == 'ray':
         from arc_nb.cluster import sweep_ray
         res = sweep_ray(base, grid, a.seeds, a.out, address=a.address)
-    else: res = sweep(base, grid, a.seeds, a.out, progress=not a.quiet)
+    else: res = sweep(base, grid, a.seeds, a.out, progress=not a.quiet, parallel=a.parallel)
     for k in grid:
         ax = plot_sweep(res, k); ax.figure.tight_layout(); ax.figure.savefig(Path(a.out)/f'sweep_{k}.png', dpi=110)
         print(sweep_table(res, k).to_string(index=False), file=sys.stderr)
@@ -155,10 +155,10 @@ def cmd_kaggle(a):
 
 def cmd_pretrain(a):
     "Train (or resume) the small ARC model in OUT/checkpoint; with --export DIR, also write a --model folder."
-    from arc_nb.pretrain import pretrain, export_model, PretrainConfig
+    from arc_nb.pretrain import pretrain, export_model, resume_config, PretrainConfig
     from dataclasses import fields as _f
-    kw = {f.name: getattr(a, f.name) for f in _f(PretrainConfig) if getattr(a, f.name, None) is not None}
-    st = pretrain(a.out, PretrainConfig(**kw), time_limit=a.time_limit, max_steps=a.max_steps, progress=not a.quiet)
+    cfg = resume_config(a.out, **{f.name: getattr(a, f.name, None) for f in _f(PretrainConfig)})  # a mismatch: ValueError, one line
+    st = pretrain(a.out, cfg, time_limit=a.time_limit, max_steps=a.max_steps, progress=not a.quiet)
     print(f"step {st['step']}, {st['tokens']/1e6:.1f}M tokens, {st['seconds']:.0f}s, loss {st['losses'][-1][1] if st['losses'] else float('nan'):.3f}", file=sys.stderr)
     if a.export: print(f"model: {export_model(Path(a.out)/'checkpoint', a.export)}", file=sys.stderr)
     print(json.dumps({k: st[k] for k in ('step', 'tokens', 'seconds')}))
@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread", description=cmd_sweep.__doc__)
     s.add_argument('--param', action='append', type=_param_arg, help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
     s.add_argument('--seeds', type=int, default=3, help="seeds per setting [default: 3]")
+    s.add_argument('--parallel', type=int, default=1, help="runs at once (local backend), for a model too small to fill the GPUs [default: 1]")
     s.add_argument('--out', required=True, help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
     s.add_argument('--config', help="JSON file of the base settings"); s.add_argument('--quiet', action='store_true')
     _backend_args(s)
@@ -211,12 +212,21 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)
     s.add_argument('run', help="a run directory"); s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
-    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)", description=cmd_pretrain.__doc__)
+    from arc_nb.pretrain import PretrainConfig
+    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)", description=cmd_pretrain.__doc__,
+                       epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the training ones "
+                              "(lr, batch tokens, ...), and architecture flags must match. OUT/checkpoint is itself a --model folder.")
     s.add_argument('--out', required=True, help="folder: OUT/checkpoint is read (resume) and written")
     s.add_argument('--data', default=None, help="training tasks [default: arc-agi-1/training]")
     s.add_argument('--exclude', default=None, help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]")
-    for n, t in (('layers', int), ('hidden', int), ('heads', int), ('intermediate', int), ('max-seq-len', int), ('batch-size', int), ('lr', float), ('seed', int)):
-        s.add_argument(f'--{n}', dest=n.replace('-', '_'), type=t, default=None)
+    dp = PretrainConfig()
+    for n, t, h in (('layers', int, "decoder layers"), ('hidden', int, "hidden size"), ('heads', int, "attention heads"),
+                    ('intermediate', int, "MLP size"), ('max-seq-len', int, "longest training sequence"),
+                    ('batch-tokens', int, "padded tokens per step"), ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
+                    ('lr', float, "peak learning rate"), ('warmup-steps', int, "warmup steps of each call"),
+                    ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"), ('seed', int, "seed")):
+        k = n.replace('-', '_')
+        s.add_argument(f'--{n}', dest=k, type=t, default=None, help=f"{h} [default: the checkpoint's, else {getattr(dp, k)}]")
     s.add_argument('--time-limit', type=float, default=None, help="stop (and checkpoint) after this many seconds")
     s.add_argument('--max-steps', type=int, default=None, help="stop at this step")
     s.add_argument('--export', default=None, help="also write a save_pretrained model folder here (for --model)")

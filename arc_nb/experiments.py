@@ -62,11 +62,21 @@ def sweep_results(plan, out) -> pd.DataFrame:
     df.to_csv(Path(out)/'results.csv', index=False)
     return df
 
-def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False) -> pd.DataFrame:
-    "One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table."
+def _launch_quiet(cfg): launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=False)
+
+def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: int = 1) -> pd.DataFrame:
+    """One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table.
+    `parallel` > 1 runs that many at once (each a launcher process with its own workers), for models too small to fill a GPU."""
     plan = sweep_plan(base, grid, seeds, out)
-    for _, _, cfg in plan:
-        if not _finished(cfg.out): launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=progress)
+    todo = [cfg for _, _, cfg in plan if not _finished(cfg.out)]
+    if parallel > 1 and len(todo) > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+        from tqdm.auto import tqdm
+        with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context('spawn')) as ex:
+            for f in tqdm(ex.map(_launch_quiet, todo), total=len(todo), desc='sweep', unit='run', disable=not progress): pass
+    else:
+        for cfg in todo: launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=progress)
     return sweep_results(plan, out)
 
 def sweep_table(results: pd.DataFrame, param: str, metric='score') -> pd.DataFrame:

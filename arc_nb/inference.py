@@ -153,7 +153,9 @@ class InferConfig:
     keep_background: bool = True
     shuffle: bool = True
     seed: int = 0
+    decode: str = 'auto'            # 'auto': CUDA graphs on a GPU for Llama-style models, else eager; or 'eager' / 'static' / 'graph' (see fastdecode)
     def __post_init__(self):
+        if self.decode not in ('auto', 'eager', 'static', 'graph'): raise ValueError(f"decode must be 'auto', 'eager', 'static' or 'graph', not {self.decode!r}")
         if self.n < 1: raise ValueError(f"n (augmented views per test input) must be at least 1, got {self.n}")
         if self.min_prob is not None and not (0 < self.min_prob <= 1): raise ValueError(f"min_prob must be in (0, 1] or None, got {self.min_prob}")
 
@@ -215,11 +217,15 @@ def score_candidates(model, prompt_ids, cand_ids: list[list[int]]) -> list[float
     return res
 
 class HFBackend:
-    "The built-in backend: `dfs_sample` and `score_candidates` on a resident transformers (peft) model."
-    def __init__(self, model, eos_token_id, max_batch=None): self.model, self.eos, self.max_batch = model, eos_token_id, max_batch
+    "The built-in backend: `dfs_sample` and `score_candidates` on a resident transformers (peft) model; `decode` picks the decode path."
+    def __init__(self, model, eos_token_id, max_batch=None, decode='auto'):
+        self.model, self.eos, self.max_batch = model, eos_token_id, max_batch
+        from arc_nb.fastdecode import fast_decoder  # chapter 06c, built on this one: imported here, when a backend is made
+        self.decoder = fast_decoder(model, decode)  # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_sample
     def sample(self, prompts, *, min_prob, max_new_tokens):
         "Per prompt, the (ids, logprob) sequences to decode."
-        return [dfs_sample(self.model, p, min_prob=min_prob, max_new_tokens=m, eos_token_id=self.eos, max_batch=self.max_batch)
+        dfs = self.decoder.dfs if self.decoder is not None else (lambda p, **kw: dfs_sample(self.model, p, **kw))
+        return [dfs(p, min_prob=min_prob, max_new_tokens=m, eos_token_id=self.eos, max_batch=self.max_batch)
                 for p, m in zip(prompts, max_new_tokens)]
     def score(self, prompts, cands):
         "Per prompt, the log-probability of each candidate continuation."
@@ -227,7 +233,7 @@ class HFBackend:
 
 def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig) -> list[TestPrediction]:
     "Candidates and top-2 attempts for every test input of `task`, in the original frame. `backend`: a model, `HFBackend` or `VLLMBackend`."
-    if not hasattr(backend, 'sample'): backend = HFBackend(backend, v.eos, cfg.max_batch)
+    if not hasattr(backend, 'sample'): backend = HFBackend(backend, v.eos, cfg.max_batch, cfg.decode)
     views, fb, preds = task_views(task, cfg), fallback_attempts(task), []
     for i, e in enumerate(task.test):
         reserve = min(cfg.max_new_tokens, max([output_tokens(x.output) for x in task.train] + [output_tokens(e.input)]))

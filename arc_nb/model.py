@@ -90,7 +90,7 @@ def attach_lora(model, *, rank=32, alpha=None, dropout=0.0, target_modules=DEFAU
     cfg = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=dropout, target_modules=list(target_modules),
                      task_type='CAUSAL_LM', bias='none')
     pm = get_peft_model(model, cfg, autocast_adapter_dtype=(lora_dtype == 'float32'))
-    return reset_lora(pm, seed)
+    return reset_lora(pm, seed).eval()  # peft leaves its wrapper in training mode; training switches it on when it runs
 
 def lora_state(model) -> dict:
     "The LoRA tensors of `model` (peft's adapter state dict), detached copies."

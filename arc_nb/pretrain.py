@@ -4,8 +4,8 @@
 
 # %% ../nbs/05b_pretrain.ipynb 4
 from __future__ import annotations
-import hashlib, json, math, time
-from dataclasses import dataclass, asdict, fields
+import hashlib, json, math, os, time
+from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -15,8 +15,8 @@ from .encoding import check_tokenizer, make_compact_tokenizer, fit_prompt, IGNOR
 from .model import make_tiny_model
 
 # %% auto 0
-__all__ = ['LIMIT', 'PretrainConfig', 'task_pairs', 'sample_sequence', 'pair_hashes', 'grid_hashes', 'training_pairs', 'leakage',
-           'export_model', 'pretrain']
+__all__ = ['ARCH', 'LIMIT', 'PretrainConfig', 'resume_config', 'task_pairs', 'sample_sequence', 'length_batches', 'collate',
+           'Batches', 'pair_hashes', 'grid_hashes', 'training_pairs', 'leakage', 'export_model', 'pretrain']
 
 # %% ../nbs/05b_pretrain.ipynb
 @dataclass
@@ -28,19 +28,35 @@ class PretrainConfig:
     heads: int = 8
     intermediate: int = 1024
     max_seq_len: int = 4096
-    batch_size: int = 16
+    batch_tokens: int = 65536     # padded tokens per step (sequences sorted by length, so little padding)
+    loss_on: str = 'outputs'      # 'outputs': every output grid of the sequence carries loss; 'query': the last one only (as TTT's default)
     lr: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 0.01
+    workers: int | None = None    # processes drawing sequences (None: up to 8 on CUDA, 0 on the CPU)
+    save_every: float = 120.0     # seconds between checkpoints during a call (and one at its end)
     seed: int = 0
     def model_kwargs(self): return dict(layers=self.layers, hidden=self.hidden, heads=self.heads, intermediate=self.intermediate)
+
+ARCH = ('layers', 'hidden', 'heads', 'intermediate')
+
+def resume_config(out, **changes) -> PretrainConfig:
+    "The config to train `out` with: its checkpoint's (when there is one) or the defaults, with `changes` (None values ignored)."
+    st = Path(out)/'checkpoint'/'state.json'
+    saved = PretrainConfig(**{k: v for k, v in json.loads(st.read_text())['config'].items() if k in {f.name for f in fields(PretrainConfig)}}) if st.exists() else None
+    changes = {k: v for k, v in changes.items() if v is not None}
+    if saved is not None:
+        bad = {k: (getattr(saved, k), v) for k, v in changes.items() if k in ARCH and getattr(saved, k) != v}
+        if bad: raise ValueError(f"{st.parent} holds a model with " + ', '.join(f"{k}={a}" for k, (a, b) in bad.items()) +
+                                 f"; it cannot resume with " + ', '.join(f"{k}={b}" for k, (a, b) in bad.items()) + ": use another --out")
+    return replace(saved or PretrainConfig(), **changes)
 
 # %% ../nbs/05b_pretrain.ipynb
 def task_pairs(tasks: dict[str, Task]) -> dict[str, list]:
     "All known (input, output) pairs of each task: train pairs and test pairs with known outputs."
     return {k: [(e.input, e.output) for e in t.train + t.test if e.output is not None] for k, t in tasks.items()}
 
-def sample_sequence(v, pairs: dict, ids: list, rng, max_seq_len) -> Encoded:
+def sample_sequence(v, pairs: dict, ids: list, rng, max_seq_len, loss_on='outputs') -> Encoded:
     while True:
         ps = pairs[ids[rng.integers(len(ids))]]
         if len(ps) < 2: continue
@@ -48,8 +64,35 @@ def sample_sequence(v, pairs: dict, ids: list, rng, max_seq_len) -> Encoded:
         ctx = ps[:q] + ps[q + 1:]
         tr = random_transform(rng, len(ctx))
         ctx = [ctx[i] for i in tr.order]
-        try: return fit_prompt(v, [(tr.grid(i), tr.grid(o)) for i, o in ctx], tr.grid(ps[q][0]), tr.grid(ps[q][1]), max_seq_len=max_seq_len)
+        try: return fit_prompt(v, [(tr.grid(i), tr.grid(o)) for i, o in ctx], tr.grid(ps[q][0]), tr.grid(ps[q][1]), max_seq_len=max_seq_len, loss_on=loss_on)
         except ValueError: continue  # a query too long for max_seq_len: draw another
+
+# %% ../nbs/05b_pretrain.ipynb
+def length_batches(seqs, batch_tokens: int) -> list[list]:
+    "Split `seqs` (sorted by length) into batches whose padded size (rows x longest) stays within `batch_tokens`."
+    out, cur = [], []
+    for s in sorted(seqs, key=len):
+        if cur and (len(cur) + 1) * len(s) > batch_tokens: out.append(cur); cur = []
+        cur.append(s)
+    return out + [cur] if cur else out
+
+def collate(seqs, pad_id: int):
+    "(ids, labels, real tokens) of right-padded sequences; padding carries no loss."
+    n = max(map(len, seqs))
+    x = torch.full((len(seqs), n), pad_id, dtype=torch.long); y = torch.full_like(x, IGNORE)
+    for j, s in enumerate(seqs): x[j, :len(s)] = torch.from_numpy(s.input_ids); y[j, :len(s)] = torch.from_numpy(s.labels)
+    return x, y, sum(map(len, seqs))
+
+class Batches(torch.utils.data.IterableDataset):
+    "An endless stream of padded batches; each DataLoader worker draws its own reproducible stream from `key`."
+    def __init__(self, cfg: PretrainConfig, pairs: dict, key, pool: int = 256): self.cfg, self.pairs, self.key, self.pool = cfg, pairs, list(key), pool
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        rng = np.random.default_rng(self.key + [info.id if info else 0])
+        v, ids, c = check_tokenizer(make_compact_tokenizer()), sorted(self.pairs), self.cfg
+        while True:
+            bs = length_batches([sample_sequence(v, self.pairs, ids, rng, c.max_seq_len, c.loss_on) for _ in range(self.pool)], c.batch_tokens)
+            for k in rng.permutation(len(bs)): yield collate(bs[k], v.eos)
 
 # %% ../nbs/05b_pretrain.ipynb
 def _h(g): g = np.asarray(g); return hashlib.sha1(bytes(g.shape) + g.astype(np.int8).tobytes()).hexdigest()
@@ -97,23 +140,39 @@ def _load_split(d: Path, prefix: str, device='cpu') -> dict:
     for f in sorted(d.glob(f'{prefix}.*.safetensors')): out.update(load_file(f, device=str(device)))
     return out
 
+def _model_tensors(d: Path) -> dict:
+    "The model weights of a checkpoint: transformers' shards (model-0000k-of-0000n / model.safetensors) or an older model.<k> split."
+    from safetensors.torch import load_file
+    files = sorted(d.glob('model-*-of-*.safetensors')) or sorted(d.glob('model.safetensors')) or sorted(d.glob('model.*.safetensors'))
+    out = {}
+    for f in files: out.update(load_file(f))
+    return out
+
 def _save_ckpt(d: Path, model, opt, state):
-    d.mkdir(parents=True, exist_ok=True)
-    model.config.save_pretrained(d)
-    _save_split({k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}, d, 'model')
+    "Write the checkpoint into a fresh folder beside `d`, then swap it in: a kill mid-write leaves the old one whole."
+    import shutil
+    tmp = d.with_name(d.name + '.tmp'); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+    model.save_pretrained(tmp, max_shard_size=LIMIT)
+    make_compact_tokenizer().save_pretrained(tmp)
     names, mom = {id(p): n for n, p in model.named_parameters()}, {}
     for p, st in opt.state.items():
         n = names[id(p)]
         mom[f'{n}.m'] = st['exp_avg'].detach().to(torch.bfloat16).cpu().contiguous(); mom[f'{n}.v'] = st['exp_avg_sq'].detach().to(torch.bfloat16).cpu().contiguous()
-    _save_split(mom, d, 'adam')
-    write_json(d/'state.json', state, indent=1)
+    _save_split(mom, tmp, 'adam')
+    write_json(tmp/'state.json', state, indent=1)
+    old = d.with_name(d.name + '.old'); shutil.rmtree(old, ignore_errors=True)
+    if d.exists(): d.rename(old)
+    tmp.rename(d); shutil.rmtree(old, ignore_errors=True)
 
 def _load_ckpt(d: Path, model, opt):
-    model.load_state_dict({k: v.to(model.dtype) for k, v in _load_split(d, 'model').items()})
-    mom = _load_split(d, 'adam', model.device)
+    model.load_state_dict({k: v.to(model.dtype) for k, v in _model_tensors(d).items()})
+    mom, state = _load_split(d, 'adam', model.device), json.loads((d/'state.json').read_text())
+    fused = any(g.get('fused') for g in opt.param_groups)  # fused AdamW keeps its step counts on the parameters' device
     for n, p in model.named_parameters():
-        if f'{n}.m' in mom: opt.state[p] = {'step': torch.tensor(0.0), 'exp_avg': mom[f'{n}.m'].float(), 'exp_avg_sq': mom[f'{n}.v'].float()}
-    return json.loads((d/'state.json').read_text())
+        if f'{n}.m' in mom:  # the step count as saved, so bias correction treats the moments as warm
+            step = torch.tensor(float(state['step']), device=p.device if fused else 'cpu')
+            opt.state[p] = {'step': step, 'exp_avg': mom[f'{n}.m'].float(), 'exp_avg_sq': mom[f'{n}.v'].float()}
+    return state
 
 def export_model(ckpt, out) -> Path:
     "A `save_pretrained` model folder (fp16 weights, compact tokenizer) from a pretraining checkpoint."
@@ -121,8 +180,8 @@ def export_model(ckpt, out) -> Path:
     ckpt, out = Path(ckpt), Path(out)
     cfg = AutoConfig.from_pretrained(ckpt, local_files_only=True)
     m = AutoModelForCausalLM.from_config(cfg)
-    m.load_state_dict(_load_split(ckpt, 'model'))
-    m.to(torch.float16).save_pretrained(out); make_compact_tokenizer().save_pretrained(out)
+    m.load_state_dict(_model_tensors(ckpt))
+    m.to(torch.float16).save_pretrained(out, max_shard_size=LIMIT); make_compact_tokenizer().save_pretrained(out)
     st = json.loads((ckpt/'state.json').read_text())
     write_json(out/'pretrain.json', {k: st[k] for k in ('step', 'tokens', 'seconds', 'config', 'losses') if k in st}, indent=1)
     return out
@@ -134,19 +193,22 @@ def pretrain(out, cfg: PretrainConfig | None = None, *, time_limit=None, max_ste
     t_start = time.time()
     out = Path(out); ck = out/'checkpoint'
     dev = resolve_device(device)
-    if (ck/'state.json').exists():
-        st0 = json.loads((ck/'state.json').read_text()); cfg = PretrainConfig(**st0['config'])
-    cfg = cfg or PretrainConfig()
+    cfg = cfg or resume_config(out)
+    if (ck/'state.json').exists(): resume_config(out, **{k: getattr(cfg, k) for k in ARCH})  # the same architecture, or a clear error
+    if cfg.loss_on not in ('outputs', 'query'): raise ValueError(f"loss_on must be 'outputs' or 'query', not {cfg.loss_on!r}")
     init = out/'init'
     if not (init/'config.json').exists(): make_tiny_model(init, seed=cfg.seed, max_positions=max(8192, cfg.max_seq_len), **cfg.model_kwargs())
     model, tok = load_base(init, device=dev, dtype='float32')
-    v = check_tokenizer(tok)
+    check_tokenizer(tok)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95), fused=dev.type == 'cuda')
-    state = {'step': 0, 'tokens': 0, 'seconds': 0.0, 'losses': [], 'config': asdict(cfg)}
+    state = {'step': 0, 'tokens': 0, 'seconds': 0.0, 'losses': []}
     if (ck/'state.json').exists(): state = _load_ckpt(ck, model, opt)
-    pairs = training_pairs(cfg); ids = sorted(pairs)
-    rng = np.random.default_rng([cfg.seed, state['step']])  # a resumed run draws new sequences, reproducibly
+    state['config'] = asdict(cfg)
     s0 = state['step']
+    workers = cfg.workers if cfg.workers is not None else (min(8, max(1, (os.cpu_count() or 2) - 2)) if dev.type == 'cuda' else 0)
+    data = Batches(cfg, training_pairs(cfg), [cfg.seed, s0])  # a resumed run draws new sequences, reproducibly
+    loader = iter(torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers, pin_memory=dev.type == 'cuda',
+                                              **({'prefetch_factor': 4, 'persistent_workers': False} if workers else {})))
     def lr_at(s):  # warmup, constant, then a linear decay to 10% over the last 20% of this call (each call ends on a usable model)
         f = min(1.0, (s - s0 + 1) / cfg.warmup_steps)
         done = ((time.time() - t_start) / time_limit) if time_limit else ((s - s0) / max_steps if max_steps else 0.0)
@@ -156,27 +218,28 @@ def pretrain(out, cfg: PretrainConfig | None = None, *, time_limit=None, max_ste
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(desc='pretrain', unit='step', initial=state['step'], mininterval=5)
-    recent, t_last = [], time.time()
+    recent, t_save, t_acc, tok_call = [], time.time(), t_start, 0
     amp = torch.autocast('cuda', dtype=torch.bfloat16) if dev.type == 'cuda' else torch.autocast('cpu', enabled=False)
+    def save():
+        nonlocal t_acc
+        state['seconds'] += time.time() - t_acc; t_acc = time.time()
+        _save_ckpt(ck, model, opt, state)
     while True:
         if max_steps is not None and state['step'] >= max_steps: break
         if time_limit is not None and time.time() - t_start > time_limit: break
-        seqs = [sample_sequence(v, pairs, ids, rng, cfg.max_seq_len) for _ in range(cfg.batch_size)]
-        n = max(map(len, seqs))
-        x = torch.full((len(seqs), n), v.eos, dtype=torch.long); y = torch.full_like(x, IGNORE); att = torch.zeros_like(x)
-        for j, s in enumerate(seqs):
-            x[j, :len(s)] = torch.from_numpy(s.input_ids); y[j, :len(s)] = torch.from_numpy(s.labels); att[j, :len(s)] = 1
-        x, y, att = x.to(dev), y.to(dev), att.to(dev)
+        x, y, n = next(loader)
+        x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
         for g in opt.param_groups: g['lr'] = lr_at(state['step'])
-        with amp: loss = model(input_ids=x, attention_mask=att, labels=y).loss
+        with amp: loss = model(input_ids=x, labels=y).loss  # right padding under causal attention: no mask needed
         loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
-        state['step'] += 1; state['tokens'] += int(att.sum()); recent.append(loss.item())
+        state['step'] += 1; state['tokens'] += n; tok_call += n; recent.append(loss)
         if state['step'] % log_every == 0:
-            state['losses'].append([state['step'], float(np.mean(recent))]); recent = []
-            if bar is not None: bar.set_postfix_str(f"loss {state['losses'][-1][1]:.3f}", refresh=False)
+            l = float(torch.stack(recent).mean()); recent = []
+            state['losses'].append([state['step'], l])
+            if bar is not None: bar.set_postfix_str(f"loss {l:.3f}, {tok_call / (time.time() - t_start):,.0f} tok/s", refresh=False)
         if bar is not None: bar.update(1)
+        if cfg.save_every and time.time() - t_save > cfg.save_every: save(); t_save = time.time()
     if bar is not None: bar.close()
-    state['seconds'] += time.time() - t_start
-    model.eval()
-    _save_ckpt(ck, model, opt, state)
+    save(); model.eval()
+    print(f"pretrain: step {state['step']}, {state['tokens'] / 1e6:.1f}M tokens, {tok_call / (time.time() - t_start):,.0f} tok/s this call", flush=True) if progress else None
     return state

@@ -14,14 +14,14 @@ from .encoding import Vocab, task_tokens
 
 # %% auto 0
 __all__ = ['COUNT_VOCAB', 'WORKER_CODE', 'MONITOR_CODE', 'RunConfig', 'RunDir', 'worker_main', 'RunError', 'resolve_gpus',
-           'select_tasks', 'build_submission', 'worker_argv', 'LocalBackend', 'launch']
+           'task_cells', 'select_tasks', 'build_submission', 'worker_argv', 'LocalBackend', 'launch']
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
 class RunConfig:
     data: str = 'arc-agi-2/evaluation'
     out: str = 'runs/run'
-    tasks: object = None            # None: all; an int: the first N task ids in sorted order; a list of task ids
+    tasks: object = None            # None: all; an int: the first N task ids in sorted order; 'smallest:N'; a list of task ids
     model: str = 'tiny'             # a local model folder, or 'tiny' (made in RUN/tiny-model)
     gpus: object = 'auto'           # 'auto', 'cpu', 'cpu:N' (N logical CPU devices, for testing), or a list of GPU indices
     train_slots: int = 1            # train workers per GPU (fused mode: fused workers per GPU)
@@ -45,6 +45,7 @@ class RunConfig:
     cpu_threads: int | None = None  # torch threads per CPU worker; None: cores / workers
     max_restarts: int = 3           # restarts of a killed worker, per slot
     monitor_interval: float = 1.0   # seconds between resource samples (RUN/resources.csv); 0: no monitor
+    decode: str = 'auto'            # DFS decode path: 'auto' (CUDA graphs on a GPU for Llama-style models), 'eager', 'static', 'graph'
 
     def __post_init__(self):
         if self.mode not in ('split', 'fused'): raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
@@ -69,7 +70,8 @@ class RunConfig:
 
     def infer(self):
         from arc_nb.inference import InferConfig
-        return InferConfig(n=self.n, min_prob=self.min_prob, max_seq_len=self.max_seq_len, max_new_tokens=self.max_new_tokens, seed=self.seed)
+        return InferConfig(n=self.n, min_prob=self.min_prob, max_seq_len=self.max_seq_len, max_new_tokens=self.max_new_tokens, seed=self.seed,
+                           decode=self.decode)
 
 # %% ../nbs/07_scheduler.ipynb
 class RunDir:
@@ -183,7 +185,7 @@ def worker_main(argv=None) -> int:
     from arc_nb.model import load_base, attach_lora, reset_lora, AdapterWriter, load_adapter_weights
     from arc_nb.encoding import check_tokenizer
     from arc_nb.ttt import train_task
-    from arc_nb.inference import predict_task, write_predictions
+    from arc_nb.inference import predict_task, write_predictions, HFBackend
     if gpu is None: torch.set_num_threads(cfg.cpu_threads or 1)
     t0 = time.time()
     dev = 'cuda:0' if gpu is not None else 'cpu'
@@ -210,11 +212,12 @@ def worker_main(argv=None) -> int:
         return r
 
     def infer(task, ic):
-        t = time.time(); preds = predict_task(model, v, task, ic)
+        t = time.time(); backend = HFBackend(model, v.eos, ic.max_batch, ic.decode); preds = predict_task(backend, v, task, ic)
         sec = time.time() - t
         write_predictions(run.predictions(task.id), task.id, preds, seconds=sec)
+        st = backend.decoder.stats if backend.decoder is not None else None  # this worker's totals so far: captures should stop growing
         emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds), tokens=sum(p.tokens for p in preds),
-             tests=len(preds), seconds=sec)
+             tests=len(preds), seconds=sec, decode={k: st[k] for k in ('captures', 'replays', 'fallbacks', 'invalidations')} if st else 'eager')
 
     def work(task, tc, ic, lock):
         "Do the task; returns True when the claim was handed to the adapter writer (it releases it once the files are in place)."
@@ -295,11 +298,20 @@ def resolve_gpus(gpus) -> list:
     if isinstance(gpus, str): gpus = [g for g in gpus.split(',') if g.strip()]
     return [int(g) for g in gpus]
 
-def select_tasks(ids: list[str], sel) -> list[str]:
-    "All ids, the first N in sorted order, or the given ids (unknown ones are an error naming them)."
+def task_cells(raw) -> float:
+    "Grid cells of a task as read from JSON (train pairs and test inputs); a malformed task counts as endless."
+    try: return sum(len(r) for ex in raw['train'] + raw['test'] for g in (ex.get('input'), ex.get('output')) if g for r in g)
+    except Exception: return math.inf
+
+def select_tasks(ids: list[str], sel, raw: dict | None = None) -> list[str]:
+    "All ids, the first N in sorted order, 'smallest:N' (the N with the fewest grid cells in `raw`), or the given ids."
     ids = sorted(ids)
     if sel is None: return ids
     if isinstance(sel, int) or (isinstance(sel, str) and sel.isdigit()): return ids[:int(sel)]
+    if isinstance(sel, str) and sel.startswith('smallest:'):
+        n = sel.split(':', 1)[1]
+        if not n.isdigit() or raw is None: raise ValueError(f"--tasks {sel}: write smallest:N with N a number, e.g. smallest:20")
+        return sorted(ids, key=lambda t: (task_cells(raw[t]), t))[:int(n)]
     sel = sel.split(',') if isinstance(sel, str) else list(sel)
     unknown = [t for t in sel if t not in ids]
     if unknown: raise ValueError(f"unknown task id(s): {', '.join(unknown)}")
@@ -384,7 +396,7 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
         bad = json.loads((run.path/'bad_tasks.json').read_text()) if (run.path/'bad_tasks.json').exists() else {}
         return tasks, bad
     ch, sols, label = read_source(cfg.data)
-    ids = select_tasks(list(ch), cfg.tasks)
+    ids = select_tasks(list(ch), cfg.tasks, ch)
     tasks, bad = {}, {}
     for tid in ids:
         try: tasks[tid] = parse_task(tid, ch[tid], sols.get(tid), path=label)

@@ -58,3 +58,21 @@ def test_package_does_not_import_nbdev():
 def test_readme_is_generated_from_index():
     r = run([sys.executable, str(ROOT / 'tools' / 'make_readme.py'), '--check'])
     assert r.returncode == 0, r.stdout + r.stderr
+
+def test_pretrain_resume_and_model_folder(tmp_path, arc_nb):
+    "arc-nb pretrain: a few CPU steps, a resume with a new lr, a clear refusal of another architecture, and the checkpoint as --model."
+    d = tmp_path / 'pt'
+    small = ['--layers', '1', '--hidden', '32', '--heads', '2', '--intermediate', '64', '--max-seq-len', '512', '--batch-tokens', '1024', '--quiet']
+    r = run(arc_nb + ['pretrain', '--out', str(d), '--max-steps', '2'] + small)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout.splitlines()[-1])['step'] == 2
+    r = run(arc_nb + ['pretrain', '--out', str(d), '--max-steps', '3', '--lr', '5e-4', '--quiet'])
+    assert r.returncode == 0, r.stderr
+    st = json.loads((d / 'checkpoint' / 'state.json').read_text())
+    assert st['step'] == 3 and st['config']['lr'] == 5e-4 and st['config']['hidden'] == 32
+    r = run(arc_nb + ['pretrain', '--out', str(d), '--max-steps', '4', '--hidden', '64'])
+    assert r.returncode == 2 and 'hidden=32' in r.stderr and 'cannot resume with hidden=64' in r.stderr and 'Traceback' not in r.stderr
+    r = run(arc_nb + ['run', '--data', 'arc-agi-1/evaluation', '--tasks', 'smallest:1', '--model', str(d / 'checkpoint'), '--gpus', 'cpu',
+                      '--epochs', '1', '--n', '1', '--lora-rank', '4', '--out', str(tmp_path / 'run'), '--quiet'])
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / 'run' / 'score.json').read_text())['tasks'] == 1

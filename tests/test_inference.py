@@ -110,3 +110,74 @@ def test_vllm_backend_runs(tmp_path):
     vb = VLLMBackend.load(d, max_lora_rank=8, max_model_len=8192).use(tmp_path / 'a')
     preds = predict_task(vb, check_tokenizer(tok), task, InferConfig(n=2, min_prob=0.1))
     assert len(preds) == len(task.test) and all(len(p.attempts) == 2 for p in preds)
+
+# --- the static-cache / CUDA-graph decoder (arc_nb.fastdecode) -------------------------------------------
+from arc_nb.fastdecode import FastDecoder, fast_decoder
+
+@pytest.mark.parametrize('name', list(MODELS))
+def test_static_decoder_matches_dfs_sample(name):
+    "fp32 on the CPU: the static-cache DFS gives dfs_sample's list, same order, log-probs within 1e-5; GPT-2 keeps dfs_sample."
+    m = MODELS[name]()
+    if name == 'gpt2':
+        assert fast_decoder(m, 'static') is None
+        return
+    fd, total = FastDecoder(m, max_rows=512), 0
+    for prompt in PROMPTS:
+        for p in (0.9, 0.3, 0.05, 0.01, 0.002, None):
+            for n in (3, 9):
+                ref = dfs_sample(m, prompt, min_prob=p, max_new_tokens=n, eos_token_id=V.eos)
+                got = fd.dfs(prompt, min_prob=p, max_new_tokens=n, eos_token_id=V.eos)
+                assert [s for s, _ in got] == [s for s, _ in ref], (name, p, n)
+                assert np.allclose([l for _, l in got], [l for _, l in ref], atol=1e-5, rtol=0)
+                total += len(ref)
+    assert total > 0 and fd.stats['fallbacks'] == 0 and fd.stats['gathers'] > 0
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graphs need a GPU')
+def test_graph_decoder_cuda():
+    "On a GPU: graph replays give dfs_sample's candidates; in-place adapter swaps capture nothing new."
+    from arc_nb.model import load_adapter_weights, save_adapter
+    import tempfile
+    from pathlib import Path
+    m = boost_eos(peaked(with_lora(llama(3)), 8), 2.0).cuda()
+    fd = FastDecoder(m, max_rows=512)
+    assert fd.graphs
+    d = Path(tempfile.mkdtemp())
+    for i in range(3):
+        with torch.no_grad():
+            torch.manual_seed(i)
+            for n, p in m.named_parameters():
+                if 'lora_B' in n: p.normal_(0, 0.5)
+        save_adapter(m, d/f'a{i}')
+    captures = None
+    for rnd in range(2):
+        for i in range(3):
+            load_adapter_weights(m, d/f'a{i}')
+            for prompt in PROMPTS:
+                for p in (0.3, 0.05, 0.01, None):
+                    ref = dfs_sample(m, prompt, min_prob=p, max_new_tokens=9, eos_token_id=V.eos)
+                    got = fd.dfs(prompt, min_prob=p, max_new_tokens=9, eos_token_id=V.eos)
+                    assert [s for s, _ in got] == [s for s, _ in ref], (i, p)
+                    assert np.allclose([l for _, l in got], [l for _, l in ref], atol=1e-4, rtol=0)
+        if rnd == 0: captures = fd.stats['captures']
+    assert captures > 0 and fd.stats['replays'] > 0 and fd.stats['eager_steps'] == 0
+    assert fd.stats['captures'] == captures and fd.stats['invalidations'] == 0  # the second round: all replays, no capture
+    assert fast_decoder(m) is not None and fast_decoder(m).graphs  # 'auto' on a GPU
+
+@pytest.mark.parametrize('name', ['llama-b-gqa', 'llama-lora'])
+def test_graph_buckets_dry_run(name):
+    "The graph path's shapes (rows padded to a power of two, attention over a masked length bucket), replayed eagerly on the CPU."
+    class Dry(FastDecoder):
+        def _capture(self, b, L):
+            out = self._step_impl(b, L).clone()
+            g = type('G', (), {'replay': lambda s: out.copy_(self._step_impl(b, L))})()
+            self._graphs[(b, L)] = (g, out); self.stats['captures'] += 1
+            return g, out
+    m = MODELS[name]()
+    fd = Dry(m, graphs=True, max_rows=512, min_len=16)
+    for prompt in PROMPTS:
+        for p in (0.3, 0.05, 0.002, None):
+            ref = dfs_sample(m, prompt, min_prob=p, max_new_tokens=12, eos_token_id=V.eos)
+            got = fd.dfs(prompt, min_prob=p, max_new_tokens=12, eos_token_id=V.eos)
+            assert [s for s, _ in got] == [s for s, _ in ref], p
+            assert np.allclose([l for _, l in got], [l for _, l in ref], atol=1e-5, rtol=0)
+    assert fd.stats['replays'] > 0 and fd.stats['eager_steps'] == 0

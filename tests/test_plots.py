@@ -34,8 +34,9 @@ def test_plot_accounts_for_every_worker_including_a_killed_one(tmp_path):
     assert list(res.columns) == ['time', 'gpu', 'gpu_util', 'vram_used', 'vram_total', 'cpu', 'ram'] and len(res) >= 2
 
 def test_sweep_cli_completes_and_resumes(tmp_path):
+    "Two runs at a time (--parallel 2); a second call finds every run finished."
     args = ['sweep', '--param', 'lr=1e-4,1e-3', '--seeds', '2', '--out', str(tmp_path / 'sw'), '--tasks', BY_SIZE[0], '--gpus', 'cpu',
-            '--mode', 'fused', '--epochs', '1', '--n', '1', '--max-seq-len', '2048', '--lora-rank', '4', '--quiet']
+            '--mode', 'fused', '--epochs', '1', '--n', '1', '--max-seq-len', '2048', '--lora-rank', '4', '--quiet', '--parallel', '2']
     r = subprocess.run(arc_nb_cmd() + args, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     rows = json.loads(r.stdout)

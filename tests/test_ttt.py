@@ -73,3 +73,28 @@ def test_4bit_without_bitsandbytes_is_a_clear_error(tiny):
     from arc_nb.model import load_base, ModelError
     if importlib.util.find_spec('bitsandbytes') is not None: pytest.skip('bitsandbytes is installed here')
     with pytest.raises(ModelError, match='bitsandbytes'): load_base(tiny, load_in_4bit=True)
+
+def test_ttt_raises_the_score_on_a_real_task():
+    """The committed small model on ARC-AGI-1 evaluation task d017b73f (CPU, fp32, seed 0, the default TTT and
+    inference settings, as a worker runs them): without TTT neither attempt is right, after TTT one is."""
+    from conftest import ROOT
+    from arc_nb.data import load_tasks
+    from arc_nb.encoding import check_tokenizer
+    from arc_nb.model import load_base, attach_lora, reset_lora
+    from arc_nb.ttt import TTTConfig, train_task
+    from arc_nb.inference import InferConfig, predict_task
+    from arc_nb.scoring import score_task
+    task = load_tasks('arc-agi-1/evaluation')['d017b73f']
+    model, tok = load_base(ROOT/'models'/'arc-small', device='cpu', dtype='float32')
+    v, cfg = check_tokenizer(tok), TTTConfig()
+    model = attach_lora(model, rank=cfg.lora_rank, alpha=cfg.lora_alpha, seed=cfg.seed)
+    answers = [e.output for e in task.test]
+    def score():
+        preds = predict_task(model, v, task, InferConfig())
+        return score_task([{'attempt_1': p.attempts[0], 'attempt_2': p.attempts[1]} for p in preds], answers)
+    before = score()
+    reset_lora(model, cfg.seed); r = train_task(model, v, task, cfg, reset=False)
+    after = score()
+    n = len(task.train)
+    assert r.steps == cfg.epochs * n and sum(r.losses[-n:]) < sum(r.losses[:n])  # last epoch's loss below the first's
+    assert (before, after) == (0.0, 1.0), (before, after)
