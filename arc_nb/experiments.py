@@ -125,18 +125,20 @@ def benchmark_results(name: str) -> dict | None:
     return json.loads(f.read_text()) if f.exists() else None
 
 def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
-    "(base RunConfig, seeds) for an analysis sweep: tiny model, 2 small tasks, 2 seeds, fused, in quick mode; ARC_NB_MODEL / ARC_NB_TASKS otherwise."
+    """(base RunConfig, seeds) for an analysis sweep. Quick mode: the tiny random model, the 2 smallest ARC-AGI-2
+    evaluation tasks, 2 seeds, fused, on the CPU. Otherwise: the small ARC model (`models/arc-small`, or ARC_NB_MODEL)
+    on the ARC_NB_TASKS (100) ARC-AGI-1 evaluation tasks with the fewest grid cells, ARC_NB_SEEDS (3) seeds, every GPU."""
     quick = quick_mode() if quick is None else quick
-    from arc_nb.data import load_tasks
-    from arc_nb.encoding import task_tokens
-    from arc_nb.scheduler import COUNT_VOCAB
-    data = kw.pop('data', 'arc-agi-2/evaluation')
-    tasks = load_tasks(data)
-    n = 2 if quick else int(os.environ.get('ARC_NB_TASKS', '40'))
-    small = sorted(tasks, key=lambda k: task_tokens(COUNT_VOCAB, tasks[k]))[:n]
     if quick:
+        from arc_nb.data import load_tasks
+        from arc_nb.encoding import task_tokens
+        from arc_nb.scheduler import COUNT_VOCAB
+        data = kw.pop('data', 'arc-agi-2/evaluation')
+        tasks = load_tasks(data)
+        small = sorted(tasks, key=lambda k: task_tokens(COUNT_VOCAB, tasks[k]))[:2]
         cfg = RunConfig(data=data, tasks=small, gpus='cpu', mode='fused', epochs=2, n=2, min_prob=0.1, max_seq_len=2048,
                         lora_rank=4, lr=1e-3, monitor_interval=0)
     else:
-        cfg = RunConfig(data=data, tasks=small, model=os.environ.get('ARC_NB_MODEL', 'tiny'), gpus='auto')
+        cfg = RunConfig(data=kw.pop('data', 'arc-agi-1/evaluation'), tasks=f"smallest:{os.environ.get('ARC_NB_TASKS', '100')}",
+                        model=os.environ.get('ARC_NB_MODEL', str(repo_root()/'models'/'arc-small')), gpus='auto', mode='fused')
     return replace(cfg, **kw), (2 if quick else int(os.environ.get('ARC_NB_SEEDS', '3')))

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging, math, time
 import torch
 import torch.nn.functional as F
-from .inference import forward, _check_args, dfs_sample
+from .inference import forward, _check_args, dfs_sample, expand
 
 # %% auto 0
 __all__ = ['SUPPORTED', 'DECODE_MODES', 'unsupported', 'random_forward', 'FastDecoder', 'fast_decoder']
@@ -212,13 +212,7 @@ class FastDecoder:
         if min_prob is None: return self._greedy(lp, P, max_new_tokens, eos_token_id)
         floor, branches, done = math.log(min_prob), [((), 0.0)], []
         for depth in range(max_new_tokens):
-            total = lp.double() + torch.tensor([s for _, s in branches], device=self.dev, dtype=torch.float64)[:, None]
-            rr, tt = torch.nonzero(total >= floor, as_tuple=True)
-            keep_r, keep_t = [], []
-            for r, t, s in zip(rr.tolist(), tt.tolist(), total[rr, tt].tolist()):
-                seq = branches[r][0] + (t,)
-                if t == eos_token_id: done.append((list(seq), s))
-                elif depth + 1 < max_new_tokens: keep_r.append(r); keep_t.append((seq, s))
+            keep_r, keep_t = expand(lp, branches, floor, eos_token_id, depth + 1 >= max_new_tokens, done)  # dfs_sample's own step
             if not keep_r: break
             if len(keep_r) > self.rows:  # only when max_rows < 1/min_prob
                 self.stats['fallbacks'] += 1

@@ -14,9 +14,9 @@ from .encoding import Vocab, fit_prompt, decode_grid, grid_ids, output_tokens, t
 from .scoring import fallback_attempts
 
 # %% auto 0
-__all__ = ['forward', 'model_context', 'dfs_sample', 'dfs_recursive', 'peaked', 'enumerate_sequences', 'InferConfig', 'Candidate',
-           'TestPrediction', 'task_views', 'score_candidates', 'HFBackend', 'predict_task', 'memorize_answers',
-           'VLLMBackend', 'write_predictions', 'attempts_of']
+__all__ = ['forward', 'model_context', 'expand', 'dfs_sample', 'dfs_recursive', 'peaked', 'enumerate_sequences', 'InferConfig',
+           'Candidate', 'TestPrediction', 'task_views', 'score_candidates', 'HFBackend', 'predict_task',
+           'memorize_answers', 'VLLMBackend', 'write_predictions', 'attempts_of']
 
 # %% ../nbs/06_inference.ipynb
 def _select(cache, idx):
@@ -55,6 +55,17 @@ def _check_args(model, prompt_ids, min_prob, max_new_tokens):
                          "lower max_seq_len so fit_prompt drops context pairs")
     return max_new_tokens if ctx is None else min(max_new_tokens, ctx - len(prompt_ids))
 
+def expand(lp, branches, floor, eos_token_id, last: bool, done: list):
+    "One level of the search for one group: the children of `branches` [(tokens, logprob)] whose total log-probability (`lp` [B, V] next-token log-probs) is >= `floor`; those ending in the end token go to `done`, the others (none when `last`) come back as (parent rows, children)."
+    total = lp.double() + torch.tensor([b[1] for b in branches], device=lp.device, dtype=torch.float64)[:, None]
+    rows, toks = torch.nonzero(total >= floor, as_tuple=True)
+    keep_r, keep_t = [], []
+    for r, t, s in zip(rows.tolist(), toks.tolist(), total[rows, toks].tolist()):
+        seq = branches[r][0] + (t,)
+        if t == eos_token_id: done.append((list(seq), s))
+        elif not last: keep_r.append(r); keep_t.append((seq, s))
+    return keep_r, keep_t
+
 @torch.inference_mode()
 def dfs_sample(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
     "Every continuation ending in `eos_token_id` within `max_new_tokens` with probability >= `min_prob`, as (tokens, logprob), most probable first."
@@ -68,14 +79,7 @@ def dfs_sample(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max
     for depth in range(max_new_tokens):
         nxt = []
         for cache, logits, branches in groups:
-            lp = torch.log_softmax(logits.float(), -1).double()
-            total = lp + torch.tensor([b[1] for b in branches], device=dev, dtype=torch.float64)[:, None]
-            rows, toks = torch.nonzero(total >= floor, as_tuple=True)
-            keep_r, keep_t = [], []
-            for r, t, s in zip(rows.tolist(), toks.tolist(), total[rows, toks].tolist()):
-                seq = branches[r][0] + (t,)
-                if t == eos_token_id: done.append((list(seq), s))
-                elif depth + 1 < max_new_tokens: keep_r.append(r); keep_t.append((seq, s))
+            keep_r, keep_t = expand(torch.log_softmax(logits.float(), -1), branches, floor, eos_token_id, depth + 1 >= max_new_tokens, done)
             if keep_r == list(range(len(branches))) and len(keep_r) <= max_batch:
                 nxt.append((cache, keep_t))  # every branch has exactly one child: the cache rows stay as they are, no copy
                 continue

@@ -26,24 +26,17 @@ import numpy as np
 import torch
 import transformers
 transformers.utils.logging.disable_progress_bar()
-from transformers import LlamaConfig, LlamaForCausalLM
 import peft
-from gpu_bench import SHAPES, AnswerBias, real_tasks, clock, sync, log, CUDA, DEV
-from arc_nb.encoding import make_compact_tokenizer, check_tokenizer, grid_ids, output_tokens
+from gpu_bench import SHAPES, AnswerBias, real_tasks, clock, sync, log, CUDA, DEV, random_llama
+from arc_nb.encoding import check_tokenizer, grid_ids, output_tokens
 from arc_nb.model import attach_lora, save_adapter, load_adapter_weights, load_base
 from arc_nb.inference import dfs_sample, forward, score_candidates, predict_task, HFBackend, InferConfig, task_views, _view_prompt
 from arc_nb.fastdecode import FastDecoder
 
 def make_model(shape):
     "A random Llama of gpu_bench's shapes, made in memory (bf16 on the GPU, fp32 on the CPU), with LoRA r32 on all linear layers."
-    tok = make_compact_tokenizer()
-    cfg = LlamaConfig(**SHAPES[shape], max_position_embeddings=16384, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id, tie_word_embeddings=False, rope_theta=1e6)
-    torch.manual_seed(0)
-    with torch.device(DEV): m = LlamaForCausalLM(cfg)
-    if CUDA: m = m.to(torch.bfloat16)
+    m, tok, n = random_llama(shape)
     m.eval()
-    n = sum(p.numel() for p in m.parameters())
     m = attach_lora(m, rank=32, alpha=32)  # fp32 LoRA weights, as the worker attaches them
     randomize_lora(m, 0)
     return m, check_tokenizer(tok), n

@@ -40,15 +40,19 @@ def clock(fn):
 
 def log(*a): print(*a, flush=True)
 
-def make_model(shape, path):
-    "Random weights, made on the device in bf16 (fp32 on the CPU), saved with save_pretrained; returns (path, params)."
+def random_llama(shape):
+    "(model, tokenizer, params): random weights of a SHAPES shape, made on the device in bf16 (fp32 on the CPU)."
     tok = make_compact_tokenizer()
     cfg = LlamaConfig(**SHAPES[shape], max_position_embeddings=16384, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
                       pad_token_id=tok.pad_token_id, tie_word_embeddings=False, rope_theta=1e6)
     torch.manual_seed(0)
     with torch.device(DEV): m = LlamaForCausalLM(cfg)
     if CUDA: m = m.to(torch.bfloat16)
-    n = sum(p.numel() for p in m.parameters())
+    return m, tok, sum(p.numel() for p in m.parameters())
+
+def make_model(shape, path):
+    "Random weights (`random_llama`), saved with save_pretrained; returns (path, params)."
+    m, tok, n = random_llama(shape)
     m.save_pretrained(path, max_shard_size='4GB'); tok.save_pretrained(path)
     del m; torch.cuda.empty_cache() if CUDA else None
     return path, n
