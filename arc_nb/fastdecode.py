@@ -7,15 +7,14 @@ from __future__ import annotations
 import logging, math, time
 import torch
 import torch.nn.functional as F
-from .inference import forward, _check_args, dfs_sample, expand
+from .inference import forward, _check_args, dfs_sample, expand, DECODE_MODES
 
 # %% auto 0
-__all__ = ['SUPPORTED', 'DECODE_MODES', 'unsupported', 'random_forward', 'FastDecoder', 'fast_decoder']
+__all__ = ['SUPPORTED', 'unsupported', 'random_forward', 'FastDecoder', 'fast_decoder']
 
 # %% ../nbs/06c_fastdecode.ipynb
 _log = logging.getLogger(__name__)
 SUPPORTED = ('llama', 'mistral', 'qwen2')
-DECODE_MODES = ('auto', 'eager', 'static', 'graph')
 
 def _pow2(n, lo=1):
     "The smallest power of two >= max(n, lo)."

@@ -14,8 +14,8 @@ from .encoding import Vocab, fit_prompt, decode_grid, grid_ids, output_tokens, t
 from .scoring import fallback_attempts
 
 # %% auto 0
-__all__ = ['forward', 'model_context', 'expand', 'dfs_sample', 'dfs_recursive', 'peaked', 'enumerate_sequences', 'InferConfig',
-           'Candidate', 'TestPrediction', 'task_views', 'score_candidates', 'HFBackend', 'predict_task',
+__all__ = ['DECODE_MODES', 'forward', 'model_context', 'expand', 'dfs_sample', 'dfs_recursive', 'peaked', 'enumerate_sequences',
+           'InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'score_candidates', 'HFBackend', 'predict_task',
            'memorize_answers', 'VLLMBackend', 'write_predictions', 'attempts_of']
 
 # %% ../nbs/06_inference.ipynb
@@ -144,6 +144,8 @@ def enumerate_sequences(model, prompt_ids, *, depth, eos_token_id, min_prob):
     return sorted([(s, l) for s, l in done if l >= math.log(min_prob)], key=lambda x: (-x[1], x[0]))
 
 # %% ../nbs/06_inference.ipynb
+DECODE_MODES = ('auto', 'eager', 'static', 'graph')  # the decode paths (06c_fastdecode): auto = CUDA graphs on a GPU where the model allows
+
 @dataclass
 class InferConfig:
     n: int = 8                      # augmented views per test input (the first is the identity)
@@ -159,7 +161,7 @@ class InferConfig:
     seed: int = 0
     decode: str = 'auto'            # 'auto': CUDA graphs on a GPU for Llama-style models, else eager; or 'eager' / 'static' / 'graph' (see fastdecode)
     def __post_init__(self):
-        if self.decode not in ('auto', 'eager', 'static', 'graph'): raise ValueError(f"decode must be 'auto', 'eager', 'static' or 'graph', not {self.decode!r}")
+        if self.decode not in DECODE_MODES: raise ValueError(f"decode must be one of {DECODE_MODES}, not {self.decode!r}")
         if self.n < 1: raise ValueError(f"n (augmented views per test input) must be at least 1, got {self.n}")
         if self.min_prob is not None and not (0 < self.min_prob <= 1): raise ValueError(f"min_prob must be in (0, 1] or None, got {self.min_prob}")
 
