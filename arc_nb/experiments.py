@@ -62,7 +62,7 @@ def sweep_results(plan, out) -> pd.DataFrame:
     df.to_csv(Path(out)/'results.csv', index=False)
     return df
 
-def _launch_quiet(cfg): launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=False)
+def _launch(cfg, progress=False): launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=progress)  # a started run is resumed
 
 def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: int = 1) -> pd.DataFrame:
     """One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table.
@@ -74,9 +74,9 @@ def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: 
         from concurrent.futures import ProcessPoolExecutor
         from tqdm.auto import tqdm
         with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context('spawn')) as ex:
-            for f in tqdm(ex.map(_launch_quiet, todo), total=len(todo), desc='sweep', unit='run', disable=not progress): pass
+            for f in tqdm(ex.map(_launch, todo), total=len(todo), desc='sweep', unit='run', disable=not progress): pass
     else:
-        for cfg in todo: launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=progress)
+        for cfg in todo: _launch(cfg, progress)
     return sweep_results(plan, out)
 
 def sweep_table(results: pd.DataFrame, param: str, metric='score') -> pd.DataFrame:

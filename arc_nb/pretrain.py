@@ -140,14 +140,6 @@ def _load_split(d: Path, prefix: str, device='cpu') -> dict:
     for f in sorted(d.glob(f'{prefix}.*.safetensors')): out.update(load_file(f, device=str(device)))
     return out
 
-def _model_tensors(d: Path) -> dict:
-    "The model weights of a checkpoint: transformers' shards (model-0000k-of-0000n / model.safetensors) or an older model.<k> split."
-    from safetensors.torch import load_file
-    files = sorted(d.glob('model-*-of-*.safetensors')) or sorted(d.glob('model.safetensors')) or sorted(d.glob('model.*.safetensors'))
-    out = {}
-    for f in files: out.update(load_file(f))
-    return out
-
 def _save_ckpt(d: Path, model, opt, state):
     "Write the checkpoint into a fresh folder beside `d`, then swap it in: a kill mid-write leaves the old one whole."
     import shutil
@@ -164,8 +156,8 @@ def _save_ckpt(d: Path, model, opt, state):
     if d.exists(): d.rename(old)
     tmp.rename(d); shutil.rmtree(old, ignore_errors=True)
 
-def _load_ckpt(d: Path, model, opt):
-    model.load_state_dict({k: v.to(model.dtype) for k, v in _model_tensors(d).items()})
+def _load_moments(d: Path, model, opt):
+    "AdamW's state from checkpoint `d` (whose weights `model` was loaded from); returns the training state."
     mom, state = _load_split(d, 'adam', model.device), json.loads((d/'state.json').read_text())
     fused = any(g.get('fused') for g in opt.param_groups)  # fused AdamW keeps its step counts on the parameters' device
     for n, p in model.named_parameters():
@@ -176,12 +168,10 @@ def _load_ckpt(d: Path, model, opt):
 
 def export_model(ckpt, out) -> Path:
     "A `save_pretrained` model folder (fp16 weights, compact tokenizer) from a pretraining checkpoint."
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from arc_nb.model import load_base
     ckpt, out = Path(ckpt), Path(out)
-    cfg = AutoConfig.from_pretrained(ckpt, local_files_only=True)
-    m = AutoModelForCausalLM.from_config(cfg)
-    m.load_state_dict(_model_tensors(ckpt))
-    m.to(torch.float16).save_pretrained(out, max_shard_size=LIMIT); make_compact_tokenizer().save_pretrained(out)
+    m, tok = load_base(ckpt, device='cpu', dtype='float16')
+    m.save_pretrained(out, max_shard_size=LIMIT); tok.save_pretrained(out)
     st = json.loads((ckpt/'state.json').read_text())
     write_json(out/'pretrain.json', {k: st[k] for k in ('step', 'tokens', 'seconds', 'config', 'losses') if k in st}, indent=1)
     return out
@@ -193,16 +183,15 @@ def pretrain(out, cfg: PretrainConfig | None = None, *, time_limit=None, max_ste
     t_start = time.time()
     out = Path(out); ck = out/'checkpoint'
     dev = resolve_device(device)
-    cfg = cfg or resume_config(out)
-    if (ck/'state.json').exists(): resume_config(out, **{k: getattr(cfg, k) for k in ARCH})  # the same architecture, or a clear error
+    cfg, resume = cfg or resume_config(out), (ck/'state.json').exists()
+    if resume: resume_config(out, **{k: getattr(cfg, k) for k in ARCH})  # the same architecture, or a clear error
     if cfg.loss_on not in ('outputs', 'query'): raise ValueError(f"loss_on must be 'outputs' or 'query', not {cfg.loss_on!r}")
     init = out/'init'
-    if not (init/'config.json').exists(): make_tiny_model(init, seed=cfg.seed, max_positions=max(8192, cfg.max_seq_len), **cfg.model_kwargs())
-    model, tok = load_base(init, device=dev, dtype='float32')
+    if not resume and not (init/'config.json').exists(): make_tiny_model(init, seed=cfg.seed, max_positions=max(8192, cfg.max_seq_len), **cfg.model_kwargs())
+    model, tok = load_base(ck if resume else init, device=dev, dtype='float32')  # the checkpoint is a model folder
     check_tokenizer(tok)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95), fused=dev.type == 'cuda')
-    state = {'step': 0, 'tokens': 0, 'seconds': 0.0, 'losses': []}
-    if (ck/'state.json').exists(): state = _load_ckpt(ck, model, opt)
+    state = _load_moments(ck, model, opt) if resume else {'step': 0, 'tokens': 0, 'seconds': 0.0, 'losses': []}
     state['config'] = asdict(cfg)
     s0 = state['step']
     workers = cfg.workers if cfg.workers is not None else (min(8, max(1, (os.cpu_count() or 2) - 2)) if dev.type == 'cuda' else 0)
@@ -241,5 +230,5 @@ def pretrain(out, cfg: PretrainConfig | None = None, *, time_limit=None, max_ste
         if cfg.save_every and time.time() - t_save > cfg.save_every: save(); t_save = time.time()
     if bar is not None: bar.close()
     save(); model.eval()
-    print(f"pretrain: step {state['step']}, {state['tokens'] / 1e6:.1f}M tokens, {tok_call / (time.time() - t_start):,.0f} tok/s this call", flush=True) if progress else None
+    if progress: print(f"pretrain: step {state['step']}, {state['tokens'] / 1e6:.1f}M tokens, {tok_call / (time.time() - t_start):,.0f} tok/s this call", flush=True)
     return state

@@ -32,7 +32,6 @@ def fallback_attempts(task: Task) -> list[dict]:
         out.append({'attempt_1': a1, 'attempt_2': a2})
     return out
 
-#| export
 def test_count(entry) -> int:
     "How many test entries a raw (possibly malformed) challenge entry lists; at least 1."
     t = entry.get('test') if isinstance(entry, dict) else None
