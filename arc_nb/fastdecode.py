@@ -4,13 +4,13 @@
 
 # %% ../nbs/06c_fastdecode.ipynb 4
 from __future__ import annotations
-import logging, math, time
+import itertools, logging, math, time, traceback, weakref
 import torch
 import torch.nn.functional as F
 from .inference import forward, _check_args, dfs_sample, expand, DECODE_MODES
 
 # %% auto 0
-__all__ = ['SUPPORTED', 'unsupported', 'random_forward', 'FastDecoder', 'fast_decoder']
+__all__ = ['SUPPORTED', 'KERNELS', 'unsupported', 'random_forward', 'unfusable', 'FastDecoder', 'fast_decoder']
 
 # %% ../nbs/06c_fastdecode.ipynb
 _log = logging.getLogger(__name__)
@@ -61,9 +61,128 @@ def random_forward(model) -> bool:
                for m in model.modules())
 
 # %% ../nbs/06c_fastdecode.ipynb
+def _linear(mod):
+    "The plain `nn.Linear` of a projection (peft's LoRA wrapper keeps it as `base_layer`)."
+    return getattr(mod, 'base_layer', mod)
+
+def _lora_parts(mod) -> list:
+    "The adapters a projection applies: [(A [r, in], B [out, r], scaling)]; [] when it has none, or they are disabled or merged."
+    from peft.tuners.lora import LoraLayer
+    if not isinstance(mod, LoraLayer) or mod.disable_adapters or mod.merged: return []
+    return [(mod.lora_A[a].weight, mod.lora_B[a].weight, float(mod.scaling[a])) for a in mod.active_adapters if a in mod.lora_A]
+
+def _projections(layer):
+    a, m = layer.self_attn, layer.mlp
+    return dict(qkv=(a.q_proj, a.k_proj, a.v_proj), o=(a.o_proj,), gu=(m.gate_proj, m.up_proj), down=(m.down_proj,))
+
+def unfusable(model) -> str | None:
+    "Why the fused step cannot run `model` (the step then calls the model's own modules), or None when it can."
+    from peft.tuners.lora import LoraLayer, Linear as LoraLinear
+    inner = _base(model).model
+    for n in [inner.norm] + [x for l in inner.layers for x in (l.input_layernorm, l.post_attention_layernorm)]:
+        if not type(n).__name__.endswith('RMSNorm') or not hasattr(n, 'variance_epsilon') or 'Gemma' in type(n).__name__:
+            return f"norm {type(n).__name__} (an RMSNorm with weight * x/rms(x) is needed)"
+    for l in inner.layers:
+        if not all(hasattr(l.mlp, p) for p in ('gate_proj', 'up_proj', 'down_proj', 'act_fn')): return f"MLP {type(l.mlp).__name__} is not gated"
+        for mods in _projections(l).values():
+            for p in mods:
+                if type(_linear(p)) is not torch.nn.Linear: return f"projection {type(_linear(p)).__name__}"
+                if isinstance(p, LoraLayer):
+                    if type(p) is not LoraLinear: return f"LoRA layer {type(p).__name__}"
+                    if any(p.use_dora.get(a, False) for a in p.active_adapters): return "DoRA"
+                    if any(getattr(p, 'lora_bias', {}).get(a, False) for a in p.active_adapters): return "LoRA with a bias"
+                    if getattr(p, 'lora_variant', None): return "a LoRA variant"
+    return None
+
+# %% ../nbs/06c_fastdecode.ipynb
+def _out(y, d):
+    "A projection's output: the base part `y` plus its LoRA delta `d` (in the LoRA dtype), cast back to y's dtype: peft's sum."
+    return y if d is None else (y + d).to(y.dtype)
+
+def _rms(x, w, eps):
+    "LlamaRMSNorm's expression."
+    dt = x.dtype; x = x.float()
+    return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)).to(dt)
+
+def _cast(x, dt): return None if dt is None else x.to(dt)
+
+def _k_norm(h, w, eps, dt):
+    x = _rms(h, w, eps); return x, _cast(x, dt)
+
+def _k_add_norm(h, y, d, w, eps, dt):
+    "The residual add of a projection's output, then the next norm: (h, normed, normed in the next LoRA's dtype)."
+    h = h + _out(y, d); x = _rms(h, w, eps); return h, x, _cast(x, dt)
+
+def _k_rope(y, d, cos, sin, H, KV, hd):
+    "The fused q/k/v output -> q [b, KV, H/KV, hd] and k, v [b, KV, 1, hd], rotary applied to q and k (HF's expression)."
+    y = _out(y, d); b = y.shape[0]
+    qk = y[:, :(H + KV) * hd].view(b, H + KV, hd)
+    qk = qk * cos + _rotate_half(qk) * sin
+    return qk[:, :H].reshape(b, KV, H // KV, hd), qk[:, H:].reshape(b, KV, 1, hd), y[:, (H + KV) * hd:].reshape(b, KV, 1, hd)
+
+def _k_flat(o, dt):
+    o = o.reshape(o.shape[0], -1); return o, _cast(o, dt)
+
+def _k_act(y, d, n, act, dt):
+    "act(gate) * up from the fused gate/up output."
+    z = _out(y, d); a = act(z[:, :n]) * z[:, n:]; return a, _cast(a, dt)
+
+KERNELS = dict(norm=_k_norm, add_norm=_k_add_norm, rope=_k_rope, flat=_k_flat, act=_k_act)
+
+class _Proj:
+    "A layer's (fused) projection: base weight `W` [out, in] (or `Ws`, unfused), `bias`; LoRA `A` [R, in] and block-diagonal `B` [out, R]."
+    def __init__(self, mods, fuse, dev):
+        lins = [_linear(m) for m in mods]
+        self.W, self.bias, self.Ws = _fused(lins) if fuse else (None, None, None)
+        if self.W is None: self.Ws = [(l.weight, l.bias) for l in lins]
+        parts = [_lora_parts(m) for m in mods]
+        self.A = self.B = self.dt = None; self.copies = []
+        if not any(parts): return
+        self.dt = parts[0][0][0].dtype if parts[0] else next(p[0][0].dtype for p in parts if p)
+        for ps in parts:
+            for A, _, _ in ps: self.dt = torch.promote_types(self.dt, A.dtype)
+        R = sum(A.shape[0] for ps in parts for A, _, _ in ps)
+        self.A = torch.zeros(R, lins[0].in_features, dtype=self.dt, device=dev)
+        self.B = torch.zeros(sum(l.out_features for l in lins), R, dtype=self.dt, device=dev)
+        r0 = o0 = 0
+        for l, ps in zip(lins, parts):
+            for A, B, s in ps:
+                r = A.shape[0]
+                self.copies += [(self.A[r0:r0 + r], A, 1.0), (self.B[o0:o0 + l.out_features, r0:r0 + r], B, s)]
+                r0 += r
+            o0 += l.out_features
+
+    def __call__(self, x, x32):
+        "(base output, LoRA delta or None) for inputs x [b, in] (and x in the LoRA dtype)."
+        y = F.linear(x, self.W, self.bias) if self.W is not None else torch.cat([F.linear(x, w, b) for w, b in self.Ws], -1)
+        return y, (None if self.A is None else torch.mm(torch.mm(x32, self.A.t()), self.B.t()))
+
+def _fused(lins):
+    "(W, bias, None): one [sum out, in] weight for `lins`, each module's weight (and bias) re-pointed to a view of it; (None,)*3 when it cannot."
+    ws = [l.weight for l in lins]
+    if len(lins) == 1: return ws[0], lins[0].bias, None
+    if any(w.requires_grad for w in ws) or len({(w.dtype, w.device, w.shape[1]) for w in ws}) > 1: return None, None, None
+    has_bias = [l.bias is not None for l in lins]
+    if any(has_bias) and not all(has_bias): return None, None, None
+    def fuse(ts, name):
+        outs = [t.shape[0] for t in ts]; o = [0] + list(itertools.accumulate(outs))
+        ref = getattr(lins[0], f'_arc_fused_{name}', None)  # fused before (another decoder on this model): still the modules' storage?
+        base = ref() if ref is not None else None
+        if base is not None and base.shape[0] == o[-1] and all(t.data_ptr() == base[o[i]].data_ptr() and t.shape == base[o[i]:o[i + 1]].shape for i, t in enumerate(ts)):
+            return base
+        with torch.inference_mode(False), torch.no_grad():  # the model's weights must stay normal tensors (training saves them for backward)
+            base = torch.cat([t.detach() for t in ts])
+            for l, i in zip(lins, range(len(lins))):
+                setattr(l, name, torch.nn.Parameter(base[o[i]:o[i + 1]], requires_grad=False))
+        for l in lins: l.__dict__[f'_arc_fused_{name}'] = weakref.ref(base)  # not a parameter or buffer; dies with the decoder after .to()
+        return base
+    W = fuse(ws, 'weight')
+    return W, (fuse([l.bias for l in lins], 'bias') if has_bias[0] else None), None
+
+# %% ../nbs/06c_fastdecode.ipynb
 class FastDecoder:
     "`dfs_sample` over a static KV cache; on CUDA each decode step is a CUDA graph replay (one graph per batch and length bucket, captured once)."
-    def __init__(self, model, *, graphs=None, max_rows=64, min_len=256):
+    def __init__(self, model, *, graphs=None, max_rows=64, min_len=256, fuse=True, compile=None, exact_casts=True):
         self.model, self.base = model, _base(model)
         self.inner, cfg = self.base.model, self.base.config
         why = unsupported(model)
@@ -73,17 +192,20 @@ class FastDecoder:
         self.n_layers, self.heads, self.kv_heads = len(self.inner.layers), cfg.num_attention_heads, cfg.num_key_value_heads
         self.head_dim, self.window = a.head_dim, _window(cfg)
         self.graphs = (self.dev.type == 'cuda') if graphs is None else graphs
-        self.max_rows, self.min_len = max_rows, min_len
+        self.max_rows, self.min_len, self.fuse = max_rows, min_len, fuse
+        self.compile = (self.graphs and self.dev.type == 'cuda') if compile is None else compile
+        self.exact_casts = exact_casts
         self.rows = self.length = 0; self.kv = None
-        self._graphs, self._pool, self._sig = {}, None, None
-        self.stats = dict(captures=0, capture_s=0.0, replays=0, eager_steps=0, prefills=0, gathers=0, allocs=0, invalidations=0, fallbacks=0)
+        self._graphs, self._pool, self._sig, self._layers, self._vers, self._k = {}, None, None, None, None, None
+        self.stats = dict(captures=0, capture_s=0.0, warmup_s=0.0, replays=0, eager_steps=0, prefills=0, gathers=0, allocs=0,
+                          invalidations=0, fallbacks=0, lora_refreshes=0)
         self.stepping = False  # True while a decode step runs (or is captured): hooks can read `pos`
 
     # --- buffers -------------------------------------------------------------------------------------------
     def _alloc(self, rows, length):
         "Static KV cache [layers, k/v, rows, kv_heads, length, head_dim] and the step's inputs; drops captured graphs."
         rows, length = max(rows, self.rows), max(length, self.length)
-        self._graphs, self.kv = {}, None
+        self._drop_graphs(); self.kv = None
         if self.dev.type == 'cuda': torch.cuda.empty_cache()
         self.kv = torch.zeros(self.n_layers, 2, rows, self.kv_heads, length, self.head_dim, dtype=self.dtype, device=self.dev)
         self.ids = torch.zeros(rows, dtype=torch.long, device=self.dev)
@@ -94,6 +216,10 @@ class FastDecoder:
         self.cos, self.sin = cos[0], sin[0]
         self.rows, self.length = rows, length
         self.stats['allocs'] += 1
+
+    def _drop_graphs(self):
+        "Forget the captured graphs and their memory pool: a pool must not be captured into again once its graphs are gone (outputs still in use keep it alive, and CUDA's allocator asserts)."
+        self._graphs, self._pool = {}, None
 
     def _ensure(self, rows, length):
         if self.kv is None or rows > self.rows or length > self.length:
@@ -107,51 +233,122 @@ class FastDecoder:
                      for m in self.model.modules() if isinstance(m, LoraLayer))
         return hash((ptrs, lora))
 
+    def _prepare(self):
+        "The fused step's per-layer weights and LoRA buffers (or None: the modules step)."
+        why = 'fuse=False' if not self.fuse else unfusable(self.model)
+        if why:
+            if self.fuse: _once(f"the decode step calls the model's modules: {why}")
+            self._layers = None; return
+        L = []
+        for layer in self.inner.layers:
+            p = {k: _Proj(mods, True, self.dev) for k, mods in _projections(layer).items()}
+            n1, n2 = layer.input_layernorm, layer.post_attention_layernorm
+            L.append(dict(p, n1=(n1.weight, n1.variance_epsilon), n2=(n2.weight, n2.variance_epsilon), act=layer.mlp.act_fn,
+                          inter=_linear(layer.mlp.gate_proj).out_features, scaling=layer.self_attn.scaling))
+        self._layers, self._final = L, (self.inner.norm.weight, self.inner.norm.variance_epsilon)
+        self._copies = [c for ly in L for k in ('qkv', 'o', 'gu', 'down') for c in ly[k].copies]
+        self._k = self._k or self._kernels()
+
+    def _kernels(self):
+        if not self.compile: return KERNELS
+        try:
+            import torch._dynamo.config as dc, torch._inductor.config as ic
+            for name in ('recompile_limit', 'cache_size_limit'):  # a few variants per function (batch 1 or more, LoRA dtype): not the limit of 8
+                if hasattr(dc, name): setattr(dc, name, max(getattr(dc, name), 64)); break
+            opts = {'emulate_precision_casts': True} if self.exact_casts and hasattr(ic, 'emulate_precision_casts') else None
+            return {k: torch.compile(f, fullgraph=True, dynamic=True, options=opts) for k, f in KERNELS.items()}
+        except Exception as e:
+            _once(f"torch.compile is not available ({type(e).__name__}: {e}): the step's elementwise functions run uncompiled")
+            self.compile = False; return KERNELS
+
+    def _refresh(self):
+        "Copy peft's LoRA tensors into the fused buffers (in place: captured graphs read these buffers)."
+        for dst, src, s in self._copies:
+            dst.copy_(src)
+            if s != 1.0: dst.mul_(s)
+        self.stats['lora_refreshes'] += 1
+
+    @torch.inference_mode()
     def _check_weights(self):
-        "Hot-loading copies into the resident weights, so this stays the same; anything else (new tensors, another adapter) recaptures."
+        "Hot-loading copies into the resident weights: the buffers are refreshed in place. Anything else (new tensors, another adapter) prepares and captures again."
         sig = self._signature()
-        if self._sig is not None and sig != self._sig and self._graphs:
-            _log.warning("model weights were replaced or LoRA switched (not an in-place hot-load): CUDA graphs are captured again")
-            self._graphs = {}; self.stats['invalidations'] += 1
-        self._sig = sig
+        if sig != self._sig:
+            if self._sig is not None and self._graphs:
+                _log.warning("model weights were replaced or LoRA switched (not an in-place hot-load): CUDA graphs are captured again")
+                self._drop_graphs(); self.stats['invalidations'] += 1
+            self._prepare(); self._sig, self._vers = self._signature(), None  # fusing re-points weights: their addresses change once
+        if self._layers is not None:
+            vers = tuple(src._version for _, src, _ in self._copies)
+            if vers != self._vers: self._refresh(); self._vers = vers
 
     # --- one decode step -------------------------------------------------------------------------------------
     def _step_impl(self, b, L):
         "Log-probabilities [b, V] of the next token for rows :b, each fed `ids[:b]` at position `pos`, attending to positions :L."
         self.stepping = True
-        try:
-            pos, H, KV, hd = self.pos, self.heads, self.kv_heads, self.head_dim
-            h = self.inner.embed_tokens(self.ids[:b, None])                     # [b, 1, d]
-            cos, sin = self.cos.index_select(0, pos)[None, None], self.sin.index_select(0, pos)[None, None]
-            mask = (self.arange[:L] <= pos).view(1, 1, 1, L)
-            for l, layer in enumerate(self.inner.layers):
-                a, r = layer.self_attn, h
-                x = layer.input_layernorm(h)
-                q = a.q_proj(x).view(b, 1, H, hd).transpose(1, 2)
-                k = a.k_proj(x).view(b, 1, KV, hd).transpose(1, 2)
-                v = a.v_proj(x).view(b, 1, KV, hd).transpose(1, 2)
-                q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
-                kc, vc = self.kv[l, 0, :b], self.kv[l, 1, :b]
-                kc.index_copy_(2, pos, k); vc.index_copy_(2, pos, v)
-                # grouped-query attention without repeat_kv: a key/value head's query heads act as its query positions
-                o = F.scaled_dot_product_attention(q.reshape(b, KV, H // KV, hd), kc[:, :, :L], vc[:, :, :L], attn_mask=mask, scale=a.scaling)
-                h = r + a.o_proj(o.reshape(b, 1, H * hd))
-                h = h + layer.mlp(layer.post_attention_layernorm(h))
-            logits = self.base.lm_head(self.inner.norm(h))                       # [b, 1, V], hooks on the head see HF's shape
-            return torch.log_softmax(logits[:, -1].float(), -1)
+        try: return self._step_fused(b, L) if self._layers is not None else self._step_modules(b, L)
         finally: self.stepping = False
+
+    def _step_fused(self, b, L):
+        K, pos, H, KV, hd = self._k, self.pos, self.heads, self.kv_heads, self.head_dim
+        h = self.inner.embed_tokens(self.ids[:b])                               # [b, d]
+        cos, sin = self.cos.index_select(0, pos), self.sin.index_select(0, pos)  # [1, hd]
+        mask = (self.arange[:L] <= pos).view(1, 1, 1, L)
+        pend = None  # the previous layer's down projection, added to the residual by the next norm
+        for l, ly in enumerate(self._layers):
+            if pend is None: x, x32 = K['norm'](h, *ly['n1'], ly['qkv'].dt)
+            else: h, x, x32 = K['add_norm'](h, *pend, *ly['n1'], ly['qkv'].dt)
+            q, k, v = K['rope'](*ly['qkv'](x, x32), cos, sin, H, KV, hd)
+            kc, vc = self.kv[l, 0, :b], self.kv[l, 1, :b]
+            kc.index_copy_(2, pos, k); vc.index_copy_(2, pos, v)
+            o = F.scaled_dot_product_attention(q, kc[:, :, :L], vc[:, :, :L], attn_mask=mask, scale=ly['scaling'])
+            o, o32 = K['flat'](o, ly['o'].dt)
+            h, x, x32 = K['add_norm'](h, *ly['o'](o, o32), *ly['n2'], ly['gu'].dt)
+            a, a32 = K['act'](*ly['gu'](x, x32), ly['inter'], ly['act'], ly['down'].dt)
+            pend = ly['down'](a, a32)
+        _, x, _ = K['add_norm'](h, *pend, *self._final, None)
+        logits = self.base.lm_head(x[:, None])                                  # [b, 1, V], hooks on the head see HF's shape
+        return torch.log_softmax(logits[:, -1].float(), -1)
+
+    def _step_modules(self, b, L):
+        pos, H, KV, hd = self.pos, self.heads, self.kv_heads, self.head_dim
+        h = self.inner.embed_tokens(self.ids[:b, None])                     # [b, 1, d]
+        cos, sin = self.cos.index_select(0, pos)[None, None], self.sin.index_select(0, pos)[None, None]
+        mask = (self.arange[:L] <= pos).view(1, 1, 1, L)
+        for l, layer in enumerate(self.inner.layers):
+            a, r = layer.self_attn, h
+            x = layer.input_layernorm(h)
+            q = a.q_proj(x).view(b, 1, H, hd).transpose(1, 2)
+            k = a.k_proj(x).view(b, 1, KV, hd).transpose(1, 2)
+            v = a.v_proj(x).view(b, 1, KV, hd).transpose(1, 2)
+            q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
+            kc, vc = self.kv[l, 0, :b], self.kv[l, 1, :b]
+            kc.index_copy_(2, pos, k); vc.index_copy_(2, pos, v)
+            # grouped-query attention without repeat_kv: a key/value head's query heads act as its query positions
+            o = F.scaled_dot_product_attention(q.reshape(b, KV, H // KV, hd), kc[:, :, :L], vc[:, :, :L], attn_mask=mask, scale=a.scaling)
+            h = r + a.o_proj(o.reshape(b, 1, H * hd))
+            h = h + layer.mlp(layer.post_attention_layernorm(h))
+        logits = self.base.lm_head(self.inner.norm(h))                       # [b, 1, V]
+        return torch.log_softmax(logits[:, -1].float(), -1)
 
     def _capture(self, b, L):
         t = time.perf_counter()
         try:
             if self._pool is None: self._pool = torch.cuda.graph_pool_handle()
             s = torch.cuda.Stream(self.dev); s.wait_stream(torch.cuda.current_stream(self.dev))
-            with torch.cuda.stream(s): self._step_impl(b, L)  # warm-up; harmless: it writes what the replay will write
+            with torch.cuda.stream(s):  # warm-up (compiles the kernels for this shape); harmless: it writes what the replay will write
+                try: self._step_impl(b, L)
+                except Exception as e:
+                    if not self.compile: raise
+                    _once(f"the compiled decode step failed ({type(e).__name__}: {e}): its functions run uncompiled")
+                    self.compile, self._k = False, KERNELS; self._step_impl(b, L)
+                torch.cuda.synchronize(self.dev)
+            self.stats['warmup_s'] += time.perf_counter() - t
             torch.cuda.current_stream(self.dev).wait_stream(s)
             g = torch.cuda.CUDAGraph()
             with torch.cuda.graph(g, pool=self._pool, capture_error_mode='thread_local'): out = self._step_impl(b, L)  # other threads may use CUDA meanwhile
         except Exception as e:
             _log.warning(f"CUDA graph capture failed ({type(e).__name__}: {e}); decoding eagerly over the static cache")
+            _log.info(traceback.format_exc())
             self.graphs = False
             return None
         torch.cuda.synchronize(self.dev)
@@ -161,6 +358,7 @@ class FastDecoder:
 
     def step(self, tokens, pos):
         "Feed `tokens[i]` to cache row i at position `pos`: next-token log-probabilities [len(tokens), V] (valid until the next step)."
+        if self._sig is None: self._check_weights()
         m = len(tokens)
         self.ids[:m].copy_(torch.tensor(tokens, dtype=torch.long), non_blocking=True)
         self.pos.fill_(pos)

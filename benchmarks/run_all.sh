@@ -12,6 +12,7 @@ python3 benchmarks/gpu_bench.py --sections overhead,throughput,dfs --model 7b --
 python3 benchmarks/gpu_bench.py --sections profile --model 7b --out "$OUT/profile.json"
 python3 benchmarks/gpu_bench.py --sections scheduled --model 1b --out "$OUT/scheduled.json"
 python3 benchmarks/decode_bench.py --out "$OUT"
+python3 benchmarks/decode_bench.py --sections equality --variants fused+compiled --equality-s 200 --out "$OUT/decode_equality.json"
 bash benchmarks/pretrain_gpu.sh 500 --batch-tokens 65536 --loss-on outputs
 bash benchmarks/ttt_gain.sh /tmp/ttt 3600
 python3 benchmarks/report.py

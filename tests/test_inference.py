@@ -161,7 +161,28 @@ def test_graph_decoder_cuda():
         if rnd == 0: captures = fd.stats['captures']
     assert captures > 0 and fd.stats['replays'] > 0 and fd.stats['eager_steps'] == 0
     assert fd.stats['captures'] == captures and fd.stats['invalidations'] == 0  # the second round: all replays, no capture
+    assert fd.compile and fd._layers is not None and fd.stats['lora_refreshes'] == 6  # the default on a GPU: the fused, compiled step
+    # a longer prompt grows the cache: new buffers, graphs captured again into a fresh memory pool, same results
+    long = PROMPTS[0][:-1] + [V.cells[i % 10] for i in range(300)] + PROMPTS[0][-1:]
+    allocs, captures = fd.stats['allocs'], fd.stats['captures']
+    for prompt in (long, PROMPTS[1]):
+        ref = dfs_sample(m, prompt, min_prob=0.05, max_new_tokens=9, eos_token_id=V.eos)
+        got = fd.dfs(prompt, min_prob=0.05, max_new_tokens=9, eos_token_id=V.eos)
+        assert [s for s, _ in got] == [s for s, _ in ref] and np.allclose([l for _, l in got], [l for _, l in ref], atol=1e-4, rtol=0)
+    assert fd.stats['allocs'] == allocs + 1 and fd.stats['captures'] > captures and fd.stats['eager_steps'] == 0
     assert fast_decoder(m) is not None and fast_decoder(m).graphs  # 'auto' on a GPU
+
+def test_compiled_step_matches_dfs_sample():
+    "The step's elementwise functions through torch.compile (inductor, here on the CPU): the same lists as dfs_sample."
+    m = MODELS['llama-lora']()
+    fd = FastDecoder(m, max_rows=512, compile=True)
+    for prompt in PROMPTS[:2]:
+        for p in (0.05, None):
+            ref = dfs_sample(m, prompt, min_prob=p, max_new_tokens=8, eos_token_id=V.eos)
+            got = fd.dfs(prompt, min_prob=p, max_new_tokens=8, eos_token_id=V.eos)
+            assert [s for s, _ in got] == [s for s, _ in ref], p
+            assert np.allclose([l for _, l in got], [l for _, l in ref], atol=1e-5, rtol=0)
+    assert fd.compile and fd._layers is not None and fd.stats['eager_steps'] > 0
 
 @pytest.mark.parametrize('name', ['llama-b-gqa', 'llama-lora'])
 def test_graph_buckets_dry_run(name):
