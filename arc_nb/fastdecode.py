@@ -261,8 +261,9 @@ class FastDecoder:
             _once(f"torch.compile is not available ({type(e).__name__}: {e}): the step's elementwise functions run uncompiled")
             self.compile = False; return KERNELS
 
-    def _refresh(self):
-        "Copy peft's LoRA tensors into the fused buffers (in place: captured graphs read these buffers)."
+    @torch.inference_mode()  # the buffers were made in inference mode
+    def refresh(self):
+        "Copy peft's LoRA tensors into the fused buffers (in place: captured graphs read these buffers). Searches do this when the tensors' version counters moved; call it after writes the counters cannot see (through `.data`)."
         for dst, src, s in self._copies:
             dst.copy_(src)
             if s != 1.0: dst.mul_(s)
@@ -279,7 +280,7 @@ class FastDecoder:
             self._prepare(); self._sig, self._vers = self._signature(), None  # fusing re-points weights: their addresses change once
         if self._layers is not None:
             vers = tuple(src._version for _, src, _ in self._copies)
-            if vers != self._vers: self._refresh(); self._vers = vers
+            if vers != self._vers: self.refresh(); self._vers = vers
 
     # --- one decode step -------------------------------------------------------------------------------------
     def _step_impl(self, b, L):
