@@ -196,7 +196,7 @@ class FastDecoder:
         self.compile = (self.graphs and self.dev.type == 'cuda') if compile is None else compile
         self.exact_casts = exact_casts
         self.rows = self.length = 0; self.kv = None
-        self._graphs, self._pool, self._sig, self._layers, self._vers, self._k = {}, None, None, None, None, None
+        self._graphs, self._pool, self._sig, self._layers, self._vers, self._k, self._copies = {}, None, None, None, None, None, []
         self.stats = dict(captures=0, capture_s=0.0, warmup_s=0.0, replays=0, eager_steps=0, prefills=0, gathers=0, allocs=0,
                           invalidations=0, fallbacks=0, lora_refreshes=0)
         self.stepping = False  # True while a decode step runs (or is captured): hooks can read `pos`
@@ -238,7 +238,7 @@ class FastDecoder:
         why = 'fuse=False' if not self.fuse else unfusable(self.model)
         if why:
             if self.fuse: _once(f"the decode step calls the model's modules: {why}")
-            self._layers = None; return
+            self._layers, self._copies = None, []; return
         L = []
         for layer in self.inner.layers:
             p = {k: _Proj(mods, True, self.dev) for k, mods in _projections(layer).items()}
