@@ -5,6 +5,7 @@
 # %% ../nbs/12_cli.ipynb 4
 from __future__ import annotations
 import argparse, json, sys
+import psutil
 from pathlib import Path
 from .data import ARCDataError, load_tasks_checked, NAMED_SETS
 from .scoring import (load_submission, read_solutions, read_challenges, score_submission,
@@ -66,7 +67,7 @@ RUN_FLAGS = [  # (flag, RunConfig field, type, help)
     ('--batch-size', 'batch_size', int, "TTT batch size (1 trained best in the reference)"),
     ('--n', 'n', int, "augmented views per test input at inference"),
     ('--min-prob', 'min_prob', _min_prob_arg, "DFS probability threshold, or 'none' for greedy"),
-    ('--time-budget', 'time_budget', float, "seconds for this invocation; a valid submission.json is final before it ends"),
+    ('--time-budget', 'time_budget', float, "seconds for this invocation, counted from the command's start; a valid submission.json is final before it ends"),
     ('--seed', 'seed', int, "seed of LoRA init, augmentations and views"),
     ('--dtype', 'dtype', str, "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32"),
     ('--cpu-threads', 'cpu_threads', int, "torch threads per CPU worker (default: cores / workers)"),
@@ -99,10 +100,11 @@ def cmd_run(a):
         if not a.out: raise ValueError("--out RUN is required: the run directory to write")
         cfg = run_config_from_args(a)
     try:
+        started = psutil.Process().create_time()  # the budget includes this process's start-up (imports take seconds)
         if a.backend == 'ray':
             from arc_nb.cluster import launch_ray
-            s = launch_ray(cfg, address=a.address, resume=a.resume, progress=not a.quiet)
-        else: s = launch(cfg, resume=a.resume, progress=not a.quiet)
+            s = launch_ray(cfg, address=a.address, resume=a.resume, progress=not a.quiet, started=started)
+        else: s = launch(cfg, resume=a.resume, progress=not a.quiet, started=started)
     except RunError as e: raise ValueError(str(e)) from None
     score = f"score {s['score']:.2f}% over {s['tasks']} tasks" if 'score' in s else f"{s['tasks']} tasks (no solutions to score against)"
     print(f"{score}; trained {s['trained']}, predicted {s['predicted']} in {s['seconds']:.0f}s"

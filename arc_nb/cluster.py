@@ -65,9 +65,9 @@ class RayBackend:
             if s.handle is not None: self.ray.kill(s.handle[0], no_restart=True)
     def close(self): pass
 
-def launch_ray(cfg: RunConfig, *, address=None, resume=False, progress=True) -> dict:
+def launch_ray(cfg: RunConfig, *, address=None, resume=False, progress=True, started=None) -> dict:
     "`launch` with every worker a Ray actor; the run directory must be on storage every node sees."
-    return launch(cfg, resume=resume, progress=progress, backend=RayBackend(address, cfg.max_restarts))
+    return launch(cfg, resume=resume, progress=progress, backend=RayBackend(address, cfg.max_restarts), started=started)
 
 # %% ../nbs/07b_cluster.ipynb
 def _run_one(cfg_dict):

@@ -412,9 +412,9 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     return tasks, bad
 
 # %% ../nbs/07_scheduler.ipynb
-def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, **kw) -> dict:
-    "Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions are known."
-    t_start = time.time()
+def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, started=None, **kw) -> dict:
+    "Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions are known. The time budget counts from `started` (a `time.time()`; default: now)."
+    t_start = time.time() if started is None else started
     backend = backend or LocalBackend()
     cfg = replace(cfg or RunConfig(), **kw)
     run = RunDir(cfg.out)
