@@ -7,8 +7,9 @@ Writes OUT/decode.json (OUT may also name a .json file). Every section runs in i
 recorded in the JSON under the section's name and the rest still runs.
 
 Sections
-- steps:    one decode step at batch 1 and 16 (prompt of 2048 tokens), eager (HF forward + DynamicCache) vs graph replay;
-            the capture cost of each graph.
+- steps:    one decode step at batch 1 and 16 (prompt of 2048 tokens), eager (HF forward + DynamicCache) vs graph replay
+            of each FastDecoder variant (--variants: modules, fused, fused+compiled, fused+compiled-fp32); capture and
+            compile cost, CUDA kernels per step, memory the decoder's preparation added.
 - swaps:    >= 10 different random adapters hot-loaded in place (load_adapter_weights); after each, dfs_sample and
             FastDecoder.dfs on a real ARC-AGI-2 evaluation prompt (peaked with AnswerBias so the DFS finds candidates)
             must agree; captures are counted before and after (expected: no new capture after the first task).
@@ -16,7 +17,8 @@ Sections
 - prefill:  the model's batched prefill (prompt) and score_candidates (rescoring) timings, shared by both paths.
 - equality_7b: the same check on the 7B model, real prompts of several tasks (two views each), peaked per prompt.
 - equality: real ARC-AGI-2 evaluation prompts on the small trained model (models/arc-small, bf16, LoRA attached):
-            same candidate set on >= 95% of prompts, log-probabilities within 0.01; differences listed.
+            each prompt's dfs_sample against dfs_sample(max_batch=1) (eager's own bf16 noise) and against each
+            variant's FastDecoder.dfs: same candidate sets, largest log-prob differences, the differences listed.
 """
 import argparse, json, math, os, platform, shutil, sys, tempfile, time, traceback
 from pathlib import Path
