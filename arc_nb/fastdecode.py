@@ -4,7 +4,7 @@
 
 # %% ../nbs/06c_fastdecode.ipynb 4
 from __future__ import annotations
-import itertools, logging, math, time, traceback, weakref
+import functools, itertools, logging, math, time, traceback, weakref
 import torch
 import torch.nn.functional as F
 from .inference import forward, _check_args, dfs_sample, expand, DECODE_MODES
@@ -14,6 +14,10 @@ __all__ = ['SUPPORTED', 'KERNELS', 'unsupported', 'random_forward', 'unfusable',
 
 # %% ../nbs/06c_fastdecode.ipynb
 _log = logging.getLogger(__name__)
+_LOGGED = set()
+def _once(msg):
+    "Log `msg` as a warning, once per process."
+    if msg not in _LOGGED: _LOGGED.add(msg); _log.warning(msg)
 SUPPORTED = ('llama', 'mistral', 'qwen2')
 
 def _pow2(n, lo=1):
@@ -130,20 +134,19 @@ def _k_act(y, d, n, act, dt):
 KERNELS = dict(norm=_k_norm, add_norm=_k_add_norm, rope=_k_rope, flat=_k_flat, act=_k_act)
 
 class _Proj:
-    "A layer's (fused) projection: base weight `W` [out, in] (or `Ws`, unfused), `bias`; LoRA `A` [R, in] and block-diagonal `B` [out, R]."
-    def __init__(self, mods, fuse, dev):
+    "A layer's (fused) projection: base weight `W` [out, in] and `bias` (or `Ws`, unfused); LoRA `A` [R, in] and block-diagonal `B` [out, R]."
+    def __init__(self, mods, dev):
         lins = [_linear(m) for m in mods]
-        self.W, self.bias, self.Ws = _fused(lins) if fuse else (None, None, None)
-        if self.W is None: self.Ws = [(l.weight, l.bias) for l in lins]
+        fused = _fused(lins)
+        self.W, self.bias = fused or (None, None)
+        self.Ws = None if fused else [(l.weight, l.bias) for l in lins]
         parts = [_lora_parts(m) for m in mods]
+        As = [A for ps in parts for A, _, _ in ps]
         self.A = self.B = self.dt = None; self.copies = []
-        if not any(parts): return
-        self.dt = parts[0][0][0].dtype if parts[0] else next(p[0][0].dtype for p in parts if p)
-        for ps in parts:
-            for A, _, _ in ps: self.dt = torch.promote_types(self.dt, A.dtype)
-        R = sum(A.shape[0] for ps in parts for A, _, _ in ps)
-        self.A = torch.zeros(R, lins[0].in_features, dtype=self.dt, device=dev)
-        self.B = torch.zeros(sum(l.out_features for l in lins), R, dtype=self.dt, device=dev)
+        if not As: return
+        self.dt = functools.reduce(torch.promote_types, [A.dtype for A in As])
+        self.A = torch.zeros(sum(A.shape[0] for A in As), lins[0].in_features, dtype=self.dt, device=dev)
+        self.B = torch.zeros(sum(l.out_features for l in lins), self.A.shape[0], dtype=self.dt, device=dev)
         r0 = o0 = 0
         for l, ps in zip(lins, parts):
             for A, B, s in ps:
@@ -154,30 +157,28 @@ class _Proj:
 
     def __call__(self, x, x32):
         "(base output, LoRA delta or None) for inputs x [b, in] (and x in the LoRA dtype)."
-        y = F.linear(x, self.W, self.bias) if self.W is not None else torch.cat([F.linear(x, w, b) for w, b in self.Ws], -1)
+        y = F.linear(x, self.W, self.bias) if self.Ws is None else torch.cat([F.linear(x, w, b) for w, b in self.Ws], -1)
         return y, (None if self.A is None else torch.mm(torch.mm(x32, self.A.t()), self.B.t()))
 
 def _fused(lins):
-    "(W, bias, None): one [sum out, in] weight for `lins`, each module's weight (and bias) re-pointed to a view of it; (None,)*3 when it cannot."
+    "(W, bias): one [sum out, in] weight for `lins`, each module's weight (and bias) re-pointed to a view of it; None when it cannot."
     ws = [l.weight for l in lins]
-    if len(lins) == 1: return ws[0], lins[0].bias, None
-    if any(w.requires_grad for w in ws) or len({(w.dtype, w.device, w.shape[1]) for w in ws}) > 1: return None, None, None
+    if len(lins) == 1: return ws[0], lins[0].bias
+    if any(w.requires_grad for w in ws) or len({(w.dtype, w.device, w.shape[1]) for w in ws}) > 1: return None
     has_bias = [l.bias is not None for l in lins]
-    if any(has_bias) and not all(has_bias): return None, None, None
+    if any(has_bias) and not all(has_bias): return None
     def fuse(ts, name):
-        outs = [t.shape[0] for t in ts]; o = [0] + list(itertools.accumulate(outs))
+        o = [0] + list(itertools.accumulate(t.shape[0] for t in ts))
         ref = getattr(lins[0], f'_arc_fused_{name}', None)  # fused before (another decoder on this model): still the modules' storage?
         base = ref() if ref is not None else None
         if base is not None and base.shape[0] == o[-1] and all(t.data_ptr() == base[o[i]].data_ptr() and t.shape == base[o[i]:o[i + 1]].shape for i, t in enumerate(ts)):
             return base
         with torch.inference_mode(False), torch.no_grad():  # the model's weights must stay normal tensors (training saves them for backward)
             base = torch.cat([t.detach() for t in ts])
-            for l, i in zip(lins, range(len(lins))):
-                setattr(l, name, torch.nn.Parameter(base[o[i]:o[i + 1]], requires_grad=False))
+            for i, l in enumerate(lins): setattr(l, name, torch.nn.Parameter(base[o[i]:o[i + 1]], requires_grad=False))
         for l in lins: l.__dict__[f'_arc_fused_{name}'] = weakref.ref(base)  # not a parameter or buffer; dies with the decoder after .to()
         return base
-    W = fuse(ws, 'weight')
-    return W, (fuse([l.bias for l in lins], 'bias') if has_bias[0] else None), None
+    return fuse(ws, 'weight'), (fuse([l.bias for l in lins], 'bias') if has_bias[0] else None)
 
 # %% ../nbs/06c_fastdecode.ipynb
 class FastDecoder:
@@ -241,7 +242,7 @@ class FastDecoder:
             self._layers, self._copies = None, []; return
         L = []
         for layer in self.inner.layers:
-            p = {k: _Proj(mods, True, self.dev) for k, mods in _projections(layer).items()}
+            p = {k: _Proj(mods, self.dev) for k, mods in _projections(layer).items()}
             n1, n2 = layer.input_layernorm, layer.post_attention_layernorm
             L.append(dict(p, n1=(n1.weight, n1.variance_epsilon), n2=(n2.weight, n2.variance_epsilon), act=layer.mlp.act_fn,
                           inter=_linear(layer.mlp.gate_proj).out_features, scaling=layer.self_attn.scaling))
@@ -429,10 +430,6 @@ class FastDecoder:
         return []
 
 # %% ../nbs/06c_fastdecode.ipynb
-_LOGGED = set()
-def _once(msg):
-    if msg not in _LOGGED: _LOGGED.add(msg); _log.warning(msg)
-
 def fast_decoder(model, decode='auto', **kw) -> FastDecoder | None:
     "The worker's decoder for `model` (made once, kept on the model), or None for plain `dfs_sample`. decode: 'auto' | 'eager' | 'static' | 'graph'."
     if decode not in DECODE_MODES: raise ValueError(f"decode must be one of {DECODE_MODES}, not {decode!r}")

@@ -226,9 +226,9 @@ def equality_over(m, v, prompts, min_prob, budget_s, variants, bias=None):
     decs = {name: FastDecoder(m, **VARIANTS[name]) for name in variants}
     rows = {k: [] for k in ['eager max_batch=1'] + list(decs)}
     t_start = time.perf_counter()
-    for j, (tid, k, p, room, b) in enumerate(prompts):
+    for tid, k, p, room, b in prompts:
         if time.perf_counter() - t_start > budget_s: break
-        hook = bias(m, decs, b) if bias else None
+        hook = bias(b) if bias else None
         try:
             te, ref = clock(lambda: dfs_sample(m, p, min_prob=min_prob, max_new_tokens=room, eos_token_id=v.eos))
             t1, one = clock(lambda: dfs_sample(m, p, min_prob=min_prob, max_new_tokens=room, eos_token_id=v.eos, max_batch=1))
@@ -260,7 +260,7 @@ def bench_equality_biased(m, v, n_prompts, min_prob, budget_s, variants):
             ans, branch, alt = bias_for(v, task, tr, 2 + len(prompts) % 2)
             prompts.append((tid, k, p, len(ans) + 8, (ans, branch, alt)))
         if len(prompts) >= n_prompts: break
-    return equality_over(m, v, prompts[:n_prompts], min_prob, budget_s, variants, bias=lambda m, decs, b: GraphAnswerBias(m, None, *b))
+    return equality_over(m, v, prompts[:n_prompts], min_prob, budget_s, variants, bias=lambda b: GraphAnswerBias(m, None, *b))
 
 def bench_equality(path, n_prompts, min_prob, budget_s, variants):
     m, tok = load_base(path, device=DEV, dtype='bfloat16' if CUDA else 'float32')
