@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools, itertools, logging, math, time, traceback, weakref
 import torch
 import torch.nn.functional as F
-from .inference import forward, _check_args, dfs_sample, expand, DECODE_MODES
+from .inference import forward, _check_args, dfs_sample, expand, DECODE_MODES, WORK
 
 # %% auto 0
 __all__ = ['SUPPORTED', 'KERNELS', 'unsupported', 'random_forward', 'unfusable', 'FastDecoder', 'fast_decoder']
@@ -364,6 +364,7 @@ class FastDecoder:
         m = len(tokens)
         self.ids[:m].copy_(torch.tensor(tokens, dtype=torch.long), non_blocking=True)
         self.pos.fill_(pos)
+        WORK.step(m, pos + 1)  # the useful work: m rows, pos + 1 keys each (a bucket may compute more)
         if self.graphs:
             b, L = _pow2(m), min(_pow2(pos + 1, self.min_len), self.length)
             g = self._graphs.get((b, L)) or self._capture(b, L)

@@ -14,9 +14,30 @@ from .encoding import Vocab, fit_prompt, decode_grid, grid_ids, output_tokens, t
 from .scoring import fallback_attempts
 
 # %% auto 0
-__all__ = ['DECODE_MODES', 'forward', 'model_context', 'expand', 'dfs_sample', 'dfs_recursive', 'peaked', 'enumerate_sequences',
-           'InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'score_candidates', 'HFBackend', 'predict_task',
-           'memorize_answers', 'VLLMBackend', 'write_predictions', 'attempts_of']
+__all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'forward', 'model_context', 'expand', 'dfs_sample', 'dfs_recursive', 'peaked',
+           'enumerate_sequences', 'InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'score_candidates',
+           'HFBackend', 'test_prompts', 'predict_task', 'memorize_answers', 'VLLMBackend', 'write_predictions',
+           'attempts_of']
+
+# %% ../nbs/06_inference.ipynb
+@dataclass
+class WorkCount:
+    "Running totals of what forward passes did in this process (see `useful_work` in 09_plots)."
+    steps: int = 0   # decode steps: passes that feed one new token per row
+    rows: int = 0    # tokens those steps fed (a step of B rows counts B)
+    kv: int = 0      # keys those steps attended to: the sum over steps of rows x context length
+    tokens: int = 0  # tokens of multi-token passes (prompt prefill, rescoring)
+    ctx: int = 0     # the sum of those tokens' context lengths (their attention work)
+    def step(self, rows, context): self.steps += 1; self.rows += rows; self.kv += rows * context
+    def passed(self, rows, start, n):
+        "A pass of `n` tokens per row after `start` cached ones."
+        self.tokens += rows * n; self.ctx += rows * (n * start + n * (n + 1) // 2)
+    def since(self, before: 'WorkCount') -> dict:
+        "What was done after the copy `before` was taken."
+        return {k: v - getattr(before, k) for k, v in asdict(self).items()}
+    def copy(self) -> 'WorkCount': return WorkCount(**asdict(self))
+
+WORK = WorkCount()  # this process's totals: `predict_task` records differences
 
 # %% ../nbs/06_inference.ipynb
 def _select(cache, idx):
@@ -38,6 +59,9 @@ def forward(model, ids, cache=None, *, last_only=False):
     "One forward pass with the KV cache on: (logits, cache). `last_only` computes logits for the last position alone (prefill)."
     kw = {_cache_kw(model): cache} if cache is not None else {}
     if last_only: kw['logits_to_keep'] = 1
+    start, (rows, n) = (cache.get_seq_length() if cache is not None else 0), ids.shape
+    if n == 1 and start > 0: WORK.step(rows, start + 1)
+    else: WORK.passed(rows, start, n)
     o = model(input_ids=ids, use_cache=True, **kw)
     return o.logits, (o['cache'] if 'cache' in o else o.past_key_values)
 
@@ -99,7 +123,7 @@ def _greedy(model, logits, cache, max_new_tokens, eos):
         l = torch.log_softmax(logits[:, -1].float(), -1)[0]
         t = int(l.argmax()); seq.append(t); lp += float(l[t])
         if t == eos: return [(seq, lp)]
-        logits, cache = forward(model, torch.tensor([[t]], device=model.device), cache)
+        if len(seq) < max_new_tokens: logits, cache = forward(model, torch.tensor([[t]], device=model.device), cache)
     return []
 
 # %% ../nbs/06_inference.ipynb
@@ -183,9 +207,13 @@ class TestPrediction:
     malformed: int = 0       # DFS sequences that did not decode to a valid grid
     tokens: int = 0          # tokens fed or generated for this test input
     from_fallback: int = 0   # attempts taken from the fallbacks
+    decode_s: float = 0.0    # seconds in the backend's search (prefill included)
+    score_s: float = 0.0     # seconds in rescoring
+    work: dict = field(default_factory=dict)  # what the forward passes did (`WorkCount.since`)
     def to_json(self):
         return {'index': self.index, 'attempts': self.attempts, 'malformed': self.malformed, 'tokens': self.tokens,
-                'from_fallback': self.from_fallback, 'views': self.views,
+                'from_fallback': self.from_fallback, 'decode_s': self.decode_s, 'score_s': self.score_s, 'work': self.work,
+                'views': self.views,
                 'candidates': [{**asdict(c), 'score': c.score} for c in self.candidates]}
 
 # %% ../nbs/06_inference.ipynb
@@ -237,16 +265,25 @@ class HFBackend:
         "Per prompt, the log-probability of each candidate continuation."
         return [score_candidates(self.model, p, c) for p, c in zip(prompts, cands)]
 
+def test_prompts(v: Vocab, task: Task, cfg: InferConfig, views=None) -> list[list[list[int]]]:
+    "The prompt ids of every test input (outer) under every view (inner), as `predict_task` decodes them."
+    views = views or task_views(task, cfg)
+    out = []
+    for i, e in enumerate(task.test):
+        reserve = min(cfg.max_new_tokens, max([output_tokens(x.output) for x in task.train] + [output_tokens(e.input)]))
+        out.append([_view_prompt(v, task, i, tr, cfg, reserve).input_ids.tolist() for tr in views])
+    return out
+
 def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig) -> list[TestPrediction]:
     "Candidates and top-2 attempts for every test input of `task`, in the original frame. `backend`: a model, `HFBackend` or `VLLMBackend`."
     if not hasattr(backend, 'sample'): backend = HFBackend(backend, v.eos, cfg.max_batch, cfg.decode)
     views, fb, preds = task_views(task, cfg), fallback_attempts(task), []
-    for i, e in enumerate(task.test):
-        reserve = min(cfg.max_new_tokens, max([output_tokens(x.output) for x in task.train] + [output_tokens(e.input)]))
-        prompts = [_view_prompt(v, task, i, tr, cfg, reserve).input_ids.tolist() for tr in views]
+    for i, prompts in enumerate(test_prompts(v, task, cfg, views)):
         rooms = [min(cfg.max_new_tokens, cfg.max_seq_len - len(p)) for p in prompts]
         found, malformed = {}, 0
+        w0, t0 = WORK.copy(), time.perf_counter()
         samples = backend.sample(prompts, min_prob=cfg.min_prob, max_new_tokens=rooms)
+        t1 = time.perf_counter()
         tokens = sum(map(len, prompts)) + sum(len(s) for ss in samples for s, _ in ss)
         for k, (tr, seqs) in enumerate(zip(views, samples)):
             for ids, lp in seqs:
@@ -262,13 +299,15 @@ def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig) -> list[TestPr
             per_view = backend.score(prompts, ids)
             tokens += sum(map(len, prompts)) + sum(len(x) for xs in ids for x in xs)
             for j, c in enumerate(cands): c.scores = [pv[j] for pv in per_view]
+        t2 = time.perf_counter()
         cands.sort(key=lambda c: (-c.score, -len(c.found_by), c.grid))
         attempts = [c.grid for c in cands[:2]]
         n_fb = 0
         for a in (fb[i]['attempt_1'], fb[i]['attempt_2']):
             if len(attempts) < 2 and a not in attempts: attempts.append(a); n_fb += 1
         while len(attempts) < 2: attempts.append(fb[i]['attempt_1']); n_fb += 1
-        preds.append(TestPrediction(i, cands, attempts, [t.to_json() for t in views], malformed, tokens, n_fb))
+        preds.append(TestPrediction(i, cands, attempts, [t.to_json() for t in views], malformed, tokens, n_fb,
+                                    decode_s=t1 - t0, score_s=t2 - t1, work=WORK.since(w0)))
     return preds
 
 # %% ../nbs/06_inference.ipynb

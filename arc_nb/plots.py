@@ -5,6 +5,7 @@
 # %% ../nbs/09_plots.ipynb 4
 from __future__ import annotations
 import json, time
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -27,8 +28,9 @@ def read_resources(run) -> pd.DataFrame:
     return pd.read_csv(f) if f.exists() and f.stat().st_size else pd.DataFrame(columns=['time', 'gpu', 'gpu_util', 'vram_used', 'vram_total', 'cpu', 'ram'])
 
 # %% auto 0
-__all__ = ['SPAN_EVENTS', 'COLORS', 'read_events', 'read_resources', 'end_time', 'segments', 'summary', 'resource_means',
-           'plot_slots', 'plot_resources', 'Live', 'live', 'write_plots']
+__all__ = ['SPAN_EVENTS', 'COLORS', 'H200', 'WORK_KEYS', 'read_events', 'read_resources', 'end_time', 'segments', 'summary',
+           'resource_means', 'Roofline', 'model_figures', 'run_window', 'useful_work', 'plot_slots', 'plot_resources',
+           'Live', 'live', 'write_plots']
 
 # %% ../nbs/09_plots.ipynb
 SPAN_EVENTS = {'adapter_reset': 'adapter', 'adapter_load': 'adapter', 'train_end': 'train', 'adapter_save': 'save', 'infer_end': 'predict'}
@@ -97,6 +99,74 @@ def resource_means(run) -> pd.DataFrame:
         return r.dropna(subset=['gpu']).groupby('gpu').gpu_util.agg(['mean', 'count']).reset_index().rename(
             columns={'gpu': 'device', 'mean': 'mean_util_pct', 'count': 'samples'}).assign(device=lambda d: 'gpu ' + d.device.astype(int).astype(str))
     return pd.DataFrame([{'device': 'cpu', 'mean_util_pct': r.cpu.mean(), 'samples': len(r)}])
+
+# %% ../nbs/09_plots.ipynb
+@dataclass
+class Roofline:
+    "What one GPU can do at best, as measured on it: dense bf16 matrix FLOP/s and device-memory bytes/s."
+    flops: float
+    bandwidth: float
+    name: str = ''
+
+H200 = Roofline(789e12, 4.3e12, 'NVIDIA H200, measured here: 8192^3 bf16 matmul 789 TFLOP/s, device copy 4.3 TB/s')
+
+def _safetensors_shapes(folder) -> dict:
+    "Tensor name -> shape, from the headers of a folder's safetensors files (nothing is loaded)."
+    out = {}
+    for f in sorted(Path(folder).glob('*.safetensors')):
+        with open(f, 'rb') as fh:
+            n = int.from_bytes(fh.read(8), 'little')
+            out.update({k: v['shape'] for k, v in json.loads(fh.read(n)).items() if k != '__metadata__'})
+    return out
+
+def model_figures(folder, dtype_bytes=2) -> dict:
+    "N (weights a token multiplies: all but the input embedding), the bytes a decode step reads, layers, width, KV bytes per token."
+    cfg = json.loads((Path(folder)/'config.json').read_text())
+    cfg = cfg.get('text_config', cfg)
+    shapes = _safetensors_shapes(folder)
+    emb = [k for k in shapes if k.endswith(('embed_tokens.weight', 'wte.weight'))]
+    n = sum(int(np.prod(s)) for k, s in shapes.items() if k not in emb)
+    if not any(k.endswith(('lm_head.weight',)) for k in shapes): n += sum(int(np.prod(shapes[k])) for k in emb)  # tied head
+    L, d, h = cfg['num_hidden_layers'], cfg['hidden_size'], cfg['num_attention_heads']
+    kv, hd = cfg.get('num_key_value_heads') or h, cfg.get('head_dim') or d // h
+    return dict(params=n, weight_bytes=n * dtype_bytes, layers=L, d_model=d, kv_bytes_per_token=2 * L * kv * hd * dtype_bytes)
+
+# %% ../nbs/09_plots.ipynb
+WORK_KEYS = ('steps', 'rows', 'kv', 'tokens', 'ctx')
+
+def run_window(ev: pd.DataFrame) -> tuple[float, float]:
+    "The run's start and end: the launcher's run_start / run_end, else the first and last event."
+    s, e = ev[ev.event == 'run_start'].time, ev[ev.event == 'run_end'].time
+    return (s.min() if len(s) else ev.time.min()), (e.max() if len(e) else ev.time.max())
+
+def useful_work(run, model, hw: Roofline, lora_bytes=None, window=None) -> dict:
+    "Useful work of a run per wall second and GPU (see above); `model`: a model folder or `model_figures`' dict; `window`: (start, end) times, default `run_window`."
+    m = model if isinstance(model, dict) else model_figures(model)
+    ev = read_events(run)
+    tr, inf = ev[ev.event == 'train_end'] if len(ev) else ev, ev[ev.event == 'infer_end'] if len(ev) else ev
+    col = lambda d, k: d[k].fillna(0).astype(float) if k in d else pd.Series(0.0, index=d.index)
+    tokens = col(tr, 'tokens')
+    sq = col(tr, 'tokens_sq').where(col(tr, 'tokens_sq') > 0, tokens ** 2 / col(tr, 'steps').clip(lower=1))  # older runs: mean length
+    work = {k: sum(float(w.get(k, 0)) for w in inf['work'] if isinstance(w, dict)) if 'work' in inf else 0.0 for k in WORK_KEYS}
+    if lora_bytes is None:  # the size of the run's adapters: a decode step reads them too
+        f = next(Path(run).glob('tasks/*/adapter/adapter_model.safetensors'), None)
+        lora_bytes = f.stat().st_size if f is not None else 0
+    N, L, d = m['params'], m['layers'], m['d_model']
+    train_flops = 4 * N * tokens.sum() + 6 * L * d * sq.sum()
+    fwd_flops = 2 * N * work['tokens'] + 4 * L * d * work['ctx']
+    decode_bytes = work['steps'] * (m['weight_bytes'] + lora_bytes) + work['kv'] * m['kv_bytes_per_token']
+    t0, t1 = window or (run_window(ev) if len(ev) else (0.0, 0.0))
+    w = ev[ev.worker.astype(str).str.match(r'^(train|infer|fused)-')] if len(ev) else ev
+    gpus = max(1, w.gpu.dropna().nunique()) if len(w) and 'gpu' in w else 1
+    wall = max(t1 - t0, 1e-9)
+    parts = dict(train=train_flops / hw.flops, forward=fwd_flops / hw.flops, decode=decode_bytes / hw.bandwidth)
+    r = read_resources(run)
+    r = r[(r.time >= t0) & (r.time <= t1)].dropna(subset=['gpu']) if len(r) else r
+    return dict(wall_s=t1 - t0, gpus=gpus, train_tokens=int(tokens.sum()), train_flops=train_flops, forward_tokens=int(work['tokens']),
+                forward_flops=fwd_flops, decode_steps=int(work['steps']), decode_tokens=int(work['rows']), decode_bytes=decode_bytes,
+                lora_bytes=lora_bytes, useful_s=sum(parts.values()), useful_util_pct=100 * sum(parts.values()) / (wall * gpus),
+                **{f'{k}_util_pct': 100 * v / (wall * gpus) for k, v in parts.items()},
+                nvml_util_pct=float(pd.to_numeric(r.gpu_util).mean()) if len(r) else None, roofline=hw.name)
 
 # %% ../nbs/09_plots.ipynb
 def plot_slots(run, ax=None):

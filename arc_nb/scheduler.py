@@ -13,8 +13,9 @@ from .scoring import make_submission, write_submission, validate_submission, sco
 from .encoding import Vocab, task_tokens
 
 # %% auto 0
-__all__ = ['COUNT_VOCAB', 'WORKER_CODE', 'MONITOR_CODE', 'RunConfig', 'RunDir', 'worker_main', 'RunError', 'resolve_gpus',
-           'task_cells', 'select_tasks', 'build_submission', 'worker_argv', 'LocalBackend', 'launch']
+__all__ = ['COUNT_VOCAB', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'RunConfig', 'RunDir', 'RunError', 'worker_setup',
+           'worker_main', 'resolve_gpus', 'task_cells', 'select_tasks', 'build_submission', 'worker_argv',
+           'LocalBackend', 'launch']
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
@@ -157,6 +158,23 @@ class _Estimator:
         return 0.0 if not self.tr else sorted(self.tr)[len(self.tr) // 2] * cfg.epochs * len(task.train) * self.tokens[task.id]
     def infer(self, task): return 0.0 if not self.inf else sorted(self.inf)[len(self.inf) // 2] * len(task.test)
 
+class RunError(RuntimeError): "A run that cannot go on; the message says why and where to look."
+
+SETUP_ENV = 'ARC_NB_WORKER_SETUP'  # 'file.py:function' or 'module:function', called once per worker with (model, tokenizer, run)
+
+def worker_setup(spec: str):
+    "The function that `ARC_NB_WORKER_SETUP` names: a Python file or an importable module, then ':' and a function name."
+    import importlib, importlib.util
+    where, _, name = spec.rpartition(':')
+    if not where or not name: raise RunError(f"{SETUP_ENV}={spec!r}: write FILE.py:FUNCTION or MODULE:FUNCTION")
+    if where.endswith('.py'):
+        s = importlib.util.spec_from_file_location(Path(where).stem, where)
+        if s is None or not Path(where).exists(): raise RunError(f"{SETUP_ENV}: no file {where}")
+        mod = importlib.util.module_from_spec(s); s.loader.exec_module(mod)
+    else: mod = importlib.import_module(where)
+    if not callable(getattr(mod, name, None)): raise RunError(f"{SETUP_ENV}: {where} has no function {name}")
+    return getattr(mod, name)
+
 def worker_main(argv=None) -> int:
     "Entry point of one worker process: `--run RUN --phase train|infer|fused --gpu G|cpu --slot K --deadline T`."
     import argparse
@@ -195,6 +213,7 @@ def worker_main(argv=None) -> int:
     v = check_tokenizer(tok)
     tcfg, icfg = cfg.ttt(), cfg.infer()
     model = attach_lora(model, rank=tcfg.lora_rank, alpha=tcfg.lora_alpha, dropout=tcfg.lora_dropout, seed=tcfg.seed, lora_dtype=tcfg.lora_dtype)
+    if os.environ.get(SETUP_ENV): worker_setup(os.environ[SETUP_ENV])(model, tok, run)
     writer = AdapterWriter()  # adapters are written in the background; the worker waits only for the copy to host memory
     emit('model_load', seconds=time.time() - t0, model=str(model_path), device=dev, dtype=dtype)
     tasks, order = run.tasks(), run.order()
@@ -207,7 +226,8 @@ def worker_main(argv=None) -> int:
     def train(task, tc):
         t = time.time(); reset_lora(model, tc.seed); emit('adapter_reset', task=task.id, seconds=time.time() - t)
         r = train_task(model, v, task, tc, reset=False)
-        emit('train_end', task=task.id, steps=r.steps, tokens=r.tokens, loss=r.final_loss, seconds=r.seconds, n_dropped=r.n_dropped)
+        emit('train_end', task=task.id, steps=r.steps, tokens=r.tokens, tokens_sq=r.tokens_sq, loss=r.final_loss, seconds=r.seconds,
+             n_dropped=r.n_dropped)
         write_json(run.train_json(task.id), r.to_json())
         return r
 
@@ -216,8 +236,10 @@ def worker_main(argv=None) -> int:
         sec = time.time() - t
         write_predictions(run.predictions(task.id), task.id, preds, seconds=sec)
         st = backend.decoder.stats if backend.decoder is not None else None  # this worker's totals so far: captures should stop growing
+        work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
         emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds), tokens=sum(p.tokens for p in preds),
-             tests=len(preds), seconds=sec, decode={k: st[k] for k in ('captures', 'replays', 'fallbacks', 'invalidations')} if st else 'eager')
+             tests=len(preds), seconds=sec, decode_s=sum(p.decode_s for p in preds), score_s=sum(p.score_s for p in preds), work=work,
+             decode={k: st[k] for k in ('captures', 'replays', 'fallbacks', 'invalidations')} if st else 'eager')
 
     def work(task, tc, ic, lock):
         "Do the task; returns True when the claim was handed to the adapter writer (it releases it once the files are in place)."
@@ -278,13 +300,11 @@ def worker_main(argv=None) -> int:
             emit('task_end', task=task.id, seconds=time.time() - t_claim)
             if not handed: lock.release()
     writer.wait()  # the last adapter is on disk before the worker says it is done
-    emit('worker_exit')
+    emit('worker_exit', **({'peak_mem_gb': torch.cuda.max_memory_reserved() / 2**30} if gpu is not None else {}))
     slot.release()
     return 0
 
 # %% ../nbs/07_scheduler.ipynb
-class RunError(RuntimeError): "A run that cannot go on; the message says why and where to look."
-
 def resolve_gpus(gpus) -> list:
     "GPU indices to use; `[None]` means CPU slots; 'cpu:N' gives N logical CPU devices ('cpu0', ...), to exercise the multi-GPU logic on a CPU."
     if gpus in (None, 'cpu'): return [None]

@@ -56,6 +56,7 @@ class TrainResult:
     seconds: float
     n_dropped: int              # context pairs dropped (all sequences together) to fit max_seq_len
     gradient_checkpointing: bool
+    tokens_sq: int = 0          # the sum of the squared sequence lengths: the attention work of training (see useful_work)
     @property
     def final_loss(self): return self.losses[-1] if self.losses else None
     def to_json(self): return {**asdict(self), 'final_loss': self.final_loss}
@@ -110,7 +111,7 @@ def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> 
     conf = model.config if hasattr(model, 'config') else model.get_base_model().config
     use_cache = conf.use_cache
     pad = pad_id if pad_id is not None else (conf.pad_token_id if conf.pad_token_id is not None else 0)
-    losses, tokens, loss_tokens = [], 0, 0
+    losses, tokens, loss_tokens, tokens_sq = [], 0, 0, 0
     torch.manual_seed(cfg.seed)  # LoRA dropout draws from here
     conf.use_cache = False
     if ckpt: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
@@ -122,12 +123,13 @@ def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> 
             if cfg.max_grad_norm: torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
             losses.append(out.loss.item()); tokens += int(att.sum()); loss_tokens += int((lab[:, 1:] != IGNORE).sum())
+            tokens_sq += int((att.sum(1) ** 2).sum())
     finally:
         model.eval()
         if ckpt: model.gradient_checkpointing_disable()
         conf.use_cache = use_cache
     return TrainResult(task_id, len(losses), tokens, loss_tokens, losses, time.perf_counter() - t0,
-                       sum(s.n_dropped for s in seqs), ckpt)
+                       sum(s.n_dropped for s in seqs), ckpt, tokens_sq)
 
 def train_task(model, v: Vocab, task: Task, cfg: TTTConfig, *, reset=True) -> TrainResult:
     "Reset the resident LoRA (with `cfg.seed`) and train it on `task`'s augmented views; see `train_sequences`."

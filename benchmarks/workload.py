@@ -1,0 +1,400 @@
+"""The reference's workload end to end on one GPU: arc_nb against the reload-per-task way, same tasks, same GPU.
+
+    python3 benchmarks/workload.py --ways arc_nb:greedy,arc_nb:dfs,arc_nb:greedy@2/2 --budget 160 --out $OUT/workload.json
+    python3 benchmarks/workload.py --ways reload:greedy,reload:dfs --budget 210 --out $OUT/workload.json
+    python3 benchmarks/workload.py --ways arc_nb:greedy@1/2,arc_nb_best:greedy,arc_nb_best:dfs --budget 130 --out $OUT/workload.json
+    python3 benchmarks/workload.py --merge A.json B.json C.json --out benchmarks/results/workload.json   # one file, plus the projection
+    python3 benchmarks/workload.py --smoke --ways reload:greedy,arc_nb:greedy,arc_nb:dfs --out /tmp/w.json  # the same code on a CPU
+
+The workload (issue 19). A 7.24B Llama/Mistral-shaped model with random weights (bf16), saved with save_pretrained
+to local disk; the 16 ARC-AGI-2 evaluation tasks whose test outputs are shortest in total (`selection`: their
+prompts run from 0.7K to 5.7K tokens, their training from 9K to 154K tokens a task, 3 have two test inputs; the
+shortest outputs because the reference's way decodes at ~0.1 s a token and must finish something inside a
+10-minute call); the reference's settings: 10 epochs, batch size 1, LoRA r32 on all linear layers, lr 1e-4,
+max_seq_len 8192, n=8 views. Two decode regimes, made the same in every way by `workload_bias.py`: `greedy` writes
+exactly each view's answer (same tokens in every way, checked), `dfs` is the min_prob 0.17 DFS over a small tree
+(two 50/50 branch points per view). A random model cannot score: the point is cost.
+
+Ways. `reload`: the reference's way, emulated: every task trained in a fresh process that loads the base model
+from disk, attaches LoRA, trains (arc_nb's loop), saves; every task predicted in a fresh process that loads the
+base model, `PeftModel.from_pretrained` the adapter and decodes eagerly one sequence at a time (`dfs_recursive`;
+greedy: batch-1 eager greedy), 2 train + 3 inference processes at a time. `arc_nb`: `arc-nb run` with its
+defaults, split, 2 train + 3 inference slots. `arc_nb_best`: the settings of today's code that did best (BEST).
+`WAY:REGIME@T/I` runs a way with T train and I inference slots (the slot table).
+
+Every run has the same time budget (--budget, seconds); a run that ends earlier did all its tasks. Figures per
+run (`way_record`): tasks fully done (trained, every test input predicted) per GPU-hour, wall time, process-seconds
+split into load / train / decode / rescoring / other / idle, decode and training tokens, model loads, mean NVML
+utilisation, useful-work utilisation (`arc_nb.plots.useful_work`: training and prefill/rescoring FLOPs over the
+measured bf16 peak plus decode weight-and-KV bytes over the measured bandwidth, per wall second), peak GPU memory
+per process (torch's reserved memory at exit) and per GPU (NVML).
+"""
+import argparse, json, math, os, platform, shutil, subprocess, sys, tempfile, time
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'benchmarks'))
+
+WAY_NAMES = ('reload', 'arc_nb', 'arc_nb_best')
+REFERENCE = dict(epochs=10, lr=1e-4, lora_rank=32, batch_size=1, max_seq_len=8192, n=8)  # the reference's settings
+SMOKE = dict(epochs=1, n=2)                                                              # --smoke: the same code, seconds a task
+BEST = dict(slots=(2, 4), settings=dict(lora_dtype='base'))  # arc_nb_best: chosen from the first call's runs (benchmarks/README.md)
+MIN_PROB = {'greedy': None, 'dfs': 0.17}
+L4 = dict(name='NVIDIA L4 (Kaggle), assumed', flops=121e12 * 0.80, bandwidth=300e9 * 0.90, memory_gb=24,
+          note='datasheet bf16 dense 121 TFLOP/s and 300 GB/s, times the fractions of the datasheet measured on the H200 '
+               '(789 of 989 TFLOP/s, 4.3 of 4.8 TB/s)')
+
+def log(*a): print(*a, flush=True)
+
+def child_env(**kw):
+    pp = os.pathsep.join([str(ROOT)] + [p for p in os.environ.get('PYTHONPATH', '').split(os.pathsep) if p])
+    return {**os.environ, 'PYTHONPATH': pp, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'TOKENIZERS_PARALLELISM': 'false',
+            'PYTHONUNBUFFERED': '1', **kw}
+
+# ---------------------------------------------------------------------------------------------------------
+def selection(k=16):
+    "The k ARC-AGI-2 evaluation tasks whose test outputs have the fewest tokens in total (ties by id)."
+    from arc_nb.data import load_tasks
+    from arc_nb.encoding import output_tokens
+    ev = load_tasks('arc-agi-2/evaluation')
+    return sorted(ev, key=lambda t: (sum(output_tokens(e.output) for e in ev[t].test), t))[:k], ev
+
+def model_folder(shape):
+    "The random model of gpu_bench's SHAPES, saved once under BENCH_DISK (made again only when missing)."
+    path = Path(os.environ.get('BENCH_DISK', tempfile.gettempdir()))/f'model-{shape}'
+    if (path/'config.json').exists() and list(path.glob('*.safetensors')): return path, 0.0
+    from gpu_bench import make_model
+    t = time.time(); make_model(shape, path)
+    return path, time.time() - t
+
+def settings_for(way, regime, smoke):
+    s = dict(REFERENCE, **(SMOKE if smoke else {}), min_prob=MIN_PROB[regime])
+    if way == 'arc_nb_best': s.update(BEST['settings'])
+    return s
+
+def write_run_files(run, tasks, cfg):
+    "The run files the reload way's processes read (arc_nb's own format: config.json, challenges.json, solutions.json)."
+    from dataclasses import asdict
+    from arc_nb.data import write_json
+    write_json(run.config_file, asdict(cfg), indent=1)
+    write_json(run.challenges_file, {k: t.to_json() for k, t in tasks.items()})
+    write_json(run.path/'solutions.json', {k: t.solutions() for k, t in tasks.items()})
+
+# ---------------------------------------------------------------------------------------------------------
+# the reload way: one process per task and phase
+def reload_worker(run_path, phase, tid, slot, gpu):
+    "One reload-way process: load the base model from disk, then train and save one task, or load its adapter and predict it."
+    t_start = time.time()
+    from arc_nb.scheduler import RunDir
+    run = RunDir(run_path)
+    base = dict(worker=f'{phase}-{gpu}-{slot}', pid=os.getpid(), phase=phase, gpu=None if gpu == 'cpu' else int(gpu), slot=slot)
+    emit = lambda ev, **kw: run.emit(ev, **base, **kw)
+    emit('worker_start')
+    import torch
+    from arc_nb.model import load_base, attach_lora, save_adapter
+    from arc_nb.encoding import check_tokenizer
+    from arc_nb.ttt import train_task
+    from arc_nb.inference import predict_task, write_predictions, HFBackend, dfs_sample, dfs_recursive
+    from arc_nb.data import write_json
+    import workload_bias
+    cfg = run.config(); tcfg, icfg = cfg.ttt(), cfg.infer()
+    cuda = torch.cuda.is_available()
+    model, tok = load_base(cfg.model, device='cuda:0' if cuda else 'cpu', dtype='bfloat16' if cuda else 'float32')
+    v = check_tokenizer(tok)
+    if phase == 'train':
+        model = attach_lora(model, rank=tcfg.lora_rank, alpha=tcfg.lora_alpha, seed=tcfg.seed, lora_dtype=tcfg.lora_dtype)
+    else:
+        from peft import PeftModel
+        model = PeftModel.from_pretrained(model, run.adapter(tid)).eval()
+    workload_bias.install(model, tok, run)
+    emit('model_load', seconds=time.time() - t_start, model=str(cfg.model))
+    task = run.tasks()[tid]
+    t_claim = time.time(); emit('claim', task=tid)
+    if phase == 'train':
+        r = train_task(model, v, task, tcfg, reset=False)
+        emit('train_end', task=tid, steps=r.steps, tokens=r.tokens, tokens_sq=r.tokens_sq, loss=r.final_loss, seconds=r.seconds)
+        t = time.time(); save_adapter(model, run.adapter(tid)); emit('adapter_save', task=tid, seconds=time.time() - t)
+        write_json(run.train_json(tid), r.to_json())
+    else:
+        class OneAtATime(HFBackend):
+            "The reference's decoding: eager, one sequence at a time (recursive DFS; greedy at batch 1)."
+            def sample(self, prompts, *, min_prob, max_new_tokens):
+                if min_prob is None:
+                    return [dfs_sample(self.model, p, min_prob=None, max_new_tokens=m, eos_token_id=self.eos) for p, m in zip(prompts, max_new_tokens)]
+                return [dfs_recursive(self.model, p, min_prob=min_prob, max_new_tokens=m, eos_token_id=self.eos) for p, m in zip(prompts, max_new_tokens)]
+        t = time.time(); preds = predict_task(OneAtATime(model, v.eos, decode='eager'), v, task, icfg); sec = time.time() - t
+        write_predictions(run.predictions(tid), tid, preds, seconds=sec)
+        work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
+        emit('infer_end', task=tid, candidates=sum(len(p.candidates) for p in preds), tokens=sum(p.tokens for p in preds), tests=len(preds),
+             seconds=sec, decode_s=sum(p.decode_s for p in preds), score_s=sum(p.score_s for p in preds), work=work, decode='eager')
+    emit('task_end', task=tid, seconds=time.time() - t_claim)
+    emit('worker_exit', **({'peak_mem_gb': torch.cuda.max_memory_reserved() / 2**30} if cuda else {}))
+    return 0
+
+def run_reload(run_path, model, tasks, order, regime, slots, budget, smoke):
+    "2 train + 3 inference processes at a time, a fresh one per task and phase; stops at the budget."
+    from arc_nb.scheduler import RunDir, RunConfig, MONITOR_CODE
+    run = RunDir(run_path)
+    import torch
+    cuda = torch.cuda.is_available()
+    gpu = '0' if cuda else 'cpu'
+    write_run_files(run, tasks, RunConfig(model=str(model), out=str(run_path), **settings_for('reload', regime, smoke)))
+    env = child_env(CUDA_VISIBLE_DEVICES='0' if cuda else '', WORKLOAD_REGIME=regime,
+                    OMP_NUM_THREADS=str(max(1, (os.cpu_count() or 1) // sum(slots))))
+    t0 = time.time(); deadline = t0 + budget
+    base = dict(worker='launcher', pid=os.getpid(), phase=None, gpu=None, slot=None)
+    run.emit('run_start', **base, tasks=len(tasks), time_budget=budget)
+    mon = subprocess.Popen([sys.executable, '-c', MONITOR_CODE, '--run', str(run.path), '--interval', '0.5', '--gpus', '0' if cuda else 'cpu',
+                            '--parent', str(os.getpid())], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    todo = {'train': list(order), 'infer': []}
+    live = {('train', k): None for k in range(slots[0])} | {('infer', k): None for k in range(slots[1])}
+    failed, cut = [], False
+    while True:
+        for key, item in live.items():
+            if item is None: continue
+            p, tid, logf = item
+            if p.poll() is None: continue
+            logf.close(); live[key] = None
+            if p.returncode != 0: failed.append((key[0], tid, p.returncode)); log(f'  reload {key[0]} {tid} failed ({p.returncode}): '
+                                                                                  + (run.path/'logs'/f'{key[0]}-{tid}.log').read_text()[-1500:])
+            elif key[0] == 'train': todo['infer'].append(tid)
+        if time.time() >= deadline: cut = True; break
+        for (phase, k), item in live.items():
+            if item is None and todo[phase]:
+                tid = todo[phase].pop(0)
+                logf = open(run.path/'logs'/f'{phase}-{tid}.log', 'wb')
+                p = subprocess.Popen([sys.executable, __file__, '--reload-worker', str(run.path), phase, tid, str(k), gpu], env=env,
+                                     stdout=logf, stderr=subprocess.STDOUT)
+                live[(phase, k)] = (p, tid, logf)
+        if all(v is None for v in live.values()) and not todo['train'] and not todo['infer']: break
+        time.sleep(0.1)
+    for item in live.values():
+        if item is not None: item[0].kill(); item[0].wait(); item[2].close()
+    run.stop_file.touch()
+    try: mon.wait(timeout=5)
+    except subprocess.TimeoutExpired: mon.kill()
+    run.emit('run_end', **base, deadline_cut=cut)
+    return dict(t0=t0, t1=time.time(), cut=cut, failed=failed)
+
+# ---------------------------------------------------------------------------------------------------------
+def run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke):
+    "`arc-nb run` (split, the given slots) on the tasks, with the bias installed in every worker."
+    import torch
+    cfg = dict(settings_for(way, regime, smoke), data='arc-agi-2/evaluation', tasks=list(ids), model=str(model), mode='split',
+               gpus='auto' if torch.cuda.is_available() else 'cpu', train_slots=slots[0], infer_slots=slots[1], time_budget=budget,
+               monitor_interval=0.5)
+    cf = Path(str(run_path) + '.config.json'); cf.write_text(json.dumps(cfg))
+    env = child_env(ARC_NB_WORKER_SETUP=f"{ROOT/'benchmarks'/'workload_bias.py'}:install", WORKLOAD_REGIME=regime)
+    t0 = time.time()
+    p = subprocess.run([sys.executable, '-c', 'import sys; from arc_nb.cli import main; sys.exit(main())', 'run', '--config', str(cf),
+                        '--out', str(run_path), '--quiet'], env=env, capture_output=True, text=True)
+    t1 = time.time()
+    if p.returncode != 0: log(f'  arc-nb run failed ({p.returncode}):', p.stderr[-3000:])
+    ev = [json.loads(l) for l in (Path(run_path)/'events.jsonl').read_text().splitlines() if l.strip()]
+    return dict(t0=t0, t1=t1, cut=any(e['event'] == 'deadline' and e.get('worker') == 'launcher' for e in ev), rc=p.returncode,
+                stderr=p.stderr[-2000:] if p.returncode else '')
+
+# ---------------------------------------------------------------------------------------------------------
+def expected_rows(tasks, icfg, regime):
+    "Per task, the decode-step rows a search must feed when the bias is hit (greedy: each view's answer, less its first token)."
+    from arc_nb.encoding import make_compact_tokenizer, check_tokenizer
+    import workload_bias
+    v = check_tokenizer(make_compact_tokenizer())
+    out = {}
+    for tid, t in tasks.items():
+        tab = workload_bias.answers(v, {tid: t}, icfg, regime)
+        out[tid] = sum(len(a) - 1 for a, _ in tab.values()) if regime == 'greedy' else None
+    return out
+
+def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, settings):
+    "The figures of one run (see the module docstring), from its run directory alone."
+    import pandas as pd
+    from arc_nb.plots import read_events, read_resources, summary, useful_work
+    ev = read_events(run_path)
+    cols = ['task', 'tokens', 'seconds', 'tests', 'decode_s', 'score_s', 'work', 'peak_mem_gb']
+    get = lambda name: ev[ev.event == name].reindex(columns=sorted(set(ev.columns) | set(cols))) if len(ev) else pd.DataFrame(columns=cols)
+    tr, inf = get('train_end'), get('infer_end')
+    per = []
+    for tid, t in tasks.items():
+        a, b = tr[tr.task == tid], inf[inf.task == tid]
+        pj = Path(run_path)/'tasks'/tid/'predictions.json'
+        tests = json.loads(pj.read_text())['tests'] if pj.exists() else []
+        w = b.work.iloc[0] if len(b) and isinstance(b.work.iloc[0], dict) else {}
+        per.append(dict(task=tid, tests=len(t.test), trained=bool(len(a)), tests_predicted=int(b.tests.iloc[0]) if len(b) else 0,
+                        done=bool(len(a)) and len(b) > 0 and int(b.tests.iloc[0]) == len(t.test),
+                        train_tokens=int(a.tokens.iloc[0]) if len(a) else 0, train_s=float(a.seconds.iloc[0]) if len(a) else None,
+                        decode_s=float(b.decode_s.iloc[0]) if len(b) else None, score_s=float(b.score_s.iloc[0]) if len(b) else None,
+                        infer_s=float(b.seconds.iloc[0]) if len(b) else None, decode_tokens=int(w.get('rows', 0)), decode_steps=int(w.get('steps', 0)),
+                        forward_tokens=int(w.get('tokens', 0)), decode_tokens_per_test=[x.get('work', {}).get('rows') for x in tests]))
+    u = useful_work(run_path, model, hw, window=(res['t0'], res['t1']))
+    sm = summary(run_path)
+    wall = res['t1'] - res['t0']
+    n_slots = sum(slots)
+    col = lambda k: float(sm[k].sum()) if len(sm) else 0.0
+    dec, sc = float(pd.to_numeric(inf.decode_s).sum()), float(pd.to_numeric(inf.score_s).sum())
+    split = dict(load=col('load_s'), train=col('train_s'), decode=dec, rescore=sc, other_predict=col('predict_s') - dec - sc,
+                 overhead=col('overhead_s'), idle=n_slots * wall - col('lifetime_s') + col('idle_s'))
+    done = sum(p['done'] for p in per)
+    ex = get('worker_exit')
+    r = read_resources(run_path)
+    r = r[(r.time >= res['t0']) & (r.time <= res['t1'])].dropna(subset=['gpu']) if len(r) else r
+    return dict(way=way, regime=regime, slots=f'{slots[0]}/{slots[1]}', settings=settings, gpu=gpu_name, tasks=len(tasks), tasks_done=done,
+                tests=sum(p['tests'] for p in per), tests_predicted=sum(p['tests_predicted'] for p in per), trained=sum(p['trained'] for p in per),
+                budget_s=settings.get('time_budget'), deadline_cut=res['cut'], wall_s=wall, tasks_per_gpu_hour=3600 * done / wall,
+                decode_tokens=u['decode_tokens'], decode_steps=u['decode_steps'], train_tokens=u['train_tokens'], forward_tokens=u['forward_tokens'],
+                model_loads=int(len(get('model_load'))), nvml_util_pct=u['nvml_util_pct'], useful_util_pct=u['useful_util_pct'],
+                useful=dict((k, u[k]) for k in ('train_util_pct', 'forward_util_pct', 'decode_util_pct', 'useful_s', 'train_flops', 'forward_flops',
+                                                'decode_bytes', 'lora_bytes', 'roofline')),
+                peak_mem_gb=float(pd.to_numeric(ex.peak_mem_gb).max()) if ex.peak_mem_gb.notna().any() else None,
+                peak_mem_gb_per_gpu=float(pd.to_numeric(r.vram_used).max()) / 1024 if len(r) else None,
+                process_seconds=split, process_seconds_per_task_done={k: v / max(done, 1) for k, v in split.items()},
+                gpu_seconds_per_task_done=wall / max(done, 1), failed=res.get('failed', []), per_task=per)
+
+def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
+    way, regime = spec.split('@')[0].split(':')
+    slots = tuple(map(int, spec.split('@')[1].split('/'))) if '@' in spec else (BEST['slots'] if way == 'arc_nb_best' else (2, 3))
+    assert way in WAY_NAMES and regime in MIN_PROB, spec
+    run_path = work_dir/spec.replace(':', '-').replace('@', '-').replace('/', '-')
+    if run_path.exists(): shutil.rmtree(run_path)
+    order = sorted(ids, key=lambda t: -len(json.dumps(tasks[t].to_json())))  # longest first, as arc_nb trains them
+    log(f'== {spec}: {len(ids)} tasks, slots {slots[0]}/{slots[1]}, budget {budget:.0f} s')
+    if way == 'reload': res = run_reload(run_path, model, tasks, order, regime, slots, budget, smoke)
+    else: res = run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke)
+    settings = dict(settings_for(way, regime, smoke), time_budget=budget)
+    rec = way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, settings)
+    log(f"   {rec['tasks_done']}/{rec['tasks']} tasks done, {rec['tests_predicted']}/{rec['tests']} tests, wall {rec['wall_s']:.0f} s, "
+        f"{rec['tasks_per_gpu_hour']:.0f} tasks/GPU-h, NVML {rec['nvml_util_pct'] or 0:.0f}%, useful {rec['useful_util_pct']:.1f}%, "
+        f"{rec['model_loads']} model loads, peak {rec['peak_mem_gb'] or 0:.1f} GB/process")
+    return rec, run_path
+
+# ---------------------------------------------------------------------------------------------------------
+def check_tokens(ways, expected):
+    "Regime greedy: every way decodes the same rows per task (and, where the bias was hit everywhere, the answer's)."
+    rows = {}
+    for w in ways:
+        if w['regime'] != 'greedy': continue
+        for p in w['per_task']:
+            if p['tests_predicted'] == p['tests']: rows.setdefault(p['task'], {})[f"{w['way']}@{w['slots']}"] = p['decode_tokens']
+    same = {t: len(set(r.values())) == 1 and (expected.get(t) is None or expected[t] in r.values()) for t, r in rows.items()}
+    return dict(per_task=rows, expected=expected, same=same, all_same=all(same.values()) if same else None)
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--ways', default='arc_nb:greedy', help='WAY:REGIME[@T/I], comma-separated; WAY in reload, arc_nb, arc_nb_best; REGIME greedy or dfs')
+    ap.add_argument('--budget', type=float, default=180.0, help='seconds each run may take (the same for every way) [180]')
+    ap.add_argument('--tasks', type=int, default=16, help='how many tasks of the selection [16]')
+    ap.add_argument('--shape', default='7b', help="gpu_bench's model shape [7b]")
+    ap.add_argument('--out', help='JSON to write (ways are added to it when it exists)')
+    ap.add_argument('--smoke', action='store_true', help='CPU check: smoke shape, 1 epoch, n=2')
+    ap.add_argument('--merge', nargs='*', help='JSON files of earlier calls to put into --out')
+    ap.add_argument('--reload-worker', nargs=5, help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.reload_worker: return reload_worker(*a.reload_worker[:3], int(a.reload_worker[3]), a.reload_worker[4])
+    if not a.out: ap.error('--out is required')
+    out = Path(a.out)
+    if a.merge is not None: return merge(a.merge, out)
+    import torch, transformers, peft
+    from arc_nb.plots import Roofline, H200, model_figures
+    cuda = torch.cuda.is_available()
+    gpu_name = torch.cuda.get_device_name(0) if cuda else (platform.processor() or 'cpu')
+    hw = H200 if cuda and 'H200' in gpu_name else Roofline(1e12, 1e10, 'nominal CPU figures (smoke run: the numbers mean nothing)')
+    res = json.loads(out.read_text()) if out.exists() else {}
+    shape = 'smoke' if a.smoke else a.shape
+    model, made_s = model_folder(shape)
+    ids, ev = selection(a.tasks)
+    tasks = {t: ev[t] for t in ids}
+    res.setdefault('calls', []).append(dict(date=time.strftime('%Y-%m-%d %H:%M:%S'), command=' '.join(sys.argv), gpu=gpu_name, torch=torch.__version__,
+                                            transformers=transformers.__version__, peft=peft.__version__, python=platform.python_version(),
+                                            model_make_s=made_s))
+    fig = model_figures(model)
+    res.update(model=dict(shape=shape, **fig), selection=ids, roofline=hw.__dict__,
+               settings=dict(REFERENCE, **(SMOKE if a.smoke else {})), best=dict(slots=list(BEST['slots']), **BEST['settings']))
+    work_dir = Path(tempfile.mkdtemp(prefix='workload-', dir=os.environ.get('BENCH_DISK')))
+    ways = res.setdefault('ways', [])
+    def save(): out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(res, indent=1, default=str))
+    for spec in a.ways.split(','):
+        try: rec, run_path = run_way(spec, model, ids, tasks, a.budget, a.smoke, work_dir, hw, gpu_name)
+        except Exception as e:
+            import traceback; traceback.print_exc(); res.setdefault('errors', []).append(dict(spec=spec, error=f'{type(e).__name__}: {e}')); save(); continue
+        ways[:] = [w for w in ways if not (w['way'] == rec['way'] and w['regime'] == rec['regime'] and w['slots'] == rec['slots'])] + [rec]
+        save()
+    from arc_nb.scheduler import RunConfig
+    icfg = RunConfig(**settings_for('arc_nb', 'greedy', a.smoke)).infer()
+    res['tokens_check'] = check_tokens(ways, expected_rows(tasks, icfg, 'greedy'))
+    save()
+    table(res)
+
+# ---------------------------------------------------------------------------------------------------------
+def eval_work(settings):
+    "The useful work of every ARC-AGI-2 evaluation task in the greedy regime, from token counts alone (for the projection)."
+    from arc_nb.data import load_tasks
+    from arc_nb.encoding import make_compact_tokenizer, check_tokenizer
+    from arc_nb.scheduler import RunConfig
+    from arc_nb.ttt import task_sequences
+    import workload_bias
+    v = check_tokenizer(make_compact_tokenizer())
+    cfg = RunConfig(**dict(settings, min_prob=None))
+    tc, ic = cfg.ttt(), cfg.infer()
+    tot = dict(tasks=0, tests=0, train_tokens=0, tokens_sq=0, steps=0, rows=0, kv=0, tokens=0, ctx=0)
+    for tid, t in load_tasks('arc-agi-2/evaluation').items():
+        lens = [len(s) for s in task_sequences(v, t, tc)]
+        tot['tasks'] += 1; tot['tests'] += len(t.test); tot['train_tokens'] += sum(lens); tot['tokens_sq'] += sum(x * x for x in lens)
+        for p, (ans, _) in workload_bias.answers(v, {tid: t}, ic, 'greedy').items():
+            P, A = len(p), len(ans)
+            tot['steps'] += A - 1; tot['rows'] += A - 1; tot['kv'] += sum(P + k + 1 for k in range(A - 1))
+            # the search's prefill, then rescoring: the prompt again and one candidate of A tokens (A - 1 fed)
+            tot['tokens'] += 2 * P + A - 1; tot['ctx'] += P * (P + 1) + (A - 1) * P + (A - 1) * A // 2
+    return tot
+
+def project(res):
+    "Hours for 240 tasks at each way's measured useful-work rate: on this GPU, and on 4 L4s (a projection, see L4)."
+    m, ew = res['model'], res.get('eval_work') or eval_work(res['settings'])
+    res['eval_work'] = ew
+    lora = next((w['useful']['lora_bytes'] for w in res['ways'] if w['useful'].get('lora_bytes')), 0)
+    def seconds(flops, bw):
+        f = 4 * m['params'] * ew['train_tokens'] + 6 * m['layers'] * m['d_model'] * ew['tokens_sq'] + 2 * m['params'] * ew['tokens'] + 4 * m['layers'] * m['d_model'] * ew['ctx']
+        b = ew['steps'] * (m['weight_bytes'] + lora) + ew['kv'] * m['kv_bytes_per_token']
+        return (f / flops + b / bw) / ew['tasks']  # per task, at the roofline
+    here, l4 = seconds(res['roofline']['flops'], res['roofline']['bandwidth']), seconds(L4['flops'], L4['bandwidth'])
+    rows = []
+    for w in res['ways']:
+        if w['regime'] != 'greedy' or not w['useful_util_pct']: continue
+        f = w['useful_util_pct'] / 100
+        rows.append(dict(way=w['way'], slots=w['slots'], useful_util_pct=w['useful_util_pct'], hours_240_this_gpu=240 * here / f / 3600,
+                         hours_240_4xL4=240 * l4 / f / 3600 / 4, selection_tasks_per_gpu_hour=w['tasks_per_gpu_hour']))
+    res['projection'] = dict(rows=rows, roofline_s_per_eval_task_this_gpu=here, roofline_s_per_eval_task_L4=l4, L4=L4,
+                             assumptions='240 tasks like the 120 ARC-AGI-2 evaluation tasks (greedy regime, 8 views, the reference settings); '
+                                         'each way keeps the useful-work utilisation it reached on the selection; 4 L4s share the work perfectly; '
+                                         'memory is not modelled: a bf16 7.24B model (14.5 GB) leaves ~9 GB of a 24 GB L4, so the 2/3-slot '
+                                         'configurations measured here do not fit there as they are (issue 22)')
+    return res
+
+def merge(files, out):
+    res = {}
+    for f in files:
+        r = json.loads(Path(f).read_text())
+        for k, v in r.items():
+            if k == 'ways':
+                for w in v: res.setdefault('ways', [])[:] = [x for x in res.get('ways', []) if (x['way'], x['regime'], x['slots']) != (w['way'], w['regime'], w['slots'])] + [w]
+            elif k == 'calls': res.setdefault('calls', []).extend(v)
+            elif k not in ('tokens_check', 'projection'): res[k] = v
+    from arc_nb.data import load_tasks
+    tasks = {t: load_tasks('arc-agi-2/evaluation')[t] for t in res['selection']}
+    from arc_nb.scheduler import RunConfig
+    res['tokens_check'] = check_tokens(res['ways'], expected_rows(tasks, RunConfig(**dict(res['settings'], min_prob=None)).infer(), 'greedy'))
+    project(res)
+    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(res, indent=1, default=str))
+    table(res)
+
+def table(res):
+    log('\n| way | regime | slots | done | tests | wall s | tasks/GPU-h | NVML % | useful % | decode tok | train tok | loads | peak GB/proc | GPU GB |')
+    log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for w in res['ways']:
+        log(f"| {w['way']} | {w['regime']} | {w['slots']} | {w['tasks_done']}/{w['tasks']} | {w['tests_predicted']}/{w['tests']} | {w['wall_s']:.0f} | "
+            f"{w['tasks_per_gpu_hour']:.0f} | {w['nvml_util_pct'] or 0:.0f} | {w['useful_util_pct']:.1f} | {w['decode_tokens']} | {w['train_tokens']} | "
+            f"{w['model_loads']} | {w['peak_mem_gb'] or 0:.1f} | {w['peak_mem_gb_per_gpu'] or 0:.1f} |")
+    tc = res.get('tokens_check') or {}
+    log(f"greedy decode tokens the same in every way, per task: {tc.get('all_same')} "
+        f"({sum(tc.get('same', {}).values())}/{len(tc.get('same', {}))} tasks predicted in every way compared)")
+
+if __name__ == '__main__':
+    sys.exit(main())
