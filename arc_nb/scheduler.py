@@ -239,7 +239,7 @@ def worker_main(argv=None) -> int:
         work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
         emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds), tokens=sum(p.tokens for p in preds),
              tests=len(preds), seconds=sec, decode_s=sum(p.decode_s for p in preds), score_s=sum(p.score_s for p in preds), work=work,
-             decode={k: st[k] for k in ('captures', 'replays', 'fallbacks', 'invalidations')} if st else 'eager')
+             decode={k: st[k] for k in ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')} if st else 'eager')
 
     def work(task, tc, ic, lock):
         "Do the task; returns True when the claim was handed to the adapter writer (it releases it once the files are in place)."

@@ -195,14 +195,15 @@ def run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke):
 
 # ---------------------------------------------------------------------------------------------------------
 def expected_rows(tasks, icfg, regime):
-    "Per task, the decode-step rows a search must feed when the bias is hit (greedy: each view's answer, less its first token)."
+    "Per task, per test input: the decode-step rows a greedy search feeds when the bias is hit (each view's answer less its first token)."
     from arc_nb.encoding import make_compact_tokenizer, check_tokenizer
+    from arc_nb.inference import task_views, test_prompts
     import workload_bias
     v = check_tokenizer(make_compact_tokenizer())
     out = {}
     for tid, t in tasks.items():
         tab = workload_bias.answers(v, {tid: t}, icfg, regime)
-        out[tid] = sum(len(a) - 1 for a, _ in tab.values()) if regime == 'greedy' else None
+        out[tid] = [sum(len(tab[tuple(p)][0]) - 1 for p in ps) for ps in test_prompts(v, t, icfg, task_views(t, icfg))]
     return out
 
 def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, settings):
@@ -210,7 +211,7 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
     import pandas as pd
     from arc_nb.plots import read_events, read_resources, summary, useful_work
     ev = read_events(run_path)
-    cols = ['task', 'tokens', 'seconds', 'tests', 'decode_s', 'score_s', 'work', 'peak_mem_gb']
+    cols = ['task', 'tokens', 'seconds', 'tests', 'decode_s', 'score_s', 'work', 'peak_mem_gb', 'decode', 'pid']
     get = lambda name: ev[ev.event == name].reindex(columns=sorted(set(ev.columns) | set(cols))) if len(ev) else pd.DataFrame(columns=cols)
     tr, inf = get('train_end'), get('infer_end')
     per = []
@@ -235,6 +236,10 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
                  overhead=col('overhead_s'), idle=n_slots * wall - col('lifetime_s') + col('idle_s'))
     done = sum(p['done'] for p in per)
     ex = get('worker_exit')
+    loads = ev[ev.event.isin(['model_load', 'claim'])].groupby(['pid']).agg(loads=('event', lambda e: (e == 'model_load').sum()),
+                                                                             claims=('event', lambda e: (e == 'claim').sum())) if len(ev) else None
+    dec = [(e['pid'], e['decode']) for _, e in inf.iterrows() if isinstance(e.get('decode'), dict)] if 'decode' in inf else []
+    capture_s = sum(max(d.get('capture_s', 0) for p2, d in dec if p2 == p) for p in {p for p, _ in dec})
     r = read_resources(run_path)
     r = r[(r.time >= res['t0']) & (r.time <= res['t1'])].dropna(subset=['gpu']) if len(r) else r
     return dict(way=way, regime=regime, slots=f'{slots[0]}/{slots[1]}', settings=settings, gpu=gpu_name, tasks=len(tasks), tasks_done=done,
@@ -247,7 +252,9 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
                 peak_mem_gb=float(pd.to_numeric(ex.peak_mem_gb).max()) if ex.peak_mem_gb.notna().any() else None,
                 peak_mem_gb_per_gpu=float(pd.to_numeric(r.vram_used).max()) / 1024 if len(r) else None,
                 process_seconds=split, process_seconds_per_task_done={k: v / max(done, 1) for k, v in split.items()},
-                gpu_seconds_per_task_done=wall / max(done, 1), failed=res.get('failed', []), per_task=per)
+                gpu_seconds_per_task_done=wall / max(done, 1), graph_capture_s=capture_s, failed=res.get('failed', []),
+                claims_per_process=dict(max=int(loads.claims.max()), loads_max=int(loads.loads.max())) if loads is not None and len(loads) else None,
+                per_task=per)
 
 def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
     way, regime = spec.split('@')[0].split(':')
@@ -268,14 +275,15 @@ def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
 
 # ---------------------------------------------------------------------------------------------------------
 def check_tokens(ways, expected):
-    "Regime greedy: every way decodes the same rows per task (and, where the bias was hit everywhere, the answer's)."
+    "Regime greedy: every way decodes the same rows for each test input, and they are the answers' (the bias was hit everywhere)."
     rows = {}
     for w in ways:
         if w['regime'] != 'greedy': continue
         for p in w['per_task']:
-            if p['tests_predicted'] == p['tests']: rows.setdefault(p['task'], {})[f"{w['way']}@{w['slots']}"] = p['decode_tokens']
-    same = {t: len(set(r.values())) == 1 and (expected.get(t) is None or expected[t] in r.values()) for t, r in rows.items()}
-    return dict(per_task=rows, expected=expected, same=same, all_same=all(same.values()) if same else None)
+            if p['tests_predicted'] == p['tests']: rows.setdefault(p['task'], {})[f"{w['way']}@{w['slots']}"] = p['decode_tokens_per_test']
+    same = {t: all(list(x) == list(expected[t]) for x in r.values()) for t, r in rows.items()}
+    return dict(per_task=rows, expected=expected, same=same, all_same=all(same.values()) if same else None,
+                ways_compared=sorted({k for r in rows.values() for k in r}))
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

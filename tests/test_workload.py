@@ -58,3 +58,4 @@ def test_workload_smoke(tmp_path):
     assert rl['tasks_done'] == an['tasks_done'] == 2 and rl['model_loads'] == 2 * 2 and an['model_loads'] == 5  # 2 + 3 slots, once each
     assert r['tokens_check']['all_same'] and rl['decode_tokens'] == an['decode_tokens'] > 0 and an['useful_util_pct'] > 0
     assert len(rl['per_task']) == 2 and all(t['done'] for t in rl['per_task'])
+    assert rl['claims_per_process'] == dict(max=1, loads_max=1)  # the reference's way: a process, and a model load, per task and phase
