@@ -35,9 +35,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'benchmarks'))
 
 WAY_NAMES = ('reload', 'arc_nb', 'arc_nb_best')
-REFERENCE = dict(epochs=10, lr=1e-4, lora_rank=32, batch_size=1, max_seq_len=8192, n=8)  # the reference's settings
+REFERENCE = dict(epochs=10, lr=1e-4, lora_rank=32, batch_size=1, max_seq_len=8192, n=8,  # the reference's settings
+                 gradient_checkpointing='on')  # 2 train + 3 inference 7B processes fit 141 GB only so ('auto': 53 GB a train process, OOM)
 SMOKE = dict(epochs=1, n=2)                                                              # --smoke: the same code, seconds a task
-BEST = dict(slots=(2, 4), settings=dict(lora_dtype='base'))  # arc_nb_best: chosen from the first call's runs (benchmarks/README.md)
+BEST = dict(slots=(1, 3), settings=dict(lora_dtype='base', gradient_checkpointing='auto'))  # arc_nb_best: see benchmarks/README.md
 MIN_PROB = {'greedy': None, 'dfs': 0.17}
 L4 = dict(name='NVIDIA L4 (Kaggle), assumed', flops=121e12 * 0.80, bandwidth=300e9 * 0.90, memory_gb=24,
           note='datasheet bf16 dense 121 TFLOP/s and 300 GB/s, times the fractions of the datasheet measured on the H200 '
@@ -190,7 +191,7 @@ def run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke):
     t1 = time.time()
     if p.returncode != 0: log(f'  arc-nb run failed ({p.returncode}):', p.stderr[-3000:])
     ev = [json.loads(l) for l in (Path(run_path)/'events.jsonl').read_text().splitlines() if l.strip()]
-    return dict(t0=t0, t1=t1, cut=any(e['event'] == 'deadline' and e.get('worker') == 'launcher' for e in ev), rc=p.returncode,
+    return dict(t0=t0, t1=t1, cut=any(e['event'] == 'deadline' for e in ev), rc=p.returncode,  # the launcher's cut, or workers that stopped claiming
                 stderr=p.stderr[-2000:] if p.returncode else '')
 
 # ---------------------------------------------------------------------------------------------------------
@@ -257,6 +258,8 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
                 per_task=per)
 
 def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
+    spec, _, b = spec.partition('~')  # WAY:REGIME[@T/I][~SECONDS]: a budget of its own
+    budget = float(b) if b else budget
     way, regime = spec.split('@')[0].split(':')
     slots = tuple(map(int, spec.split('@')[1].split('/'))) if '@' in spec else (BEST['slots'] if way == 'arc_nb_best' else (2, 3))
     assert way in WAY_NAMES and regime in MIN_PROB, spec
@@ -287,7 +290,8 @@ def check_tokens(ways, expected):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--ways', default='arc_nb:greedy', help='WAY:REGIME[@T/I], comma-separated; WAY in reload, arc_nb, arc_nb_best; REGIME greedy or dfs')
+    ap.add_argument('--ways', default='arc_nb:greedy', help='WAY:REGIME[@T/I][~SECONDS], comma-separated; WAY in reload, arc_nb, arc_nb_best; '
+                    'REGIME greedy or dfs; @T/I: train/inference slots; ~SECONDS: this run\'s budget')
     ap.add_argument('--budget', type=float, default=180.0, help='seconds each run may take (the same for every way) [180]')
     ap.add_argument('--tasks', type=int, default=16, help='how many tasks of the selection [16]')
     ap.add_argument('--shape', default='7b', help="gpu_bench's model shape [7b]")
@@ -329,6 +333,10 @@ def main():
     icfg = RunConfig(**settings_for('arc_nb', 'greedy', a.smoke)).infer()
     res['tokens_check'] = check_tokens(ways, expected_rows(tasks, icfg, 'greedy'))
     save()
+    import tarfile
+    with tarfile.open(out.with_suffix('.runs.tgz'), 'w:gz') as tf:  # events, resources, logs and config of every run, for a second look
+        for f in sorted(work_dir.rglob('*')):
+            if f.is_file() and (f.suffix in ('.jsonl', '.csv', '.log') or f.name in ('config.json', 'score.json')): tf.add(f, f.relative_to(work_dir))
     table(res)
 
 # ---------------------------------------------------------------------------------------------------------
