@@ -26,6 +26,7 @@ def main():
       'python benchmarks/report.py      # this page, from benchmarks/results/\n```\n')
     w('`python benchmarks/gpu_bench.py --smoke --sections overhead,throughput,dfs,profile,scheduled --out /tmp/x.json` runs the same code on a tiny model on a CPU in a minute.\n')
 
+    workload(w)
     w('## 1. Per-task overhead: arc_nb against reloading per task\n')
     w("arc_nb's way per task: `reset_lora` (in place), train, save the adapter, hot-load it into a resident inference model "
       "(`load_adapter_weights`, in place). The reload way: load the base model from local disk and attach LoRA (train side), "
@@ -215,6 +216,54 @@ def small_model(w):
     w("\nAt lr 1e-3 the gain's interval excludes zero; the value was picked from the three tried. Wall times: two runs at a time on the 2 cores, "
       "one fused worker each. The better-trained runs are also the faster ones: in seed 0, inference took 107 s at lr 1e-4 and 48 s at 3e-3, "
       "the sharper adapters leaving the DFS fewer branches (172 candidates against 68).\n")
+
+def workload(w):
+    "Section 0: the reference's workload end to end (benchmarks/workload.py, results/workload.json)."
+    r = R('workload')
+    W = r['ways']
+    pick = lambda way, regime, slots=None: next((x for x in W if x['way'] == way and x['regime'] == regime and (slots is None or x['slots'] == slots)), None)
+    c = r['calls'][0]
+    m = r['model']
+    w('## 0. The reference\'s workload, end to end: arc_nb against the reload-per-task way\n')
+    w(f"`benchmarks/workload.py` on the {c['gpu']} ({', '.join(x['date'] for x in r['calls'])}), torch {c['torch']}, transformers {c['transformers']}, peft {c['peft']}. "
+      f"A {m['params']/1e9:.2f}B-parameter (matmul weights) Llama/Mistral-shaped random model in bf16, loaded from local disk; the {len(r['selection'])} ARC-AGI-2 "
+      f"evaluation tasks whose test outputs are shortest ({', '.join(r['selection'])}; prompts of 0.7K-5.7K tokens, 9K-154K training tokens a task, "
+      "19 test inputs); the reference's settings: " + ', '.join(f'{k} {v}' for k, v in r['settings'].items()) + ". Regimes: `greedy` decodes exactly "
+      "each view's answer (a logit bias, `benchmarks/workload_bias.py`, the same in every way); `dfs` is the min_prob 0.17 DFS over a tree with two 50/50 "
+      "branch points per view (four candidates a view). A random model cannot score; this measures cost. Commands, one `device` call each:\n")
+    w('```\n' + '\n'.join(x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge ... --out benchmarks/results/workload.json\n```\n')
+    w('Every run had a time budget (seconds, the same for every way within a regime); a run that ends before it did all its tasks (the workers stop '
+      'claiming what their estimate says cannot finish). *done*: trained and every test input predicted. *useful %*: training and prefill/rescoring '
+      'FLOPs over the measured 789 TFLOP/s plus decode weight-and-KV bytes over the measured 4.3 TB/s, per wall second (`arc_nb.plots.useful_work`, formulas in '
+      'its chapter); *NVML %*: the mean of `nvidia-smi`-style utilisation samples, the reference\'s figure. Peak memory: torch\'s reserved memory per process '
+      '(at its exit), and the GPU\'s used memory (NVML).\n')
+    w('| way | regime | slots | budget | tasks done | tests predicted | wall | **tasks / GPU-hour** | NVML % | **useful %** (train + prefill/rescore + decode) | '
+      'decode tokens | training tokens | model loads | peak GB / process | peak GB GPU |')
+    w('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    for x in W:
+        u = x['useful']
+        w(f"| {x['way']} | {x['regime']} | {x['slots']} | {x['budget_s']:.0f} s | {x['tasks_done']}/{x['tasks']} | {x['tests_predicted']}/{x['tests']} | {x['wall_s']:.0f} s | "
+          f"**{x['tasks_per_gpu_hour']:.0f}** | {x['nvml_util_pct'] or 0:.0f} | **{x['useful_util_pct']:.1f}** ({u['train_util_pct']:.1f} + {u['forward_util_pct']:.1f} + "
+          f"{u['decode_util_pct']:.1f}) | {x['decode_tokens']:,} | {x['train_tokens']:,} | {x['model_loads']} | {x['peak_mem_gb'] or 0:.0f} | {x['peak_mem_gb_per_gpu'] or 0:.0f} |")
+    tc = r['tokens_check']
+    w(f"\nGreedy regime, decode tokens per test input the same in every way and equal to the answers' (the bias hit every prompt): **{tc['all_same']}** "
+      f"({len(tc['same'])} tasks predicted by at least one way; ways compared: {', '.join(tc['ways_compared'])}).\n")
+    w('Process-seconds per run (all slots together): where each way\'s time went.\n')
+    w('| way | regime | slots | load | train | decode | rescore | other | idle | graph capture (in decode) |')
+    w('|---|---|---|---|---|---|---|---|---|---|')
+    for x in W:
+        p = x['process_seconds']
+        w(f"| {x['way']} | {x['regime']} | {x['slots']} | {p['load']:.0f} | {p['train']:.0f} | {p['decode']:.0f} | {p['rescore']:.0f} | "
+          f"{p['other_predict'] + p['overhead']:.0f} | {p['idle']:.0f} | {x.get('graph_capture_s', 0):.0f} |")
+    pr = r['projection']
+    w(f"\n**Projection** to the reference's budget (240 tasks like the ARC-AGI-2 evaluation set, greedy regime): at the roofline a task needs "
+      f"{pr['roofline_s_per_eval_task_this_gpu']:.1f} s on this GPU and {pr['roofline_s_per_eval_task_L4']:.0f} s on an L4 ({pr['L4']['note']}); "
+      f"each way is assumed to keep the useful-work utilisation it reached here. {pr['assumptions']}.\n")
+    w('| way | slots | useful % | hours for 240 tasks, this GPU | hours for 240 tasks, 4 L4 (projection) |')
+    w('|---|---|---|---|---|')
+    for x in pr['rows']: w(f"| {x['way']} | {x['slots']} | {x['useful_util_pct']:.1f} | {x['hours_240_this_gpu']:.1f} | {x['hours_240_4xL4']:.1f} |")
+    w('')
+    if (HERE/'results'/'workload_notes.md').exists(): w((HERE/'results'/'workload_notes.md').read_text())
 
 if __name__ == '__main__':
     main()
