@@ -212,10 +212,15 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
     import pandas as pd
     from arc_nb.plots import read_events, read_resources, summary, useful_work
     ev = read_events(run_path)
-    cols = ['task', 'tokens', 'seconds', 'tests', 'decode_s', 'score_s', 'work', 'peak_mem_gb', 'decode', 'pid']
+    cols = ['time', 'task', 'tokens', 'seconds', 'tests', 'decode_s', 'score_s', 'work', 'peak_mem_gb', 'decode', 'pid']
     get = lambda name: ev[ev.event == name].reindex(columns=sorted(set(ev.columns) | set(cols))) if len(ev) else pd.DataFrame(columns=cols)
     tr, inf = get('train_end'), get('infer_end')
     per = []
+    spans = [(e.time - e.seconds, e.time) for _, e in tr.iterrows()]  # when some process was training
+    def overlap(a, b):  # the fraction of [a, b] during which at least one training step ran
+        cuts = sorted({a, b} | {x for s in spans for x in s if a < x < b})
+        inside = sum(y - x for x, y in zip(cuts, cuts[1:]) if any(s0 < (x + y) / 2 < s1 for s0, s1 in spans))
+        return inside / (b - a) if b > a else 0.0
     for tid, t in tasks.items():
         a, b = tr[tr.task == tid], inf[inf.task == tid]
         pj = Path(run_path)/'tasks'/tid/'predictions.json'
@@ -226,7 +231,9 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
                         train_tokens=int(a.tokens.iloc[0]) if len(a) else 0, train_s=float(a.seconds.iloc[0]) if len(a) else None,
                         decode_s=float(b.decode_s.iloc[0]) if len(b) else None, score_s=float(b.score_s.iloc[0]) if len(b) else None,
                         infer_s=float(b.seconds.iloc[0]) if len(b) else None, decode_tokens=int(w.get('rows', 0)), decode_steps=int(w.get('steps', 0)),
-                        forward_tokens=int(w.get('tokens', 0)), decode_tokens_per_test=[x.get('work', {}).get('rows') for x in tests]))
+                        forward_tokens=int(w.get('tokens', 0)), decode_tokens_per_test=[x.get('work', {}).get('rows') for x in tests],
+                        ms_per_decode_step=1e3 * float(b.decode_s.iloc[0]) / max(int(w.get('steps', 0)), 1) if len(b) else None,
+                        infer_overlaps_training=overlap(float(b.time.iloc[0] - b.seconds.iloc[0]), float(b.time.iloc[0])) if len(b) else None))
     u = useful_work(run_path, model, hw, window=(res['t0'], res['t1']))
     sm = summary(run_path)
     wall = res['t1'] - res['t0']
