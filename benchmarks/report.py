@@ -231,7 +231,7 @@ def workload(w):
       "19 test inputs); the reference's settings: " + ', '.join(f'{k} {v}' for k, v in r['settings'].items()) + ". Regimes: `greedy` decodes exactly "
       "each view's answer (a logit bias, `benchmarks/workload_bias.py`, the same in every way); `dfs` is the min_prob 0.17 DFS over a tree with two 50/50 "
       "branch points per view (four candidates a view). A random model cannot score; this measures cost. Commands, one `device` call each:\n")
-    w('```\n' + '\n'.join(x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge ... --out benchmarks/results/workload.json\n```\n')
+    w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge ... --out benchmarks/results/workload.json\n```\n')
     w('Every run had a time budget (seconds, the same for every way within a regime); a run that ends before it did all its tasks (the workers stop '
       'claiming what their estimate says cannot finish). *done*: trained and every test input predicted. *useful %*: training and prefill/rescoring '
       'FLOPs over the measured 789 TFLOP/s plus decode weight-and-KV bytes over the measured 4.3 TB/s, per wall second (`arc_nb.plots.useful_work`, formulas in '
@@ -263,7 +263,29 @@ def workload(w):
     w('|---|---|---|---|---|')
     for x in pr['rows']: w(f"| {x['way']} | {x['slots']} | {x['useful_util_pct']:.1f} | {x['hours_240_this_gpu']:.1f} | {x['hours_240_4xL4']:.1f} |")
     w('')
+    plot_workload(r)
+    w('![NVML utilisation against useful work, and where the process-seconds went, per run](results/workload.png)\n')
     if (HERE/'results'/'workload_notes.md').exists(): w((HERE/'results'/'workload_notes.md').read_text())
+
+def plot_workload(r):
+    "results/workload.png: per run, NVML % beside useful %, and its process-seconds by kind."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    W = r['ways']
+    names = [f"{x['way']}\n{x['regime']} {x['slots']}" for x in W]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(13, 0.55 * len(W) + 1.8), sharey=True)
+    y = range(len(W))
+    a.barh([i + 0.2 for i in y], [x['nvml_util_pct'] or 0 for x in W], height=0.4, color='#9e9e9e', label='NVML utilisation (busy)')
+    a.barh([i - 0.2 for i in y], [x['useful_util_pct'] for x in W], height=0.4, color='#1976d2', label='useful work (roofline)')
+    a.set_yticks(list(y)); a.set_yticklabels(names, fontsize=8); a.invert_yaxis(); a.set_xlabel('% of the GPU'); a.set_xlim(0, 100); a.legend(fontsize=8)
+    a.set_title('busy is not useful', fontsize=10)
+    kinds = [('load', '#9e9e9e'), ('train', '#1976d2'), ('decode', '#43a047'), ('rescore', '#8e24aa'), ('idle', '#e0e0e0')]
+    left = [0.0] * len(W)
+    for k, c in kinds:
+        v = [x['process_seconds'][k] / max(x['tasks_done'], 1) for x in W]
+        b.barh(list(y), v, left=left, color=c, label=k); left = [l + x for l, x in zip(left, v)]
+    b.set_xlabel('process-seconds per task done (all slots)'); b.legend(fontsize=8); b.set_title('where the time went', fontsize=10)
+    fig.tight_layout(); fig.savefig(HERE/'results'/'workload.png', dpi=110); plt.close(fig)
 
 if __name__ == '__main__':
     main()
