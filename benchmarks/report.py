@@ -231,7 +231,7 @@ def workload(w):
       "19 test inputs); the reference's settings: " + ', '.join(f'{k} {v}' for k, v in r['settings'].items()) + ". Regimes: `greedy` decodes exactly "
       "each view's answer (a logit bias, `benchmarks/workload_bias.py`, the same in every way); `dfs` is the min_prob 0.17 DFS over a tree with two 50/50 "
       "branch points per view (four candidates a view). A random model cannot score; this measures cost. Commands, one `device` call each:\n")
-    w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge ... --out benchmarks/results/workload.json\n```\n')
+    w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge benchmarks/results/workload_b.json benchmarks/results/workload_c.json --out benchmarks/results/workload.json\npython3 benchmarks/report.py\n```\n')
     w('Every run had a time budget (seconds, the same for every way within a regime); a run that ends before it did all its tasks (the workers stop '
       'claiming what their estimate says cannot finish). *done*: trained and every test input predicted. *useful %*: training and prefill/rescoring '
       'FLOPs over the measured 789 TFLOP/s plus decode weight-and-KV bytes over the measured 4.3 TB/s, per wall second (`arc_nb.plots.useful_work`, formulas in '
@@ -248,13 +248,15 @@ def workload(w):
     tc = r['tokens_check']
     w(f"\nGreedy regime, decode tokens per test input the same in every way and equal to the answers' (the bias hit every prompt): **{tc['all_same']}** "
       f"({len(tc['same'])} tasks predicted by at least one way; ways compared: {', '.join(tc['ways_compared'])}).\n")
-    w('Process-seconds per run (all slots together): where each way\'s time went.\n')
-    w('| way | regime | slots | load | train | decode | rescore | other | idle | graph capture (in decode) |')
-    w('|---|---|---|---|---|---|---|---|---|---|')
+    w('Process-seconds per run (all slots together, over the run\'s wall time): where each way\'s time went. *cut*: a task claimed and '
+      'still running when the budget stopped its process (a search in progress, mostly); *idle*: waiting for an adapter, or a slot '
+      'whose worker stopped early or whose process had not started yet.\n')
+    w('| way | regime | slots | load | train | decode | rescore | other | cut by the budget | idle | graph capture (in decode) |')
+    w('|---|---|---|---|---|---|---|---|---|---|---|')
     for x in W:
         p = x['process_seconds']
         w(f"| {x['way']} | {x['regime']} | {x['slots']} | {p['load']:.0f} | {p['train']:.0f} | {p['decode']:.0f} | {p['rescore']:.0f} | "
-          f"{p['other_predict'] + p['overhead']:.0f} | {p['idle']:.0f} | {x.get('graph_capture_s', 0):.0f} |")
+          f"{p['other_predict'] + p['overhead']:.0f} | {p.get('cut', 0):.0f} | {p['idle']:.0f} | {x.get('graph_capture_s', 0):.0f} |")
     first = R('workload_first_call')
     w("The reference's slot table for arc_nb (greedy regime, 150 s budgets; both utilisation figures). The first call ran with arc_nb's "
       "default checkpointing ('auto': off up to 4096 tokens); 1/2 was not run (no device time was left).\n")
@@ -292,12 +294,13 @@ def plot_workload(r):
     a.barh([i - 0.2 for i in y], [x['useful_util_pct'] for x in W], height=0.4, color='#1976d2', label='useful work (roofline)')
     a.set_yticks(list(y)); a.set_yticklabels(names, fontsize=8); a.invert_yaxis(); a.set_xlabel('% of the GPU'); a.set_xlim(0, 100); a.legend(fontsize=8)
     a.set_title('busy is not useful', fontsize=10)
-    kinds = [('load', '#9e9e9e'), ('train', '#1976d2'), ('decode', '#43a047'), ('rescore', '#8e24aa'), ('idle', '#e0e0e0')]
+    kinds = [('load', '#9e9e9e'), ('train', '#1976d2'), ('decode', '#43a047'), ('rescore', '#8e24aa'), ('cut', '#ffb74d'), ('idle', '#e0e0e0')]
     left = [0.0] * len(W)
     for k, c in kinds:
-        v = [x['process_seconds'][k] / max(x['tasks_done'], 1) for x in W]
+        v = [100 * x['process_seconds'].get(k, 0) / sum(x['process_seconds'].values()) for x in W]
         b.barh(list(y), v, left=left, color=c, label=k); left = [l + x for l, x in zip(left, v)]
-    b.set_xlabel('process-seconds per task done (all slots)'); b.legend(fontsize=8); b.set_title('where the time went', fontsize=10)
+    b.set_xlabel('% of the process-seconds (all slots)'); b.set_xlim(0, 100); b.legend(fontsize=8, loc='lower right')
+    b.set_title('where the time went', fontsize=10)
     fig.tight_layout(); fig.savefig(HERE/'results'/'workload.png', dpi=110); plt.close(fig)
 
 if __name__ == '__main__':

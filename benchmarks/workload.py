@@ -207,6 +207,21 @@ def expected_rows(tasks, icfg, regime):
         out[tid] = [sum(len(tab[tuple(p)][0]) - 1 for p in ps) for ps in test_prompts(v, t, icfg, task_views(t, icfg))]
     return out
 
+def process_split(run_path, n_slots, t0, t1) -> dict:
+    """Process-seconds of all slots over [t0, t1] by kind: load, train, decode, rescore, other (predict and task overhead),
+    cut (a task claimed and not finished when the budget stopped its process) and idle (the rest: waiting, ended early)."""
+    import pandas as pd
+    from arc_nb.plots import read_events, summary
+    ev, sm = read_events(run_path), summary(run_path)
+    col = lambda k: float(sm[k].sum()) if len(sm) else 0.0
+    inf = ev[ev.event == 'infer_end'] if len(ev) else ev
+    dec = float(pd.to_numeric(inf.get('decode_s', pd.Series(dtype=float))).sum())
+    sc = float(pd.to_numeric(inf.get('score_s', pd.Series(dtype=float))).sum())
+    ended = set(zip(ev[ev.event == 'task_end'].pid, ev[ev.event == 'task_end'].task)) if len(ev) else set()
+    cut = sum(max(0.0, t1 - e.time) for _, e in ev[ev.event == 'claim'].iterrows() if (e.pid, e.task) not in ended) if len(ev) else 0.0
+    return dict(load=col('load_s'), train=col('train_s'), decode=dec, rescore=sc, other_predict=col('predict_s') - dec - sc,
+                overhead=col('overhead_s'), cut=cut, idle=n_slots * (t1 - t0) - col('lifetime_s') + col('idle_s') - cut)
+
 def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, settings):
     "The figures of one run (see the module docstring), from its run directory alone."
     import pandas as pd
@@ -235,13 +250,8 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
                         ms_per_decode_step=1e3 * float(b.decode_s.iloc[0]) / max(int(w.get('steps', 0)), 1) if len(b) else None,
                         infer_overlaps_training=overlap(float(b.time.iloc[0] - b.seconds.iloc[0]), float(b.time.iloc[0])) if len(b) else None))
     u = useful_work(run_path, model, hw, window=(res['t0'], res['t1']))
-    sm = summary(run_path)
     wall = res['t1'] - res['t0']
-    n_slots = sum(slots)
-    col = lambda k: float(sm[k].sum()) if len(sm) else 0.0
-    dec, sc = float(pd.to_numeric(inf.decode_s).sum()), float(pd.to_numeric(inf.score_s).sum())
-    split = dict(load=col('load_s'), train=col('train_s'), decode=dec, rescore=sc, other_predict=col('predict_s') - dec - sc,
-                 overhead=col('overhead_s'), idle=n_slots * wall - col('lifetime_s') + col('idle_s'))
+    split = process_split(run_path, sum(slots), res['t0'], res['t1'])
     done = sum(p['done'] for p in per)
     ex = get('worker_exit')
     loads = ev[ev.event.isin(['model_load', 'claim'])].groupby(['pid']).agg(loads=('event', lambda e: (e == 'model_load').sum()),
@@ -304,7 +314,7 @@ def main():
     ap.add_argument('--shape', default='7b', help="gpu_bench's model shape [7b]")
     ap.add_argument('--out', help='JSON to write (ways are added to it when it exists)')
     ap.add_argument('--smoke', action='store_true', help='CPU check: smoke shape, 1 epoch, n=2')
-    ap.add_argument('--merge', nargs='*', help='JSON files of earlier calls to put into --out')
+    ap.add_argument('--merge', nargs='*', help='JSON files of earlier calls to put into --out (their RUNS.tgz beside them: splits recomputed)')
     ap.add_argument('--reload-worker', nargs=5, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.reload_worker: return reload_worker(*a.reload_worker[:3], int(a.reload_worker[3]), a.reload_worker[4])
@@ -391,10 +401,26 @@ def project(res):
                                          'configurations measured here do not fit there as they are (issue 22)')
     return res
 
+def resplit(r, tgz):
+    "Recompute each run's process-seconds split from the event logs kept beside its call's JSON (NAME.runs.tgz)."
+    import tarfile
+    tmp = Path(tempfile.mkdtemp())
+    with tarfile.open(tgz) as tf: tf.extractall(tmp)
+    from arc_nb.plots import read_events
+    for w in r.get('ways', []):
+        names = [f"{w['way']}-{w['regime']}-{w['slots'].replace('/', '-')}", f"{w['way']}-{w['regime']}"]  # run_way's folder names
+        d = next((tmp/n for n in names if (tmp/n).exists()), None)
+        if d is None: continue
+        t1 = read_events(d).query("event == 'run_end'").time.max()  # the call measured its wall from the process start: end - wall
+        w['process_seconds'] = process_split(d, sum(map(int, w['slots'].split('/'))), t1 - w['wall_s'], t1)
+        w['process_seconds_per_task_done'] = {k: v / max(w['tasks_done'], 1) for k, v in w['process_seconds'].items()}
+
 def merge(files, out):
     res = {}
     for f in files:
         r = json.loads(Path(f).read_text())
+        tgz = Path(f).with_suffix('.runs.tgz')
+        if tgz.exists(): resplit(r, tgz)
         for k, v in r.items():
             if k == 'ways':
                 for w in v: res.setdefault('ways', [])[:] = [x for x in res.get('ways', []) if (x['way'], x['regime'], x['slots']) != (w['way'], w['regime'], w['slots'])] + [w]
