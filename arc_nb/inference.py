@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, asdict
 import numpy as np
 import torch
 from .data import Task
-from .augment import Transform, random_transform
+from .augment import Transform, random_transform, task_rng
 from .encoding import Vocab, fit_prompt, decode_grid, grid_ids, output_tokens, test_views, encode_prompt
 from .scoring import fallback_attempts
 
@@ -219,7 +219,6 @@ class TestPrediction:
 # %% ../nbs/06_inference.ipynb
 def task_views(task: Task, cfg: InferConfig) -> list[Transform]:
     "The identity and `n-1` augmentations, a pure function of the task id and the seed."
-    from arc_nb.ttt import task_rng
     rng = task_rng(task.id, cfg.seed + 7919)
     return [Transform()] + [random_transform(rng, len(task.train), d8=cfg.d8, colors=cfg.colors,
                                              keep_background=cfg.keep_background, shuffle=cfg.shuffle) for _ in range(cfg.n - 1)]
