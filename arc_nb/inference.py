@@ -14,10 +14,9 @@ from .encoding import Vocab, fit_prompt, decode_grid, grid_ids, output_tokens, t
 from .scoring import fallback_attempts
 
 # %% auto 0
-__all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'forward', 'model_context', 'expand', 'dfs_sample', 'dfs_recursive', 'peaked',
-           'enumerate_sequences', 'InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'score_candidates',
-           'HFBackend', 'test_prompts', 'predict_task', 'memorize_answers', 'VLLMBackend', 'write_predictions',
-           'attempts_of']
+__all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'forward', 'model_context', 'expand', 'dfs_sample', 'dfs_recursive',
+           'InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'score_candidates', 'HFBackend', 'test_prompts',
+           'predict_task', 'VLLMBackend', 'write_predictions', 'attempts_of']
 
 # %% ../nbs/06_inference.ipynb
 @dataclass
@@ -145,27 +144,6 @@ def dfs_recursive(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id):
             cache.crop(n - cache.get_seq_length())  # transformers 5: a negative count of tokens to drop
     visit(logits[:, -1], [], 0.0)
     return sorted(done, key=lambda x: (-x[1], x[0]))
-
-# %% ../nbs/06_inference.ipynb
-def peaked(model, factor=12.0):
-    "Scale the output layer of `model` in place so its next-token distributions are peaked (for tests and demos)."
-    with torch.no_grad(): model.get_output_embeddings().weight.mul_(factor)
-    return model
-
-def enumerate_sequences(model, prompt_ids, *, depth, eos_token_id, min_prob):
-    "Brute force: expand every sequence up to `depth` tokens with full forward passes (no cache, no pruning)."
-    done, frontier = [], [([], 0.0)]
-    with torch.inference_mode():
-        for _ in range(depth):
-            if not frontier: break
-            ids = torch.tensor([list(prompt_ids) + s for s, _ in frontier], device=model.device)
-            lp = torch.log_softmax(model(input_ids=ids).logits[:, -1].float(), -1).double()
-            nxt = []
-            for (s, l), row in zip(frontier, lp.tolist()):
-                for t, x in enumerate(row):
-                    (done if t == eos_token_id else nxt).append((s + [t], l + x))
-            frontier = nxt
-    return sorted([(s, l) for s, l in done if l >= math.log(min_prob)], key=lambda x: (-x[1], x[0]))
 
 # %% ../nbs/06_inference.ipynb
 DECODE_MODES = ('auto', 'eager', 'static', 'graph')  # the decode paths (06c_fastdecode): auto = CUDA graphs on a GPU where the model allows
@@ -310,20 +288,6 @@ def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig) -> list[TestPr
     return preds
 
 # %% ../nbs/06_inference.ipynb
-def memorize_answers(model, v: Vocab, task: Task, *, steps=200, lr=3e-3, target_loss=0.01):
-    "Test helper: fine-tune all weights of `model` on `task`'s test answers (identity view) until the loss is below `target_loss`."
-    seqs = [encode_prompt(v, [(x.input, x.output) for x in task.train], e.input, e.output) for e in task.test]
-    opt = torch.optim.AdamW([p for p in model.parameters()], lr=lr)
-    model.train()
-    for step in range(steps):
-        loss = sum(model(input_ids=torch.as_tensor(s.input_ids[None], device=model.device),
-                         labels=torch.as_tensor(s.labels[None], device=model.device)).loss for s in seqs) / len(seqs)
-        loss.backward(); opt.step(); opt.zero_grad()
-        if loss.item() < target_loss: break
-    model.eval()
-    return loss.item()
-
-# %% ../nbs/06_inference.ipynb
 class VLLMBackend:
     "`predict_task` backend on a resident vLLM engine with multi-LoRA; `use(adapter_dir)` selects a task's adapter."
     def __init__(self, llm, *, eos_token_id, samples=8, temperature=1.0, seed=0):
@@ -383,25 +347,6 @@ class VLLMBackend:
         for (k, n, c), o in zip(where, outs):
             res[k].append(sum(o.prompt_logprobs[n + j][t].logprob for j, t in enumerate(c)))
         return res
-
-# %% ../nbs/06_inference.ipynb
-class _FakeVLLM:
-    "Answers `generate` in vLLM's documented output structure, from a transformers model (greedy only). For tests."
-    def __init__(self, model, eos): self.model, self.eos = model, eos
-    def generate(self, reqs, params, lora_request=None, use_tqdm=False):
-        from types import SimpleNamespace as NS
-        params = params if isinstance(params, list) else [params] * len(reqs)
-        outs = []
-        for r, sp in zip(reqs, params):
-            ids = r['prompt_token_ids']
-            if getattr(sp, 'prompt_logprobs', None) is not None:
-                with torch.inference_mode():
-                    lp = torch.log_softmax(self.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
-                pl = [None] + [{t: NS(logprob=float(lp[j, t]))} for j, t in enumerate(ids[1:])]
-                outs.append(NS(prompt_logprobs=pl, outputs=[])); continue
-            g = dfs_sample(self.model, ids, min_prob=None, max_new_tokens=sp.max_tokens, eos_token_id=self.eos)
-            outs.append(NS(outputs=[NS(token_ids=s, cumulative_logprob=l) for s, l in g], prompt_logprobs=None))
-        return outs
 
 # %% ../nbs/06_inference.ipynb
 def write_predictions(path, task_id: str, preds: list[TestPrediction], **extra):

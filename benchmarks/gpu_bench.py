@@ -21,7 +21,8 @@ from arc_nb.data import load_tasks
 from arc_nb.encoding import make_compact_tokenizer, check_tokenizer, encode_prompt, Encoded, IGNORE, output_tokens, task_tokens
 from arc_nb.model import load_base, attach_lora, reset_lora, save_adapter, load_adapter_weights, lora_state
 from arc_nb.ttt import TTTConfig, train_task, train_sequences
-from arc_nb.inference import dfs_sample, dfs_recursive, peaked, InferConfig, task_views, _view_prompt
+from arc_nb.inference import dfs_sample, dfs_recursive, InferConfig, task_views, _view_prompt
+from arc_nb.testing import peaked
 from arc_nb.scheduler import COUNT_VOCAB
 
 SHAPES = {  # Llama/Mistral-shaped
