@@ -7,10 +7,10 @@ from __future__ import annotations
 import functools, itertools, logging, math, time, traceback, weakref
 import torch
 import torch.nn.functional as F
-from .inference import forward, _check_args, dfs_sample, expand, DECODE_MODES, WORK
+from .search import forward, check_args, dfs_sample, expand, DECODE_MODES, WORK
 
 # %% auto 0
-__all__ = ['SUPPORTED', 'KERNELS', 'unsupported', 'random_forward', 'unfusable', 'FastDecoder', 'fast_decoder']
+__all__ = ['SUPPORTED', 'KERNELS', 'pow2', 'unsupported', 'random_forward', 'unfusable', 'FastDecoder', 'fast_decoder']
 
 # %% ../nbs/06c_fastdecode.ipynb
 _log = logging.getLogger(__name__)
@@ -20,7 +20,7 @@ def _once(msg):
     if msg not in _LOGGED: _LOGGED.add(msg); _log.warning(msg)
 SUPPORTED = ('llama', 'mistral', 'qwen2')
 
-def _pow2(n, lo=1):
+def pow2(n, lo=1):
     "The smallest power of two >= max(n, lo)."
     return 1 << (max(n, lo) - 1).bit_length()
 
@@ -224,7 +224,7 @@ class FastDecoder:
 
     def _ensure(self, rows, length):
         if self.kv is None or rows > self.rows or length > self.length:
-            self._alloc(_pow2(rows), _pow2(length, self.min_len))
+            self._alloc(pow2(rows), pow2(length, self.min_len))
 
     def _signature(self):
         "Weight storage and LoRA switches: what a captured graph has baked in."
@@ -366,7 +366,7 @@ class FastDecoder:
         self.pos.fill_(pos)
         WORK.step(m, pos + 1)  # the useful work: m rows, pos + 1 keys each (a bucket may compute more)
         if self.graphs:
-            b, L = _pow2(m), min(_pow2(pos + 1, self.min_len), self.length)
+            b, L = pow2(m), min(pow2(pos + 1, self.min_len), self.length)
             g = self._graphs.get((b, L)) or self._capture(b, L)
             if g is not None:
                 g[0].replay(); self.stats['replays'] += 1
@@ -401,7 +401,7 @@ class FastDecoder:
     @torch.inference_mode()
     def dfs(self, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
         "`dfs_sample`'s result (same list, same order) with a static cache. Branches are cache rows; a split is a row gather."
-        max_new_tokens = _check_args(self.model, prompt_ids, min_prob, max_new_tokens)
+        max_new_tokens = check_args(self.model, prompt_ids, min_prob, max_new_tokens)
         P = len(prompt_ids)
         eager = lambda: dfs_sample(self.model, prompt_ids, min_prob=min_prob, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, max_batch=max_batch)
         if random_forward(self.model) or not self.usable(P + max_new_tokens):  # dropout on, or longer than the sliding window

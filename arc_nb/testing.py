@@ -9,7 +9,7 @@ from types import SimpleNamespace as NS
 import torch
 from .data import Task
 from .encoding import Vocab, encode_prompt, make_compact_tokenizer, check_tokenizer
-from .inference import dfs_sample
+from .search import dfs_sample
 
 # %% auto 0
 __all__ = ['compact_vocab', 'llama', 'small_model', 'gpt2', 'with_lora', 'peaked', 'boost_eos', 'enumerate_sequences',

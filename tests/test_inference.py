@@ -6,7 +6,8 @@ import torch
 import transformers
 transformers.utils.logging.disable_progress_bar()
 from arc_nb.encoding import check_tokenizer, make_compact_tokenizer, encode_prompt
-from arc_nb.inference import dfs_sample, dfs_recursive, score_candidates
+from arc_nb.search import dfs_sample, dfs_recursive
+from arc_nb.inference import score_candidates
 from arc_nb.testing import llama, gpt2, with_lora, boost_eos, peaked, enumerate_sequences
 
 TOK = make_compact_tokenizer()
