@@ -4,12 +4,13 @@
 
 # %% ../nbs/02_augment.ipynb 4
 from __future__ import annotations
+import zlib
 from dataclasses import dataclass, field
 import numpy as np
 from .data import Task, Example
 
 # %% auto 0
-__all__ = ['d8_apply', 'd8_invert', 'Transform', 'random_transform', 'augmentations']
+__all__ = ['d8_apply', 'd8_invert', 'Transform', 'random_transform', 'augmentations', 'task_rng']
 
 # %% ../nbs/02_augment.ipynb
 def d8_apply(g: np.ndarray, k: int) -> np.ndarray:
@@ -70,3 +71,8 @@ def augmentations(n: int, seed: int, n_train: int | None = None, **kw) -> list[T
     "`n` transforms, the first the identity (the task as given), the rest random and reproducible from `seed`."
     rng = np.random.default_rng(seed)
     return [Transform()] + [random_transform(rng, n_train, **kw) for _ in range(n - 1)]
+
+# %% ../nbs/02_augment.ipynb
+def task_rng(task_id: str, seed: int) -> np.random.Generator:
+    "A generator that depends only on the task id and the seed (not on the process or the task order)."
+    return np.random.default_rng([seed, zlib.crc32(task_id.encode())])

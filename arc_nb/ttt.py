@@ -4,17 +4,17 @@
 
 # %% ../nbs/05_ttt.ipynb 4
 from __future__ import annotations
-import math, time, zlib
+import math, time
 from dataclasses import dataclass, field, asdict, fields
 import numpy as np
 import torch
 from .data import Task
-from .augment import random_transform
+from .augment import random_transform, task_rng  # task_rng: also arc_nb.ttt.task_rng, as before
 from .encoding import Vocab, fit_prompt, train_views, IGNORE
 from .model import reset_lora
 
 # %% auto 0
-__all__ = ['TTTConfig', 'TrainResult', 'task_rng', 'task_sequences', 'train_sequences', 'train_task']
+__all__ = ['TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences', 'train_task']
 
 # %% ../nbs/05_ttt.ipynb
 @dataclass
@@ -62,10 +62,6 @@ class TrainResult:
     def to_json(self): return {**asdict(self), 'final_loss': self.final_loss}
 
 # %% ../nbs/05_ttt.ipynb
-def task_rng(task_id: str, seed: int) -> np.random.Generator:
-    "A generator that depends only on the task id and the seed (not on the process or the task order)."
-    return np.random.default_rng([seed, zlib.crc32(task_id.encode())])
-
 def task_sequences(v: Vocab, task: Task, cfg: TTTConfig):
     "Per epoch, one augmented, fitted sequence per train example (as query), in a random order."
     rng, seqs = task_rng(task.id, cfg.seed), []

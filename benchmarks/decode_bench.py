@@ -32,8 +32,9 @@ import peft
 from gpu_bench import SHAPES, AnswerBias, real_tasks, clock, sync, log, CUDA, DEV, random_llama
 from arc_nb.encoding import check_tokenizer, grid_ids, output_tokens
 from arc_nb.model import attach_lora, save_adapter, load_adapter_weights, load_base
-from arc_nb.inference import dfs_sample, forward, score_candidates, predict_task, HFBackend, InferConfig, task_views, _view_prompt
-from arc_nb.fastdecode import FastDecoder, _pow2
+from arc_nb.search import dfs_sample, forward
+from arc_nb.inference import score_candidates, predict_task, HFBackend, InferConfig, task_views, view_prompt
+from arc_nb.fastdecode import FastDecoder, pow2
 
 def make_model(shape):
     "A random Llama of gpu_bench's shapes, made in memory (bf16 on the GPU, fp32 on the CPU), with LoRA r32 on all linear layers."
@@ -136,7 +137,7 @@ def bench_steps(m, v, P, k, variants):
                 c0, t0, w0 = fd.stats['captures'], fd.stats['capture_s'], fd.stats['warmup_s']
                 first, _ = clock(lambda: fd.step([v.cells[0]] * b, P).sum().item())  # captures this bucket's graph (on CUDA)
                 graph, ts = median_step(lambda i: fd.step([v.cells[i % 10]] * b, P + 1 + i).sum().item(), 2 * k)
-            try: kern = kernels_per_step(fd, b, _pow2(P + 1, fd.min_len))
+            try: kern = kernels_per_step(fd, b, pow2(P + 1, fd.min_len))
             except Exception as e: kern = f'{type(e).__name__}: {e}'
             out[f'{name} batch_{b}'] = dict(variant=name, batch=b, eager_step_ms=eager[b] * 1e3, graph_step_ms=graph * 1e3, speedup=eager[b] / graph,
                                             first_step_ms=first * 1e3, captures=fd.stats['captures'] - c0, capture_s=fd.stats['capture_s'] - t0,
@@ -157,7 +158,7 @@ def pick_task(lo, hi):
 def bench_swaps(m, v, fd, n_swaps, min_prob, disk):
     task = pick_task(20, 40)
     tr = task_views(task, InferConfig(n=1))[0]
-    p = _view_prompt(v, task, 0, tr, InferConfig(max_seq_len=8192), 0).input_ids.tolist()
+    p = view_prompt(v, task, 0, tr, InferConfig(max_seq_len=8192), 0).input_ids.tolist()
     ans, branch, alt = bias_for(v, task, tr, 2)
     dirs = []
     for i in range(n_swaps):
@@ -256,7 +257,7 @@ def bench_equality_biased(m, v, n_prompts, min_prob, budget_s, variants):
     for tid in [t for t in order if 20 <= output_tokens(ev[t].test[0].output) <= 60]:
         task = ev[tid]
         for k, tr in enumerate(task_views(task, InferConfig(n=2))):
-            p = _view_prompt(v, task, 0, tr, InferConfig(max_seq_len=8192), 0).input_ids.tolist()
+            p = view_prompt(v, task, 0, tr, InferConfig(max_seq_len=8192), 0).input_ids.tolist()
             ans, branch, alt = bias_for(v, task, tr, 2 + len(prompts) % 2)
             prompts.append((tid, k, p, len(ans) + 8, (ans, branch, alt)))
         if len(prompts) >= n_prompts: break
@@ -273,7 +274,7 @@ def bench_equality(path, n_prompts, min_prob, budget_s, variants):
         for i, e in enumerate(task.test):
             for k, tr in enumerate(task_views(task, InferConfig(n=2))):
                 reserve = min(931, max([output_tokens(x.output) for x in task.train] + [output_tokens(e.input)]))
-                p = _view_prompt(v, task, i, tr, InferConfig(max_seq_len=8192), reserve).input_ids.tolist()
+                p = view_prompt(v, task, i, tr, InferConfig(max_seq_len=8192), reserve).input_ids.tolist()
                 prompts.append((f'{tid}/{i}', k, p, min(931, 8192 - len(p)), None))
         if len(prompts) >= n_prompts: break
     res = dict(model=str(path), **equality_over(m, v, prompts[:n_prompts], min_prob, budget_s, variants))

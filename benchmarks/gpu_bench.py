@@ -21,7 +21,9 @@ from arc_nb.data import load_tasks
 from arc_nb.encoding import make_compact_tokenizer, check_tokenizer, encode_prompt, Encoded, IGNORE, output_tokens, task_tokens
 from arc_nb.model import load_base, attach_lora, reset_lora, save_adapter, load_adapter_weights, lora_state
 from arc_nb.ttt import TTTConfig, train_task, train_sequences
-from arc_nb.inference import dfs_sample, dfs_recursive, peaked, InferConfig, task_views, _view_prompt
+from arc_nb.search import dfs_sample, dfs_recursive
+from arc_nb.inference import InferConfig, task_views, view_prompt
+from arc_nb.testing import peaked
 from arc_nb.scheduler import COUNT_VOCAB
 
 SHAPES = {  # Llama/Mistral-shaped
@@ -191,7 +193,7 @@ def bench_dfs(path, n_prompts, min_prob):
     views = task_views(task, InferConfig(n=n_prompts))
     rows = []
     for k, tr in enumerate(views):
-        p = _view_prompt(v, task, 0, tr, InferConfig(max_seq_len=8192), 0).input_ids.tolist()
+        p = view_prompt(v, task, 0, tr, InferConfig(max_seq_len=8192), 0).input_ids.tolist()
         from arc_nb.encoding import grid_ids
         ans = list(grid_ids(v, tr.grid(task.test[0].output))) + [v.eos]
         cells = [j for j, t in enumerate(ans) if t in v.cells]
@@ -223,7 +225,7 @@ def bench_profile(path, min_prob=0.1):
     tid = next(k for k in order if 40 <= output_tokens(ev[k].test[0].output) <= 80 and len(ev[k].test) == 1)
     task = ev[tid]
     m, tok = load_base(path, device=DEV, dtype=dtype()); m = attach_lora(m, rank=32, alpha=32); v = check_tokenizer(tok)
-    p = _view_prompt(v, task, 0, task_views(task, InferConfig(n=1))[0], InferConfig(max_seq_len=8192), 0).input_ids.tolist()
+    p = view_prompt(v, task, 0, task_views(task, InferConfig(n=1))[0], InferConfig(max_seq_len=8192), 0).input_ids.tolist()
     ans = list(grid_ids(v, task.test[0].output)) + [v.eos]
     cells = [j for j, t in enumerate(ans) if t in v.cells]; branch = cells[2:17:7][:3]
     hook = AnswerBias(m, len(p), ans, branch, {j: v.cells[(v.cells.index(ans[j]) + 1) % 10] for j in branch})

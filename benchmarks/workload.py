@@ -94,7 +94,8 @@ def reload_worker(run_path, phase, tid, slot, gpu):
     from arc_nb.model import load_base, attach_lora, save_adapter
     from arc_nb.encoding import check_tokenizer
     from arc_nb.ttt import train_task
-    from arc_nb.inference import predict_task, write_predictions, HFBackend, dfs_sample, dfs_recursive
+    from arc_nb.search import dfs_sample, dfs_recursive
+    from arc_nb.inference import predict_task, write_predictions, HFBackend
     from arc_nb.data import write_json
     import workload_bias
     cfg = run.config(); tcfg, icfg = cfg.ttt(), cfg.infer()

@@ -6,37 +6,12 @@ import torch
 import transformers
 transformers.utils.logging.disable_progress_bar()
 from arc_nb.encoding import check_tokenizer, make_compact_tokenizer, encode_prompt
-from arc_nb.inference import dfs_sample, dfs_recursive, enumerate_sequences, peaked, score_candidates
+from arc_nb.search import dfs_sample, dfs_recursive
+from arc_nb.inference import score_candidates
+from arc_nb.testing import llama, gpt2, with_lora, boost_eos, peaked, enumerate_sequences
 
 TOK = make_compact_tokenizer()
 V = check_tokenizer(TOK)
-
-def llama(seed, layers=2, hidden=32):
-    from transformers import LlamaConfig, LlamaForCausalLM
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(LlamaConfig(vocab_size=len(TOK), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
-                                        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=False)).eval()
-
-def gpt2(seed):
-    from transformers import GPT2Config, GPT2LMHeadModel
-    torch.manual_seed(seed)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=len(TOK), n_embd=32, n_layer=2, n_head=4, n_positions=512)).eval()
-
-def with_lora(m):
-    from peft import LoraConfig, get_peft_model
-    pm = get_peft_model(m, LoraConfig(r=4, target_modules='all-linear', lora_alpha=8))
-    with torch.no_grad():
-        for n, p in pm.named_parameters():
-            if 'lora_B' in n: p.normal_(0, 0.5)  # a non-trivial adapter
-    return pm.eval()
-
-def boost_eos(m, amount):
-    "Make sequences end sooner, so depth-limited enumeration has complete sequences to find."
-    with torch.no_grad():
-        head = m.get_output_embeddings()
-        if head.bias is None: head.bias = torch.nn.Parameter(torch.zeros(head.weight.shape[0]))
-        head.bias[V.eos] += amount
-    return m
 
 MODELS = {'llama-a': lambda: boost_eos(peaked(llama(0), 10), 2.0), 'llama-b-gqa': lambda: boost_eos(peaked(llama(5, 3, 48), 14), 3.0),
           'gpt2': lambda: boost_eos(peaked(gpt2(2), 10), 2.0), 'llama-lora': lambda: boost_eos(peaked(with_lora(llama(3)), 8), 2.0)}

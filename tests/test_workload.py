@@ -18,7 +18,8 @@ def setup(tmp_path_factory):
 @pytest.mark.parametrize('regime', ['greedy', 'dfs'])
 def test_bias_decodes_the_answers_in_every_path(setup, regime):
     import workload_bias
-    from arc_nb.inference import InferConfig, task_views, test_prompts, dfs_sample, dfs_recursive
+    from arc_nb.search import dfs_sample, dfs_recursive
+    from arc_nb.inference import InferConfig, task_views, test_prompts
     from arc_nb.fastdecode import FastDecoder
     from arc_nb.encoding import grid_ids
     model, v, tasks = setup
