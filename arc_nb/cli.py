@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser('run', help="train and predict every task (the main job)", description=cmd_run.__doc__,
                        epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, e.g. "
                               "{\"lora_rank\": 16}), then the flags. The resolved set is written to RUN/config.json.")
-    s.add_argument('--out', help="the run directory (created; see DESIGN.md for its contents)")
+    s.add_argument('--out', help="the run directory (created; its contents: the run directory contract of the scheduler chapter)")
     s.add_argument('--config', help="JSON file of settings (keys as in RUN/config.json)")
     s.add_argument('--resume', action='store_true', help="finish the run in --out: only what is not done yet (its saved settings are used)")
     s.add_argument('--quiet', action='store_true', help="no progress bar")

@@ -131,8 +131,7 @@ def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
     quick = quick_mode() if quick is None else quick
     if quick:
         from arc_nb.data import load_tasks
-        from arc_nb.encoding import task_tokens
-        from arc_nb.scheduler import COUNT_VOCAB
+        from arc_nb.encoding import task_tokens, COUNT_VOCAB
         data = kw.pop('data', 'arc-agi-2/evaluation')
         tasks = load_tasks(data)
         small = sorted(tasks, key=lambda k: task_tokens(COUNT_VOCAB, tasks[k]))[:2]
