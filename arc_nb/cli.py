@@ -12,7 +12,7 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
                             validate_submission, make_submission, write_submission)
 
 # %% auto 0
-__all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'read_config_file',
+__all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_flags', 'read_config_file',
            'run_config_from_args', 'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'build_parser',
            'main']
 
@@ -47,31 +47,17 @@ def cmd_make_tiny_model(a):
     print(f"wrote a tiny model to {d} (load it with --model {d})", file=sys.stderr)
     return 0
 
-def _tasks_arg(x):
-    return int(x) if x.isdigit() else x if x.startswith('smallest:') else [t for t in x.split(',') if t]
+def run_flags() -> list[tuple[str, str, object, str]]:
+    "(flag, setting, parser, help) of every run setting but `out` (each command has its own --out), generated from `RunConfig`."
+    from arc_nb.scheduler import RunConfig
+    return [('--' + k.replace('_', '-'), k, parse, hlp) for k, parse, hlp in RunConfig.settings() if k != 'out']
 
-def _min_prob_arg(x):
-    return None if x.lower() in ('none', 'greedy') else float(x)
-
-RUN_FLAGS = [  # (flag, RunConfig field, type, help)
-    ('--data', 'data', str, SOURCE_HELP), ('--tasks', 'tasks', _tasks_arg, "a number (the first N task ids), smallest:N (the N with the fewest grid cells) or comma-separated task ids; default: all"),
-    ('--model', 'model', str, "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)"),
-    ('--gpus', 'gpus', str, "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or cpu:N (N logical CPU devices, to try the multi-GPU logic)"),
-    ('--train-slots', 'train_slots', int, "train workers per GPU (fused mode: fused workers per GPU)"),
-    ('--infer-slots', 'infer_slots', int, "inference workers per GPU (split mode)"),
-    ('--mode', 'mode', str, "split: train and inference workers; fused: each worker trains a task, then predicts it with the adapter in memory"),
-    ('--epochs', 'epochs', int, "TTT epochs per task"), ('--lr', 'lr', float, "TTT learning rate"),
-    ('--lora-rank', 'lora_rank', int, "LoRA rank"), ('--lora-alpha', 'lora_alpha', int, "LoRA alpha (default: the rank)"),
-    ('--lora-dtype', 'lora_dtype', str, "LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)"),
-    ('--max-seq-len', 'max_seq_len', int, "longest training / inference sequence; longer tasks drop context examples"),
-    ('--batch-size', 'batch_size', int, "TTT batch size (1 trained best in the reference)"),
-    ('--n', 'n', int, "augmented views per test input at inference"),
-    ('--min-prob', 'min_prob', _min_prob_arg, "DFS probability threshold, or 'none' for greedy"),
-    ('--time-budget', 'time_budget', float, "seconds for this invocation, counted from the command's start; a valid submission.json is final before it ends"),
-    ('--seed', 'seed', int, "seed of LoRA init, augmentations and views"),
-    ('--dtype', 'dtype', str, "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32"),
-    ('--cpu-threads', 'cpu_threads', int, "torch threads per CPU worker (default: cores / workers)"),
-]
+def _add_run_flags(s, defaults=True):
+    "A flag per run setting; only the flags given reach the namespace (SUPPRESS), over --config and RunConfig's defaults."
+    from arc_nb.scheduler import RunConfig
+    dflt = RunConfig()
+    for flag, dest, parse, hlp in run_flags():
+        s.add_argument(flag, dest=dest, type=parse, default=argparse.SUPPRESS, help=f"{hlp} [default: {getattr(dflt, dest)}]" if defaults else hlp)
 
 def read_config_file(path) -> dict:
     "The settings of a `--config FILE` (JSON), or one clear error naming the file."
@@ -86,7 +72,7 @@ def run_config_from_args(a):
     "RunConfig from `--config FILE` (if any), then the flags given on the command line."
     from arc_nb.scheduler import RunConfig
     d = read_config_file(a.config) if a.config else {}
-    d.update({f: getattr(a, f) for _, f, _, _ in RUN_FLAGS if hasattr(a, f)})  # only the flags given (defaults are SUPPRESS)
+    d.update({f: getattr(a, f) for _, f, _, _ in run_flags() if hasattr(a, f)})  # only the flags given (defaults are SUPPRESS)
     if a.out: d['out'] = a.out
     return RunConfig.from_dict(d, a.config or 'command line')
 
@@ -172,9 +158,8 @@ def _backend_args(s):
     s.add_argument('--address', default=None, help="with --backend ray: the cluster (e.g. auto, or ray://head:10001); default: start a local one")
 
 # %% ../nbs/12_cli.ipynb
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
-    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+def _add_check_parsers(sub):
+    "score, validate, baseline, make-tiny-model: the commands that need no model run."
     s = sub.add_parser('score', help="score a submission against known solutions (prints JSON)", description=cmd_score.__doc__)
     s.add_argument('submission', help="a Kaggle-format submission.json")
     s.add_argument('--solutions', required=True, help=f"a *_solutions.json, or {SOURCE_HELP} with solutions")
@@ -190,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--layers', type=int, default=2); s.add_argument('--hidden', type=int, default=64)
     s.add_argument('--heads', type=int, default=4); s.add_argument('--seed', type=int, default=0)
     s.set_defaults(func=cmd_make_tiny_model)
+
+def _add_run_parsers(sub):
+    "run, sweep and plot: their settings' flags come from `RunConfig` (`run_flags`)."
     s = sub.add_parser('run', help="train and predict every task (the main job)", description=cmd_run.__doc__,
                        epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, e.g. "
                               "{\"lora_rank\": 16}), then the flags. The resolved set is written to RUN/config.json.")
@@ -198,9 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--resume', action='store_true', help="finish the run in --out: only what is not done yet (its saved settings are used)")
     s.add_argument('--quiet', action='store_true', help="no progress bar")
     _backend_args(s)
-    from arc_nb.scheduler import RunConfig
-    dflt = RunConfig()
-    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=f"{hlp} [default: {getattr(dflt, dest)}]")
+    _add_run_flags(s, defaults=True)
     s.set_defaults(func=cmd_run)
     s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread", description=cmd_sweep.__doc__)
     s.add_argument('--param', action='append', type=_param_arg, help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
@@ -209,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--out', required=True, help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
     s.add_argument('--config', help="JSON file of the base settings"); s.add_argument('--quiet', action='store_true')
     _backend_args(s)
-    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=hlp)
+    _add_run_flags(s, defaults=False)
     s.set_defaults(func=cmd_sweep)
     s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)
     s.add_argument('run', help="a run directory"); s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
+
+def _add_pretrain_parser(sub):
     from arc_nb.pretrain import PretrainConfig
     s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)", description=cmd_pretrain.__doc__,
                        epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the training ones "
@@ -234,11 +222,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument('--export', default=None, help="also write a save_pretrained model folder here (for --model)")
     s.add_argument('--quiet', action='store_true')
     s.set_defaults(func=cmd_pretrain)
+
+def _add_kaggle_parser(sub):
     k = sub.add_parser('kaggle', help="build the Kaggle submission notebook").add_subparsers(dest='kaggle_command', required=True, metavar='build')
     s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json", description=cmd_kaggle.__doc__)
     s.add_argument('--out', default='kaggle', help="folder to write [default: kaggle]")
     s.add_argument('--config', help="JSON file of run settings to carry (keys as in RUN/config.json)")
     s.set_defaults(func=cmd_kaggle)
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
+    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for add in (_add_check_parsers, _add_run_parsers, _add_pretrain_parser, _add_kaggle_parser): add(sub)
     return p
 
 def main(argv=None) -> int:

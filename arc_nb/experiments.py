@@ -5,7 +5,7 @@
 # %% ../nbs/10_experiments.ipynb 4
 from __future__ import annotations
 import itertools, json, math
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ def sweep_plan(base: RunConfig, grid: dict, seeds, out) -> list[tuple[dict, int,
     "(setting, seed, its RunConfig with `out` set) for every run of the sweep, in a fixed order."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    bad = [k for k in grid if k not in RunConfig.__dataclass_fields__]
+    bad = [k for k in grid if k not in RunConfig.names()]
     if bad: raise ValueError(f"unknown setting(s) to sweep: {', '.join(bad)}")
     return [(st, seed, replace(base, **st, seed=seed, out=str(out/run_name(st, seed))))
             for st in (dict(zip(grid, v)) for v in itertools.product(*grid.values())) for seed in seeds]

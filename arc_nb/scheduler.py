@@ -8,72 +8,153 @@ import json, os, signal, subprocess, sys, time, math
 from dataclasses import dataclass, field, asdict, fields, replace
 from pathlib import Path
 from filelock import FileLock, Timeout
-from .data import ARCDataError, Task, load_tasks, read_source, write_json, append_jsonl, read_jsonl
+from .data import NAMED_SETS, ARCDataError, Task, load_tasks, read_source, write_json, append_jsonl, read_jsonl
 from .scoring import make_submission, write_submission, validate_submission, score_submission, test_count, bad_task_attempts
 from .encoding import task_tokens, COUNT_VOCAB  # COUNT_VOCAB: also arc_nb.scheduler.COUNT_VOCAB
 
 # %% auto 0
-__all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'Worker',
-           'worker_device', 'worker_main', 'resolve_gpus', 'task_cells', 'select_tasks', 'build_submission',
-           'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots',
-           'update_submission', 'poll', 'stop_slots', 'finish', 'launch']
+__all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'RunError',
+           'worker_setup', 'timed', 'Worker', 'worker_device', 'worker_main', 'resolve_gpus', 'task_cells',
+           'select_tasks', 'build_submission', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots',
+           'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch']
 
 # %% ../nbs/07_scheduler.ipynb
-@dataclass
+def setting(default, help: str, parse=None):
+    "A field of `RunConfig`: its default, and the help of its CLI flag (`parse`: the flag's parser, where the type is not enough)."
+    return field(default=default, metadata={'help': help, 'parse': parse})
+
+def nested(owner: str, **helps):
+    """A field of `RunConfig` holding a config (`owner`: 'module:Class'); `helps` maps each of its settings that a run exposes to its
+    flag's help (or (help, parser)); None: the same setting as in an earlier held config, set together."""
+    return field(default=None, metadata={'owner': owner, 'settings': helps})
+
+def _owner(f):
+    import importlib
+    mod, _, name = f.metadata['owner'].partition(':')
+    return getattr(importlib.import_module(mod), name)  # imported when first needed: arc_nb.ttt and arc_nb.inference import torch
+
+def _none_or(parse, *nones):
+    "A flag parser that reads 'none' (and `nones`) as None."
+    return lambda x: None if x.lower() in ('none',) + nones else parse(x)
+
+def _parser(type_name: str):
+    "A flag parser from a field's annotation ('int', 'float | None', ...)."
+    t = type_name.replace(' ', '')
+    base = {'int': int, 'float': float}.get(t.removesuffix('|None'), str)
+    return _none_or(base) if t.endswith('|None') else base
+
+def parse_tasks(x: str):
+    "`--tasks`: a number, smallest:N, or comma-separated task ids."
+    return int(x) if x.isdigit() else x if x.startswith('smallest:') else [t for t in x.split(',') if t]
+
+# %% ../nbs/07_scheduler.ipynb
+@dataclass(init=False)
 class RunConfig:
-    data: str = 'arc-agi-2/evaluation'
-    out: str = 'runs/run'
-    tasks: object = None            # None: all; an int: the first N task ids in sorted order; 'smallest:N'; a list of task ids
-    model: str = 'tiny'             # a local model folder, or 'tiny' (made in RUN/tiny-model)
-    gpus: object = 'auto'           # 'auto', 'cpu', 'cpu:N' (N logical CPU devices, for testing), or a list of GPU indices
-    train_slots: int = 1            # train workers per GPU (fused mode: fused workers per GPU)
-    infer_slots: int = 1            # inference workers per GPU (ignored in fused mode)
-    mode: str = 'split'             # 'split' or 'fused'
-    epochs: int = 10
-    lr: float = 1e-4
-    lora_rank: int = 32
-    lora_alpha: int | None = None
-    lora_dropout: float = 0.0
-    lora_dtype: str = 'float32'     # LoRA weights in fp32, or 'base' (the model's dtype)
-    max_seq_len: int = 8192
-    batch_size: int = 1
-    gradient_checkpointing: str = 'auto'
-    n: int = 8
-    min_prob: float | None = 0.17
-    max_new_tokens: int = 931
-    time_budget: float | None = None  # seconds for this invocation; None: no deadline
-    seed: int = 0
-    dtype: str = 'auto'             # 'auto': bfloat16 on a GPU, float32 on the CPU
-    cpu_threads: int | None = None  # torch threads per CPU worker; None: cores / workers
-    max_restarts: int = 3           # restarts of a killed worker, per slot
-    monitor_interval: float = 1.0   # seconds between resource samples (RUN/resources.csv); 0: no monitor
-    decode: str = 'auto'            # DFS decode path: 'auto' (CUDA graphs on a GPU for Llama-style models), 'eager', 'static', 'graph'
+    "Every setting of a run; the training and inference ones are held in a `TTTConfig` and an `InferConfig`."
+    data: str = setting('arc-agi-2/evaluation', f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, "
+                                                "or a folder of task .json files")
+    out: str = setting('runs/run', "the run directory")
+    tasks: object = setting(None, "a number (the first N task ids), smallest:N (the N with the fewest grid cells) or "
+                                  "comma-separated task ids; default: all", parse_tasks)
+    model: str = setting('tiny', "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)")
+    gpus: object = setting('auto', "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or cpu:N "
+                                   "(N logical CPU devices, to try the multi-GPU logic)")
+    train_slots: int = setting(1, "train workers per GPU (fused mode: fused workers per GPU)")
+    infer_slots: int = setting(1, "inference workers per GPU (split mode)")
+    mode: str = setting('split', "split: train and inference workers; fused: each worker trains a task, then predicts it with "
+                                 "the adapter in memory")
+    ttt_config: TTTConfig = nested(
+        'arc_nb.ttt:TTTConfig', epochs="TTT epochs per task", lr="TTT learning rate", lora_rank="LoRA rank",
+        lora_alpha="LoRA alpha (default: the rank)", lora_dropout="LoRA dropout while training",
+        lora_dtype="LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)",
+        max_seq_len="longest training / inference sequence; longer tasks drop context examples",
+        batch_size="TTT batch size (1 trained best in the reference)",
+        gradient_checkpointing="'on', 'off', or 'auto' (on for CUDA sequences longer than TTTConfig.checkpoint_above)",
+        seed="seed of LoRA init, augmentations and views")
+    infer_config: InferConfig = nested(
+        'arc_nb.inference:InferConfig', n="augmented views per test input at inference",
+        min_prob=("DFS probability threshold, or 'none' for greedy", _none_or(float, 'greedy')),
+        max_new_tokens="longest answer generated (931: a 30x30 grid, its newlines and the end token)",
+        decode="DFS decode path: 'auto' (CUDA graphs on a GPU for Llama-style models), 'eager', 'static' or 'graph'",
+        max_seq_len=None, seed=None)
+    time_budget: float | None = setting(None, "seconds for this invocation, counted from the command's start; a valid "
+                                              "submission.json is final before it ends")
+    dtype: str = setting('auto', "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32")
+    cpu_threads: int | None = setting(None, "torch threads per CPU worker (default: cores / workers)")
+    max_restarts: int = setting(3, "restarts of a killed worker, per slot")
+    monitor_interval: float = setting(1.0, "seconds between resource samples (RUN/resources.csv); 0: no monitor")
+
+    def __init__(self, ttt_config=None, infer_config=None, **settings):
+        "Flat settings by name, over the held configs given (default: their defaults)."
+        _unknown(settings, 'RunConfig')
+        held = {'ttt_config': ttt_config, 'infer_config': infer_config}
+        for f in fields(self):
+            if 'owner' not in f.metadata: setattr(self, f.name, settings.get(f.name, f.default)); continue
+            cfg = held[f.name] if held[f.name] is not None else _owner(f)()
+            mine = {k: settings[k] for k in f.metadata['settings'] if k in settings}
+            setattr(self, f.name, replace(cfg, **mine) if mine else cfg)  # the held config's own checks run here
+        self.__post_init__()
 
     def __post_init__(self):
         if self.mode not in ('split', 'fused'): raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
         if self.train_slots < 1: raise ValueError("train_slots must be at least 1")
         if self.mode == 'split' and self.infer_slots < 1: raise ValueError("infer_slots must be at least 1 in split mode")
-        if self.n < 1: raise ValueError(f"n (augmented views per test input) must be at least 1, got {self.n}")
-        if self.min_prob is not None and not (0 < self.min_prob <= 1): raise ValueError(f"min_prob must be in (0, 1], got {self.min_prob}")
         if self.time_budget is not None and self.time_budget <= 0: raise ValueError("time_budget must be positive")
+        for f in _held():
+            held, default = getattr(self, f.name), _owner(f)()
+            lost = [g.name for g in fields(held) if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)]
+            if lost: raise ValueError(f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); leave them at their defaults")
+        for k in ('max_seq_len', 'seed'):
+            if getattr(self.ttt_config, k) != getattr(self.infer_config, k):
+                raise ValueError(f"{k} differs between ttt_config and infer_config: a run has one {k}")
+
+    def ttt(self): return self.ttt_config
+    def infer(self): return self.infer_config
+
+    @classmethod
+    def names(cls) -> list[str]:
+        "Every setting's flat name, in order (the keys of config.json)."
+        return list(dict.fromkeys(n for f in fields(cls) for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name])))
+
+    @classmethod
+    def settings(cls) -> list[tuple[str, object, str]]:
+        "(name, its flag's parser, its help) of every setting, in order; the held ones from the config that owns them."
+        out = {}
+        for f in fields(cls):
+            if 'owner' not in f.metadata: out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help']); continue
+            types = {g.name: g.type for g in fields(_owner(f))}
+            for k, h in f.metadata['settings'].items():
+                if h is None: continue  # declared with an earlier held config
+                h, parse = h if isinstance(h, tuple) else (h, None)
+                out[k] = (k, parse or _parser(types[k]), h)
+        return list(out.values())
+
+    def to_dict(self) -> dict:
+        "The flat settings (config.json)."
+        return {k: getattr(self, k) for k in self.names()}
 
     @classmethod
     def from_dict(cls, d: dict, source='config'):
-        known = {f.name for f in fields(cls)}
-        bad = sorted(set(d) - known)
-        if bad: raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {', '.join(sorted(known))}")
+        _unknown(d, source)
         return cls(**d)
 
-    def ttt(self):
-        from arc_nb.ttt import TTTConfig
-        return TTTConfig(epochs=self.epochs, lr=self.lr, lora_rank=self.lora_rank, lora_alpha=self.lora_alpha,
-                         lora_dropout=self.lora_dropout, lora_dtype=self.lora_dtype, max_seq_len=self.max_seq_len, batch_size=self.batch_size,
-                         gradient_checkpointing=self.gradient_checkpointing, seed=self.seed)
+def _held(): return [f for f in fields(RunConfig) if 'owner' in f.metadata]
 
-    def infer(self):
-        from arc_nb.inference import InferConfig
-        return InferConfig(n=self.n, min_prob=self.min_prob, max_seq_len=self.max_seq_len, max_new_tokens=self.max_new_tokens, seed=self.seed,
-                           decode=self.decode)
+def _unknown(d, source):
+    "One clear error naming the settings that RunConfig does not have."
+    bad = sorted(set(d) - set(RunConfig.names()))
+    if bad: raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {', '.join(sorted(RunConfig.names()))}")
+
+def _flat(name, held):
+    "The flat setting `name`, read from (and written to) the first held config that exposes it; written to all of them."
+    def get(self): return getattr(getattr(self, held[0]), name)
+    def put(self, v):
+        for h in held: setattr(self, h, replace(getattr(self, h), **{name: v}))
+    return property(get, put, doc=f"`{held[0]}.{name}`")
+
+for _k in RunConfig.names():
+    _owners = [f.name for f in _held() if _k in f.metadata['settings']]
+    if _owners: setattr(RunConfig, _k, _flat(_k, _owners))
 
 # %% ../nbs/07_scheduler.ipynb
 class RunDir:
@@ -172,7 +253,8 @@ def worker_setup(spec: str):
 # %% ../nbs/07_scheduler.ipynb
 class timed:
     "`with timed(emit, 'adapter_save', task=t) as t: ...` emits the event with the block's `seconds` unless it raised."
-    def __init__(self, emit=None, event=None, **fields): self.emit, self.event, self.fields, self.end = emit, event, fields, None
+    def __init__(self, emit=None, event=None, **event_fields):
+        self.emit, self.event, self.fields, self.end = emit, event, event_fields, None
     def __enter__(self): self.start = time.time(); return self
     @property
     def seconds(self): return (self.end or time.time()) - self.start
@@ -473,7 +555,7 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
         except ARCDataError as e:
             bad[tid] = test_count(ch[tid])
             run.emit('task_error', worker='launcher', pid=os.getpid(), phase=None, gpu=None, slot=None, task=tid, message=str(e))
-    write_json(run.config_file, asdict(cfg), indent=1)
+    write_json(run.config_file, cfg.to_dict(), indent=1)
     write_json(run.challenges_file, {k: t.to_json() for k, t in tasks.items()})
     if tasks and all(t.has_solutions for t in tasks.values()): write_json(run.path/'solutions.json', {k: t.solutions() for k, t in tasks.items()})
     write_json(run.path/'bad_tasks.json', bad)
