@@ -48,16 +48,17 @@ def cmd_make_tiny_model(a):
     return 0
 
 def run_flags() -> list[tuple[str, str, object, str]]:
-    "(flag, setting, parser, help) of every run setting but `out` (each command has its own --out), generated from `RunConfig`."
+    "(flag, setting, parser, help) of every run setting but `out` (each command has its own), from `RunConfig`."
     from arc_nb.scheduler import RunConfig
     return [('--' + k.replace('_', '-'), k, parse, hlp) for k, parse, hlp in RunConfig.settings() if k != 'out']
 
 def _add_run_flags(s, defaults=True):
-    "A flag per run setting; only the flags given reach the namespace (SUPPRESS), over --config and RunConfig's defaults."
+    "A flag per run setting; only the flags given reach the namespace (SUPPRESS): over --config and the defaults."
     from arc_nb.scheduler import RunConfig
     dflt = RunConfig()
     for flag, dest, parse, hlp in run_flags():
-        s.add_argument(flag, dest=dest, type=parse, default=argparse.SUPPRESS, help=f"{hlp} [default: {getattr(dflt, dest)}]" if defaults else hlp)
+        shown = f"{hlp} [default: {getattr(dflt, dest)}]" if defaults else hlp
+        s.add_argument(flag, dest=dest, type=parse, default=argparse.SUPPRESS, help=shown)
 
 def read_config_file(path) -> dict:
     "The settings of a `--config FILE` (JSON), or one clear error naming the file."

@@ -193,7 +193,7 @@ def append_jsonl(path, rec: dict):
 
 def read_jsonl(path, offset: int = 0) -> tuple[list[dict], int]:
     """The records of the complete lines of `path` from byte `offset` on, and the offset after the last complete line.
-    A line still being written is left for the next read; an undecodable line is skipped. A missing file reads as empty."""
+    A line still being written is left for the next read; an undecodable line is skipped; a missing file is empty."""
     try:
         with open(path, 'rb') as f: f.seek(offset); chunk = f.read()
     except FileNotFoundError: return [], offset

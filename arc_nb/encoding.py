@@ -202,4 +202,4 @@ def task_tokens(v: Vocab, task: Task) -> int:
     return max(tr + te)
 
 # %% ../nbs/03_encoding.ipynb
-COUNT_VOCAB = Vocab(cells=tuple(range(10)), newline=10, input_mark=(11,), output_mark=(12,), bos=13, eos=14)  # token counting, no tokenizer
+COUNT_VOCAB = Vocab(cells=tuple(range(10)), newline=10, input_mark=(11,), output_mark=(12,), bos=13, eos=14)  # no tokenizer

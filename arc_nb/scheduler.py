@@ -5,11 +5,12 @@
 # %% ../nbs/07_scheduler.ipynb 5
 from __future__ import annotations
 import json, os, signal, subprocess, sys, time, math
-from dataclasses import dataclass, field, asdict, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from filelock import FileLock, Timeout
 from .data import NAMED_SETS, ARCDataError, Task, load_tasks, read_source, write_json, append_jsonl, read_jsonl
-from .scoring import make_submission, write_submission, validate_submission, score_submission, test_count, bad_task_attempts
+from .scoring import (make_submission, write_submission, validate_submission, score_submission, test_count,
+                            bad_task_attempts)
 from .encoding import task_tokens, COUNT_VOCAB  # COUNT_VOCAB: also arc_nb.scheduler.COUNT_VOCAB
 
 # %% auto 0
@@ -20,18 +21,19 @@ __all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'par
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
-    "A field of `RunConfig`: its default, and the help of its CLI flag (`parse`: the flag's parser, where the type is not enough)."
+    "A field of `RunConfig`: its default and its flag's help (`parse`: the flag's parser where the type is not enough)."
     return field(default=default, metadata={'help': help, 'parse': parse})
 
 def nested(owner: str, **helps):
-    """A field of `RunConfig` holding a config (`owner`: 'module:Class'); `helps` maps each of its settings that a run exposes to its
-    flag's help (or (help, parser)); None: the same setting as in an earlier held config, set together."""
+    """A field of `RunConfig` holding a config (`owner`: 'module:Class'); `helps` maps each of its settings that a run
+    exposes to its flag's help (or (help, parser)); None: a setting of an earlier held config too, set in both."""
     return field(default=None, metadata={'owner': owner, 'settings': helps})
 
 def _owner(f):
+    "The class of a held config, imported when first needed (arc_nb.ttt and arc_nb.inference import torch)."
     import importlib
     mod, _, name = f.metadata['owner'].partition(':')
-    return getattr(importlib.import_module(mod), name)  # imported when first needed: arc_nb.ttt and arc_nb.inference import torch
+    return getattr(importlib.import_module(mod), name)
 
 def _none_or(parse, *nones):
     "A flag parser that reads 'none' (and `nones`) as None."
@@ -51,18 +53,19 @@ def parse_tasks(x: str):
 @dataclass(init=False)
 class RunConfig:
     "Every setting of a run; the training and inference ones are held in a `TTTConfig` and an `InferConfig`."
-    data: str = setting('arc-agi-2/evaluation', f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, "
-                                                "or a folder of task .json files")
+    data: str = setting('arc-agi-2/evaluation', f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json "
+                                                "file, or a folder of task .json files")
     out: str = setting('runs/run', "the run directory")
     tasks: object = setting(None, "a number (the first N task ids), smallest:N (the N with the fewest grid cells) or "
                                   "comma-separated task ids; default: all", parse_tasks)
-    model: str = setting('tiny', "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)")
-    gpus: object = setting('auto', "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or cpu:N "
-                                   "(N logical CPU devices, to try the multi-GPU logic)")
+    model: str = setting('tiny', "a local Hugging Face model folder, or 'tiny' (a random tiny model made in "
+                                 "RUN/tiny-model)")
+    gpus: object = setting('auto', "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or "
+                                   "cpu:N (N logical CPU devices, to try the multi-GPU logic)")
     train_slots: int = setting(1, "train workers per GPU (fused mode: fused workers per GPU)")
     infer_slots: int = setting(1, "inference workers per GPU (split mode)")
-    mode: str = setting('split', "split: train and inference workers; fused: each worker trains a task, then predicts it with "
-                                 "the adapter in memory")
+    mode: str = setting('split', "split: train and inference workers; fused: each worker trains a task, then predicts "
+                                 "it with the adapter in memory")
     ttt_config: TTTConfig = nested(
         'arc_nb.ttt:TTTConfig', epochs="TTT epochs per task", lr="TTT learning rate", lora_rank="LoRA rank",
         lora_alpha="LoRA alpha (default: the rank)", lora_dropout="LoRA dropout while training",
@@ -98,12 +101,15 @@ class RunConfig:
     def __post_init__(self):
         if self.mode not in ('split', 'fused'): raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
         if self.train_slots < 1: raise ValueError("train_slots must be at least 1")
-        if self.mode == 'split' and self.infer_slots < 1: raise ValueError("infer_slots must be at least 1 in split mode")
+        if self.mode == 'split' and self.infer_slots < 1:
+            raise ValueError("infer_slots must be at least 1 in split mode")
         if self.time_budget is not None and self.time_budget <= 0: raise ValueError("time_budget must be positive")
         for f in _held():
             held, default = getattr(self, f.name), _owner(f)()
-            lost = [g.name for g in fields(held) if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)]
-            if lost: raise ValueError(f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); leave them at their defaults")
+            lost = [g.name for g in fields(held)
+                    if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)]
+            if lost: raise ValueError(f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
+                                      "leave them at their defaults")
         for k in ('max_seq_len', 'seed'):
             if getattr(self.ttt_config, k) != getattr(self.infer_config, k):
                 raise ValueError(f"{k} differs between ttt_config and infer_config: a run has one {k}")
@@ -114,14 +120,16 @@ class RunConfig:
     @classmethod
     def names(cls) -> list[str]:
         "Every setting's flat name, in order (the keys of config.json)."
-        return list(dict.fromkeys(n for f in fields(cls) for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name])))
+        return list(dict.fromkeys(n for f in fields(cls)
+                                  for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name])))
 
     @classmethod
     def settings(cls) -> list[tuple[str, object, str]]:
         "(name, its flag's parser, its help) of every setting, in order; the held ones from the config that owns them."
         out = {}
         for f in fields(cls):
-            if 'owner' not in f.metadata: out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help']); continue
+            if 'owner' not in f.metadata:
+                out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help']); continue
             types = {g.name: g.type for g in fields(_owner(f))}
             for k, h in f.metadata['settings'].items():
                 if h is None: continue  # declared with an earlier held config
@@ -143,7 +151,8 @@ def _held(): return [f for f in fields(RunConfig) if 'owner' in f.metadata]
 def _unknown(d, source):
     "One clear error naming the settings that RunConfig does not have."
     bad = sorted(set(d) - set(RunConfig.names()))
-    if bad: raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {', '.join(sorted(RunConfig.names()))}")
+    known = ', '.join(sorted(RunConfig.names()))
+    if bad: raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {known}")
 
 def _flat(name, held):
     "The flat setting `name`, read from (and written to) the first held config that exposes it; written to all of them."
@@ -269,15 +278,18 @@ class Worker:
         self.rundir, self.phase, self.gpu, self.deadline, self.parent = run, phase, gpu, deadline, parent
         self.cfg = run.config()
         self.name = f"{phase}-{label}-{slot}"
-        self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=gpu if gpu is not None or label == 'cpu' else label, slot=slot)
-        self.done_phase = 'train' if phase == 'train' else 'infer'  # the phase whose output makes a task done for this worker
+        shown_gpu = gpu if gpu is not None or label == 'cpu' else label  # a logical CPU device by its label
+        self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
+        self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
 
     def emit(self, event, **kw): return self.rundir.emit(event, **self.base, **kw)
     def time_left(self): return math.inf if self.deadline is None else self.deadline - time.time()
-    def stopped(self): return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)  # or the launcher died
+    def stopped(self):
+        "RUN/STOP is there, or the launcher died."
+        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
 
     def load(self):
-        "Load the base model, attach LoRA, call the setup hook (`model_load`); then read the task set, order and estimate."
+        "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
         import torch
         from arc_nb.model import load_base, attach_lora, AdapterWriter
         from arc_nb.encoding import check_tokenizer
@@ -290,10 +302,10 @@ class Worker:
             model, self.tok = load_base(model_path, device=dev, dtype=dtype)
             self.vocab = check_tokenizer(self.tok)
             self.tcfg, self.icfg = tc, _ = cfg.ttt(), cfg.infer()
-            self.model = attach_lora(model, rank=tc.lora_rank, alpha=tc.lora_alpha, dropout=tc.lora_dropout, seed=tc.seed,
-                                     lora_dtype=tc.lora_dtype)
+            self.model = attach_lora(model, rank=tc.lora_rank, alpha=tc.lora_alpha, dropout=tc.lora_dropout,
+                                     seed=tc.seed, lora_dtype=tc.lora_dtype)
             if os.environ.get(SETUP_ENV): worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
-            self.writer = AdapterWriter()  # adapters are written in the background; the worker waits only for the copy to host memory
+            self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
         self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
         self.tasks, self.order = run.tasks(), run.order()
         self.est = _Estimator(run.events(), dict(json.loads(run.order_file.read_text())))
@@ -301,10 +313,11 @@ class Worker:
     def need(self, tid):
         "Estimated seconds of this worker's phase(s) of task `tid`."
         t = self.tasks[tid]
-        return (self.est.train(t, self.tcfg) if self.phase != 'infer' else 0) + (self.est.infer(t) if self.phase != 'train' else 0)
+        train = self.est.train(t, self.tcfg) if self.phase != 'infer' else 0
+        return train + (self.est.infer(t) if self.phase != 'train' else 0)
 
     def next_task(self):
-        "(task, its claim lock) of the longest task left that fits the deadline; None when nothing more is left for this worker."
+        "(task, its claim lock): the longest task left that fits the deadline; None when none is left for this worker."
         run = self.rundir
         while not self.stopped():
             pending = [t for t in self.order if not run.done(t, self.done_phase)]
@@ -316,9 +329,10 @@ class Worker:
                 if lock: return self.tasks[tid], lock
             if self.time_left() <= 0: return None
             if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
-                self.emit('deadline', message=f"{len(ready)} task(s) cannot finish before the deadline; left to fallback attempts", tasks=ready)
+                self.emit('deadline', message=f"{len(ready)} task(s) cannot finish before the deadline; "
+                                              "left to fallback attempts", tasks=ready)
                 return None
-            if self.phase == 'infer' and not ready and run.train_done_file.exists(): return None  # no adapter will come any more
+            if self.phase == 'infer' and not ready and run.train_done_file.exists(): return None  # no adapter will come
             time.sleep(0.2)  # the rest is held by other workers (a killed one's task comes free) or not trained yet
         return None
 
@@ -328,8 +342,8 @@ class Worker:
         from arc_nb.ttt import train_task
         with timed(self.emit, 'adapter_reset', task=task.id): reset_lora(self.model, tc.seed)
         r = train_task(self.model, self.vocab, task, tc, reset=False)
-        self.emit('train_end', task=task.id, steps=r.steps, tokens=r.tokens, tokens_sq=r.tokens_sq, loss=r.final_loss, seconds=r.seconds,
-                  n_dropped=r.n_dropped)
+        self.emit('train_end', task=task.id, steps=r.steps, tokens=r.tokens, tokens_sq=r.tokens_sq, loss=r.final_loss,
+                  seconds=r.seconds, n_dropped=r.n_dropped)
         write_json(self.rundir.train_json(task.id), r.to_json())
         self.est.tr.append(r.seconds / max(r.tokens, 1))
         return r
@@ -342,7 +356,8 @@ class Worker:
                 self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
                 write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
             lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
-        with timed(self.emit, 'adapter_save', task=task.id): self.writer.save(self.model, run.adapter(task.id), on_done=written)
+        with timed(self.emit, 'adapter_save', task=task.id):
+            self.writer.save(self.model, run.adapter(task.id), on_done=written)
 
     def infer(self, task, ic):
         "Predict `task` with the adapter in the model: predictions.json and `infer_end` with the search's figures."
@@ -351,12 +366,13 @@ class Worker:
             backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
             preds = predict_task(backend, self.vocab, task, ic)
         write_predictions(self.rundir.predictions(task.id), task.id, preds, seconds=t.seconds)
-        st = backend.decoder.stats if backend.decoder is not None else None  # this worker's totals so far: captures should stop growing
+        st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
+        stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
         work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
-        self.emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds), tokens=sum(p.tokens for p in preds),
-                  tests=len(preds), seconds=t.seconds, decode_s=sum(p.decode_s for p in preds), score_s=sum(p.score_s for p in preds),
-                  work=work, decode={k: st[k] for k in ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')}
-                  if st else 'eager')
+        self.emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds),
+                  tokens=sum(p.tokens for p in preds), tests=len(preds), seconds=t.seconds,
+                  decode_s=sum(p.decode_s for p in preds), score_s=sum(p.score_s for p in preds), work=work,
+                  decode={k: st[k] for k in stats} if st else 'eager')
         return preds
 
     def work(self, task, tc, ic, lock) -> bool:
@@ -365,13 +381,14 @@ class Worker:
         if self.phase == 'train': self.save(task, lock); return True
         if self.phase == 'infer':
             from arc_nb.model import load_adapter_weights
-            with timed(self.emit, 'adapter_load', task=task.id): load_adapter_weights(self.model, self.rundir.adapter(task.id))
+            with timed(self.emit, 'adapter_load', task=task.id):
+                load_adapter_weights(self.model, self.rundir.adapter(task.id))
         with timed() as t: self.infer(task, ic)
         self.est.inf.append(t.seconds / len(task.test))
         return False
 
     def attempt(self, task, lock) -> bool:
-        "`work`, once more with half the `max_seq_len` after running out of memory; any other error is recorded (`task_error`)."
+        "`work`, again with half the `max_seq_len` after an out-of-memory error; other errors: `task_error`."
         tc, ic = self.tcfg, self.icfg
         try:
             for retry in (False, True):
@@ -381,11 +398,13 @@ class Worker:
                     if self.gpu is not None:
                         import torch; torch.cuda.empty_cache()
                     tc, ic = replace(tc, max_seq_len=tc.max_seq_len // 2), replace(ic, max_seq_len=ic.max_seq_len // 2)
-                    self.emit('task_error', task=task.id, message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}", retry=True)
+                    self.emit('task_error', task=task.id,
+                              message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}", retry=True)
         except Exception as e:
             msg = f"{type(e).__name__}: {e}"
             self.emit('task_error', task=task.id, message=msg)
-            write_json(self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg})
+            write_json(self.rundir.error_file(task.id, self.done_phase),
+                       {'task': task.id, 'phase': self.phase, 'message': msg})
         return False
 
     def do(self, task, lock):
@@ -413,7 +432,7 @@ def worker_device(gpu_arg: str):
         vis = os.environ.get('CUDA_VISIBLE_DEVICES', '')
         gpu = int(vis.split(',')[0]) if vis.strip() else None
         return gpu, 'cpu' if gpu is None else str(gpu)
-    if gpu_arg.startswith('cpu'): return None, gpu_arg  # 'cpu', or a logical CPU device 'cpu0', 'cpu1', ... (--gpus cpu:N)
+    if gpu_arg.startswith('cpu'): return None, gpu_arg  # 'cpu', or a logical CPU device 'cpu0', ... (--gpus cpu:N)
     os.environ['CUDA_VISIBLE_DEVICES'] = gpu_arg  # before torch is imported (the launcher set it too)
     return int(gpu_arg), gpu_arg
 
@@ -566,7 +585,7 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
 class Launch:
-    "What the launcher knows while a run goes on; `open_run`, `start_slots`, `poll`, `stop_slots` and `finish` are its steps."
+    "What the launcher knows while a run goes on; its steps: `open_run`, `start_slots`, `poll`, `stop_slots`, `finish`."
     cfg: RunConfig
     run: RunDir
     backend: object
@@ -595,21 +614,25 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
     cfg = replace(cfg or RunConfig(), **kw)
     run = RunDir(cfg.out)
     if resume:
-        if not run.config_file.exists(): raise RunError(f"{run.path} has no config.json: nothing to resume (start it without --resume)")
+        if not run.config_file.exists():
+            raise RunError(f"{run.path} has no config.json: nothing to resume (start it without --resume)")
         cfg = replace(run.config(), time_budget=cfg.time_budget)
         for f in (run.stop_file, run.train_done_file): f.unlink(missing_ok=True)
     elif run.config_file.exists():
         raise RunError(f"{run.path} already holds a run: pass --resume to finish it, or choose another --out")
     L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, resume))
     write_submission(build_submission(run, L.tasks, L.bad), run.submission_file)  # valid from the first second
-    if cfg.time_budget is not None: L.deadline, L.grace = t_start + cfg.time_budget, min(30.0, max(1.0, 0.03 * cfg.time_budget))
-    run.emit('run_start', **L.base, resume=resume, tasks=len(L.tasks), bad_tasks=len(L.bad), time_budget=cfg.time_budget)
-    L.cut = L.deadline is not None and time.time() >= L.deadline - L.grace - 1.0  # a budget spent before any worker could start
+    if cfg.time_budget is not None:
+        L.deadline, L.grace = t_start + cfg.time_budget, min(30.0, max(1.0, 0.03 * cfg.time_budget))
+    run.emit('run_start', **L.base, resume=resume, tasks=len(L.tasks), bad_tasks=len(L.bad),
+             time_budget=cfg.time_budget)
+    L.cut = L.deadline is not None and time.time() >= L.deadline - L.grace - 1.0  # the budget is spent before any start
     if cfg.model == 'tiny' and not (run.path/'tiny-model'/'config.json').exists() and not L.cut:
         from arc_nb.model import make_tiny_model
         make_tiny_model(run.path/'tiny-model')
     elif cfg.model != 'tiny' and not Path(cfg.model).is_dir():
-        raise RunError(f"model directory {cfg.model} does not exist (pass a local Hugging Face model folder, or --model tiny)")
+        raise RunError(f"model directory {cfg.model} does not exist "
+                       "(pass a local Hugging Face model folder, or --model tiny)")
     return L
 
 # %% ../nbs/07_scheduler.ipynb
@@ -617,38 +640,43 @@ def start_slots(L: Launch, progress=True):
     "A worker per slot (none when nothing is left to do or no time is left), the resource monitor, the progress bar."
     cfg, run, backend = L.cfg, L.run, L.backend
     gpus = backend.gpus(cfg) if hasattr(backend, 'gpus') else resolve_gpus(cfg.gpus)
-    phases = [('fused', cfg.train_slots)] if cfg.mode == 'fused' else [('train', cfg.train_slots), ('infer', cfg.infer_slots)]
+    split = [('train', cfg.train_slots), ('infer', cfg.infer_slots)]
+    phases = [('fused', cfg.train_slots)] if cfg.mode == 'fused' else split
     slots = [_Slot(ph, g, k) for g in gpus for ph, n in phases for k in range(n)]
     L.threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // len(slots))
     todo = [t for t in L.tasks if not run.done(t, 'infer')]
     L.slots = [] if not todo or L.cut else slots
     for s in L.slots: backend.start(run, s, L.worker_deadline, L.threads)
     if L.slots and cfg.monitor_interval:
-        L.mon = _start_monitor(run, cfg, resolve_gpus(cfg.gpus) if isinstance(backend, LocalBackend) else resolve_gpus('auto'))
+        L.mon = _start_monitor(run, cfg, resolve_gpus(cfg.gpus if isinstance(backend, LocalBackend) else 'auto'))
     if progress:
         from tqdm.auto import tqdm
-        L.bar = tqdm(total=len(L.tasks), desc='predicted', unit='task', initial=len(L.tasks) - len(todo), mininterval=2.0)
+        L.bar = tqdm(total=len(L.tasks), desc='predicted', unit='task', initial=len(L.tasks) - len(todo),
+                     mininterval=2.0)
 
 def tail_events(L: Launch):
-    "Read the new lines of events.jsonl: which worker pids have loaded their model (start failures are the ones that never did)."
+    "The new lines of events.jsonl: which worker pids have loaded their model (start failures never did)."
     recs, L.offset = read_jsonl(L.run.events_file, L.offset)
     L.loaded.update(e['pid'] for e in recs if e.get('event') == 'model_load')
 
 def poll_slots(L: Launch):
-    "Mark finished workers; restart a dead one (up to `max_restarts`); a worker that fails before loading its model stops the run."
+    "Mark finished workers, restart dead ones (up to `max_restarts`); a failure before the model loads stops the run."
     run = L.run
     for s in L.slots:
         rc = None if s.finished or s.handle is None else L.backend.exit_code(s)
         if rc is None: continue
         if rc == 0: s.finished = True; continue
         if s.pid not in L.loaded and rc > 0 and rc != 3:  # an error exit before the model loaded (3: slot still held)
-            raise RunError(f"worker {s.name} failed on start (exit {rc}); its log {run.path/'logs'/(s.name + '.log')} ends:\n{_log_tail(run, s)}")
+            raise RunError(f"worker {s.name} failed on start (exit {rc}); its log "
+                           f"{run.path/'logs'/(s.name + '.log')} ends:\n{_log_tail(run, s)}")
         if s.restarts >= L.cfg.max_restarts:
-            s.finished = True; run.emit('task_error', **L.base, message=f"worker {s.name} died {s.restarts + 1} times (exit {rc}); not restarted")
+            s.finished = True
+            run.emit('task_error', **L.base,
+                     message=f"worker {s.name} died {s.restarts + 1} times (exit {rc}); not restarted")
             continue
         s.restarts += 1
-        run.emit('worker_restart', **L.base, message=f"worker {s.name} (pid {s.pid}) exited with {rc}; restarting", restarts=s.restarts,
-                 dead_pid=s.pid, dead_worker=s.name)  # when the launcher saw it die: where its timeline ends
+        run.emit('worker_restart', **L.base, message=f"worker {s.name} (pid {s.pid}) exited with {rc}; restarting",
+                 restarts=s.restarts, dead_pid=s.pid, dead_worker=s.name)  # seen dead now: its timeline ends
         L.backend.start(run, s, L.worker_deadline, L.threads)
 
 def update_submission(L: Launch):
@@ -658,15 +686,17 @@ def update_submission(L: Launch):
     if n_pred != L.seen_pred:
         write_submission(build_submission(run, tasks, L.bad), run.submission_file); L.seen_pred = n_pred
     if L.bar is not None:
-        L.bar.set_postfix_str(f"trained {sum(run.train_json(t).exists() for t in tasks)}/{len(tasks)}" +
-                              ('' if L.deadline is None else f", {max(0, L.deadline - time.time()):.0f}s left"), refresh=False)
+        left = '' if L.deadline is None else f", {max(0, L.deadline - time.time()):.0f}s left"
+        trained = sum(run.train_json(t).exists() for t in tasks)
+        L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{left}", refresh=False)
         L.bar.update(n_pred - L.bar.n)  # redraws at most every mininterval
 
 def poll(L: Launch) -> bool:
     "One look at the run; True when it is over (every worker finished, or the deadline's grace is reached)."
     tail_events(L)
     poll_slots(L)
-    if L.cfg.mode == 'split' and not L.run.train_done_file.exists() and all(s.finished for s in L.slots if s.phase == 'train'):
+    trainers = [s for s in L.slots if s.phase == 'train']
+    if L.cfg.mode == 'split' and not L.run.train_done_file.exists() and all(s.finished for s in trainers):
         L.run.train_done_file.touch()
     update_submission(L)
     if all(s.finished for s in L.slots): return True
@@ -689,15 +719,17 @@ def stop_slots(L: Launch) -> dict:
     return sub
 
 def finish(L: Launch, sub: dict) -> dict:
-    "`deadline` if the budget cut the run, the final submission checked, score.json with solutions, `run_end`; the summary."
+    "`deadline` if the budget cut the run, the submission checked, score.json with solutions, `run_end`; the summary."
     run, tasks, bad = L.run, L.tasks, L.bad
     missing = [t for t in tasks if not run.predicted(t)]
-    if L.cut: run.emit('deadline', **L.base, message=f"time budget reached: {len(missing)} task(s) without predictions kept fallback attempts", tasks=missing)
-    challenges = {**tasks, **{k: {'test': [None] * n} for k, n in bad.items()}}  # what the final submission is validated against
+    if L.cut: run.emit('deadline', **L.base, message=f"time budget reached: {len(missing)} task(s) without predictions "
+                                                     "kept fallback attempts", tasks=missing)
+    challenges = {**tasks, **{k: {'test': [None] * n} for k, n in bad.items()}}  # the submission is checked against it
     problems = validate_submission(sub, challenges)
     if problems: raise RunError(f"the final submission is invalid (a bug): {problems[:3]}")
-    summary = {'run': str(run.path), 'tasks': len(tasks) + len(bad), 'bad_tasks': sorted(bad), 'trained': sum(run.train_json(t).exists() for t in tasks),
-               'predicted': len(tasks) - len(missing), 'seconds': time.time() - L.t_start, 'deadline_cut': L.cut}
+    summary = {'run': str(run.path), 'tasks': len(tasks) + len(bad), 'bad_tasks': sorted(bad),
+               'trained': sum(run.train_json(t).exists() for t in tasks), 'predicted': len(tasks) - len(missing),
+               'seconds': time.time() - L.t_start, 'deadline_cut': L.cut}
     if (run.path/'solutions.json').exists():
         sols = json.loads((run.path/'solutions.json').read_text())
         per = score_submission(sub, sols)['per_task'] | {k: 0.0 for k in bad}  # a malformed task scores nothing
@@ -707,8 +739,8 @@ def finish(L: Launch, sub: dict) -> dict:
     return summary
 
 def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, started=None, **kw) -> dict:
-    """Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions are known.
-    The time budget counts from `started` (a `time.time()`; default: now)."""
+    """Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions
+    are known. The time budget counts from `started` (a `time.time()`; default: now)."""
     L = open_run(cfg, resume=resume, backend=backend, started=started, **kw)
     start_slots(L, progress)
     try:
