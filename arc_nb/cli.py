@@ -161,17 +161,21 @@ def _backend_args(s):
 # %% ../nbs/12_cli.ipynb
 def _add_check_parsers(sub):
     "score, validate, baseline, make-tiny-model: the commands that need no model run."
-    s = sub.add_parser('score', help="score a submission against known solutions (prints JSON)", description=cmd_score.__doc__)
+    s = sub.add_parser('score', help="score a submission against known solutions (prints JSON)",
+                       description=cmd_score.__doc__)
     s.add_argument('submission', help="a Kaggle-format submission.json")
     s.add_argument('--solutions', required=True, help=f"a *_solutions.json, or {SOURCE_HELP} with solutions")
     s.set_defaults(func=cmd_score)
-    s = sub.add_parser('validate', help="check a submission is complete and well-formed", description=cmd_validate.__doc__)
+    s = sub.add_parser('validate', help="check a submission is complete and well-formed",
+                       description=cmd_validate.__doc__)
     s.add_argument('submission'); s.add_argument('--challenges', required=True, help=SOURCE_HELP)
     s.set_defaults(func=cmd_validate)
     s = sub.add_parser('baseline', help="write a fallback-only submission (no model)", description=cmd_baseline.__doc__)
-    s.add_argument('--data', required=True, help=SOURCE_HELP); s.add_argument('--out', required=True, help="submission path to write")
+    s.add_argument('--data', required=True, help=SOURCE_HELP)
+    s.add_argument('--out', required=True, help="submission path to write")
     s.set_defaults(func=cmd_baseline)
-    s = sub.add_parser('make-tiny-model', help="write a tiny random model for tests and demos", description=cmd_make_tiny_model.__doc__)
+    s = sub.add_parser('make-tiny-model', help="write a tiny random model for tests and demos",
+                       description=cmd_make_tiny_model.__doc__)
     s.add_argument('dir', help="folder to write (config, safetensors weights, tokenizer)")
     s.add_argument('--layers', type=int, default=2); s.add_argument('--hidden', type=int, default=64)
     s.add_argument('--heads', type=int, default=4); s.add_argument('--seed', type=int, default=0)
@@ -180,44 +184,60 @@ def _add_check_parsers(sub):
 def _add_run_parsers(sub):
     "run, sweep and plot: their settings' flags come from `RunConfig` (`run_flags`)."
     s = sub.add_parser('run', help="train and predict every task (the main job)", description=cmd_run.__doc__,
-                       epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, e.g. "
-                              "{\"lora_rank\": 16}), then the flags. The resolved set is written to RUN/config.json.")
-    s.add_argument('--out', help="the run directory (created; its contents: the run directory contract of the scheduler chapter)")
+                       epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, "
+                              "e.g. {\"lora_rank\": 16}), then the flags. The resolved set is written to "
+                              "RUN/config.json.")
+    s.add_argument('--out', help="the run directory (created; its contents: the run directory contract of the "
+                                 "scheduler chapter)")
     s.add_argument('--config', help="JSON file of settings (keys as in RUN/config.json)")
-    s.add_argument('--resume', action='store_true', help="finish the run in --out: only what is not done yet (its saved settings are used)")
+    s.add_argument('--resume', action='store_true',
+                   help="finish the run in --out: only what is not done yet (its saved settings are used)")
     s.add_argument('--quiet', action='store_true', help="no progress bar")
     _backend_args(s)
     _add_run_flags(s, defaults=True)
     s.set_defaults(func=cmd_run)
-    s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread", description=cmd_sweep.__doc__)
-    s.add_argument('--param', action='append', type=_param_arg, help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
+    s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread",
+                       description=cmd_sweep.__doc__)
+    s.add_argument('--param', action='append', type=_param_arg,
+                   help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
     s.add_argument('--seeds', type=int, default=3, help="seeds per setting [default: 3]")
-    s.add_argument('--parallel', type=int, default=1, help="runs at once (local backend), for a model too small to fill the GPUs [default: 1]")
-    s.add_argument('--out', required=True, help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
+    s.add_argument('--parallel', type=int, default=1,
+                   help="runs at once (local backend), for a model too small to fill the GPUs [default: 1]")
+    s.add_argument('--out', required=True,
+                   help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
     s.add_argument('--config', help="JSON file of the base settings"); s.add_argument('--quiet', action='store_true')
     _backend_args(s)
     _add_run_flags(s, defaults=False)
     s.set_defaults(func=cmd_sweep)
     s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)
-    s.add_argument('run', help="a run directory"); s.add_argument('--out', help="folder for the files [default: RUN/plots]")
+    s.add_argument('run', help="a run directory")
+    s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
 
 def _add_pretrain_parser(sub):
+    "pretrain: its flags are PretrainConfig's (the checkpoint's settings win on resume)."
     from arc_nb.pretrain import PretrainConfig
-    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)", description=cmd_pretrain.__doc__,
-                       epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the training ones "
-                              "(lr, batch tokens, ...), and architecture flags must match. OUT/checkpoint is itself a --model folder.")
+    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)",
+                       description=cmd_pretrain.__doc__,
+                       epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the "
+                              "training ones (lr, batch tokens, ...), and architecture flags must match. "
+                              "OUT/checkpoint is itself a --model folder.")
     s.add_argument('--out', required=True, help="folder: OUT/checkpoint is read (resume) and written")
     s.add_argument('--data', default=None, help="training tasks [default: arc-agi-1/training]")
-    s.add_argument('--exclude', default=None, help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]")
+    s.add_argument('--exclude', default=None,
+                   help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]")
     dp = PretrainConfig()
-    for n, t, h in (('layers', int, "decoder layers"), ('hidden', int, "hidden size"), ('heads', int, "attention heads"),
+    for n, t, h in (('layers', int, "decoder layers"), ('hidden', int, "hidden size"),
+                    ('heads', int, "attention heads"),
                     ('intermediate', int, "MLP size"), ('max-seq-len', int, "longest training sequence"),
-                    ('batch-tokens', int, "padded tokens per step"), ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
+                    ('batch-tokens', int, "padded tokens per step"),
+                    ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
                     ('lr', float, "peak learning rate"), ('warmup-steps', int, "warmup steps of each call"),
-                    ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"), ('seed', int, "seed")):
+                    ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"),
+                    ('seed', int, "seed")):
         k = n.replace('-', '_')
-        s.add_argument(f'--{n}', dest=k, type=t, default=None, help=f"{h} [default: the checkpoint's, else {getattr(dp, k)}]")
+        s.add_argument(f'--{n}', dest=k, type=t, default=None,
+                       help=f"{h} [default: the checkpoint's, else {getattr(dp, k)}]")
     s.add_argument('--time-limit', type=float, default=None, help="stop (and checkpoint) after this many seconds")
     s.add_argument('--max-steps', type=int, default=None, help="stop at this step")
     s.add_argument('--export', default=None, help="also write a save_pretrained model folder here (for --model)")
@@ -225,14 +245,17 @@ def _add_pretrain_parser(sub):
     s.set_defaults(func=cmd_pretrain)
 
 def _add_kaggle_parser(sub):
-    k = sub.add_parser('kaggle', help="build the Kaggle submission notebook").add_subparsers(dest='kaggle_command', required=True, metavar='build')
-    s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json", description=cmd_kaggle.__doc__)
+    k = sub.add_parser('kaggle', help="build the Kaggle submission notebook")
+    k = k.add_subparsers(dest='kaggle_command', required=True, metavar='build')
+    s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json",
+                     description=cmd_kaggle.__doc__)
     s.add_argument('--out', default='kaggle', help="folder to write [default: kaggle]")
     s.add_argument('--config', help="JSON file of run settings to carry (keys as in RUN/config.json)")
     s.set_defaults(func=cmd_kaggle)
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
+    what = "Per-task test-time training on ARC: train a LoRA per task, predict, score."
+    p = argparse.ArgumentParser(prog='arc-nb', description=what)
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
     for add in (_add_check_parsers, _add_run_parsers, _add_pretrain_parser, _add_kaggle_parser): add(sub)
     return p

@@ -110,9 +110,10 @@ class RunConfig:
                     if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)]
             if lost: raise ValueError(f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
                                       "leave them at their defaults")
-        for k in ('max_seq_len', 'seed'):
-            if getattr(self.ttt_config, k) != getattr(self.infer_config, k):
-                raise ValueError(f"{k} differs between ttt_config and infer_config: a run has one {k}")
+        for k in self.names():  # a setting of several held configs (max_seq_len, seed) has one value
+            vals = {f.name: getattr(getattr(self, f.name), k) for f in _held() if k in f.metadata['settings']}
+            if len(set(map(repr, vals.values()))) > 1:
+                raise ValueError(f"{k} differs between {' and '.join(vals)}: a run has one {k}")
 
     def ttt(self): return self.ttt_config
     def infer(self): return self.infer_config
@@ -155,7 +156,7 @@ def _unknown(d, source):
     if bad: raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {known}")
 
 def _flat(name, held):
-    "The flat setting `name`, read from (and written to) the first held config that exposes it; written to all of them."
+    "The flat setting `name`: read from the first held config that exposes it, written to all of them."
     def get(self): return getattr(getattr(self, held[0]), name)
     def put(self, v):
         for h in held: setattr(self, h, replace(getattr(self, h), **{name: v}))
@@ -167,7 +168,7 @@ for _k in RunConfig.names():
 
 # %% ../nbs/07_scheduler.ipynb
 class RunDir:
-    "Paths and state of a run directory (the contract: \"The run directory contract\" above)."
+    "Paths and state of a run directory (the contract: 'The run directory contract' in the scheduler chapter)."
     def __init__(self, path):
         self.path = Path(path)
         for d in ('tasks', 'locks', 'logs'): (self.path/d).mkdir(parents=True, exist_ok=True)
