@@ -12,7 +12,7 @@ from .scoring import (load_submission, read_solutions, read_challenges, score_su
                             validate_submission, make_submission, write_submission)
 
 # %% auto 0
-__all__ = ['SOURCE_HELP', 'RUN_FLAGS', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'read_config_file',
+__all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_flags', 'read_config_file',
            'run_config_from_args', 'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'build_parser',
            'main']
 
@@ -47,31 +47,18 @@ def cmd_make_tiny_model(a):
     print(f"wrote a tiny model to {d} (load it with --model {d})", file=sys.stderr)
     return 0
 
-def _tasks_arg(x):
-    return int(x) if x.isdigit() else x if x.startswith('smallest:') else [t for t in x.split(',') if t]
+def run_flags() -> list[tuple[str, str, object, str]]:
+    "(flag, setting, parser, help) of every run setting but `out` (each command has its own), from `RunConfig`."
+    from arc_nb.scheduler import RunConfig
+    return [('--' + k.replace('_', '-'), k, parse, hlp) for k, parse, hlp in RunConfig.settings() if k != 'out']
 
-def _min_prob_arg(x):
-    return None if x.lower() in ('none', 'greedy') else float(x)
-
-RUN_FLAGS = [  # (flag, RunConfig field, type, help)
-    ('--data', 'data', str, SOURCE_HELP), ('--tasks', 'tasks', _tasks_arg, "a number (the first N task ids), smallest:N (the N with the fewest grid cells) or comma-separated task ids; default: all"),
-    ('--model', 'model', str, "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)"),
-    ('--gpus', 'gpus', str, "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or cpu:N (N logical CPU devices, to try the multi-GPU logic)"),
-    ('--train-slots', 'train_slots', int, "train workers per GPU (fused mode: fused workers per GPU)"),
-    ('--infer-slots', 'infer_slots', int, "inference workers per GPU (split mode)"),
-    ('--mode', 'mode', str, "split: train and inference workers; fused: each worker trains a task, then predicts it with the adapter in memory"),
-    ('--epochs', 'epochs', int, "TTT epochs per task"), ('--lr', 'lr', float, "TTT learning rate"),
-    ('--lora-rank', 'lora_rank', int, "LoRA rank"), ('--lora-alpha', 'lora_alpha', int, "LoRA alpha (default: the rank)"),
-    ('--lora-dtype', 'lora_dtype', str, "LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)"),
-    ('--max-seq-len', 'max_seq_len', int, "longest training / inference sequence; longer tasks drop context examples"),
-    ('--batch-size', 'batch_size', int, "TTT batch size (1 trained best in the reference)"),
-    ('--n', 'n', int, "augmented views per test input at inference"),
-    ('--min-prob', 'min_prob', _min_prob_arg, "DFS probability threshold, or 'none' for greedy"),
-    ('--time-budget', 'time_budget', float, "seconds for this invocation, counted from the command's start; a valid submission.json is final before it ends"),
-    ('--seed', 'seed', int, "seed of LoRA init, augmentations and views"),
-    ('--dtype', 'dtype', str, "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32"),
-    ('--cpu-threads', 'cpu_threads', int, "torch threads per CPU worker (default: cores / workers)"),
-]
+def _add_run_flags(s, defaults=True):
+    "A flag per run setting; only the flags given reach the namespace (SUPPRESS): over --config and the defaults."
+    from arc_nb.scheduler import RunConfig
+    dflt = RunConfig()
+    for flag, dest, parse, hlp in run_flags():
+        shown = f"{hlp} [default: {getattr(dflt, dest)}]" if defaults else hlp
+        s.add_argument(flag, dest=dest, type=parse, default=argparse.SUPPRESS, help=shown)
 
 def read_config_file(path) -> dict:
     "The settings of a `--config FILE` (JSON), or one clear error naming the file."
@@ -86,7 +73,7 @@ def run_config_from_args(a):
     "RunConfig from `--config FILE` (if any), then the flags given on the command line."
     from arc_nb.scheduler import RunConfig
     d = read_config_file(a.config) if a.config else {}
-    d.update({f: getattr(a, f) for _, f, _, _ in RUN_FLAGS if hasattr(a, f)})  # only the flags given (defaults are SUPPRESS)
+    d.update({f: getattr(a, f) for _, f, _, _ in run_flags() if hasattr(a, f)})  # only the flags given (defaults are SUPPRESS)
     if a.out: d['out'] = a.out
     return RunConfig.from_dict(d, a.config or 'command line')
 
@@ -172,73 +159,105 @@ def _backend_args(s):
     s.add_argument('--address', default=None, help="with --backend ray: the cluster (e.g. auto, or ray://head:10001); default: start a local one")
 
 # %% ../nbs/12_cli.ipynb
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='arc-nb', description="Per-task test-time training on ARC: train a LoRA per task, predict, score.")
-    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    s = sub.add_parser('score', help="score a submission against known solutions (prints JSON)", description=cmd_score.__doc__)
+def _add_check_parsers(sub):
+    "score, validate, baseline, make-tiny-model: the commands that need no model run."
+    s = sub.add_parser('score', help="score a submission against known solutions (prints JSON)",
+                       description=cmd_score.__doc__)
     s.add_argument('submission', help="a Kaggle-format submission.json")
     s.add_argument('--solutions', required=True, help=f"a *_solutions.json, or {SOURCE_HELP} with solutions")
     s.set_defaults(func=cmd_score)
-    s = sub.add_parser('validate', help="check a submission is complete and well-formed", description=cmd_validate.__doc__)
+    s = sub.add_parser('validate', help="check a submission is complete and well-formed",
+                       description=cmd_validate.__doc__)
     s.add_argument('submission'); s.add_argument('--challenges', required=True, help=SOURCE_HELP)
     s.set_defaults(func=cmd_validate)
     s = sub.add_parser('baseline', help="write a fallback-only submission (no model)", description=cmd_baseline.__doc__)
-    s.add_argument('--data', required=True, help=SOURCE_HELP); s.add_argument('--out', required=True, help="submission path to write")
+    s.add_argument('--data', required=True, help=SOURCE_HELP)
+    s.add_argument('--out', required=True, help="submission path to write")
     s.set_defaults(func=cmd_baseline)
-    s = sub.add_parser('make-tiny-model', help="write a tiny random model for tests and demos", description=cmd_make_tiny_model.__doc__)
+    s = sub.add_parser('make-tiny-model', help="write a tiny random model for tests and demos",
+                       description=cmd_make_tiny_model.__doc__)
     s.add_argument('dir', help="folder to write (config, safetensors weights, tokenizer)")
     s.add_argument('--layers', type=int, default=2); s.add_argument('--hidden', type=int, default=64)
     s.add_argument('--heads', type=int, default=4); s.add_argument('--seed', type=int, default=0)
     s.set_defaults(func=cmd_make_tiny_model)
+
+def _add_run_parsers(sub):
+    "run, sweep and plot: their settings' flags come from `RunConfig` (`run_flags`)."
     s = sub.add_parser('run', help="train and predict every task (the main job)", description=cmd_run.__doc__,
-                       epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, e.g. "
-                              "{\"lora_rank\": 16}), then the flags. The resolved set is written to RUN/config.json.")
-    s.add_argument('--out', help="the run directory (created; see DESIGN.md for its contents)")
+                       epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, "
+                              "e.g. {\"lora_rank\": 16}), then the flags. The resolved set is written to "
+                              "RUN/config.json.")
+    s.add_argument('--out', help="the run directory (created; its contents: the run directory contract of the "
+                                 "scheduler chapter)")
     s.add_argument('--config', help="JSON file of settings (keys as in RUN/config.json)")
-    s.add_argument('--resume', action='store_true', help="finish the run in --out: only what is not done yet (its saved settings are used)")
+    s.add_argument('--resume', action='store_true',
+                   help="finish the run in --out: only what is not done yet (its saved settings are used)")
     s.add_argument('--quiet', action='store_true', help="no progress bar")
     _backend_args(s)
-    from arc_nb.scheduler import RunConfig
-    dflt = RunConfig()
-    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=f"{hlp} [default: {getattr(dflt, dest)}]")
+    _add_run_flags(s, defaults=True)
     s.set_defaults(func=cmd_run)
-    s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread", description=cmd_sweep.__doc__)
-    s.add_argument('--param', action='append', type=_param_arg, help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
+    s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread",
+                       description=cmd_sweep.__doc__)
+    s.add_argument('--param', action='append', type=_param_arg,
+                   help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
     s.add_argument('--seeds', type=int, default=3, help="seeds per setting [default: 3]")
-    s.add_argument('--parallel', type=int, default=1, help="runs at once (local backend), for a model too small to fill the GPUs [default: 1]")
-    s.add_argument('--out', required=True, help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
+    s.add_argument('--parallel', type=int, default=1,
+                   help="runs at once (local backend), for a model too small to fill the GPUs [default: 1]")
+    s.add_argument('--out', required=True,
+                   help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
     s.add_argument('--config', help="JSON file of the base settings"); s.add_argument('--quiet', action='store_true')
     _backend_args(s)
-    for flag, dest, typ, hlp in RUN_FLAGS: s.add_argument(flag, dest=dest, type=typ, default=argparse.SUPPRESS, help=hlp)
+    _add_run_flags(s, defaults=False)
     s.set_defaults(func=cmd_sweep)
     s = sub.add_parser('plot', help="slot timeline, resource plot and summary of a run", description=cmd_plot.__doc__)
-    s.add_argument('run', help="a run directory"); s.add_argument('--out', help="folder for the files [default: RUN/plots]")
+    s.add_argument('run', help="a run directory")
+    s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
+
+def _add_pretrain_parser(sub):
+    "pretrain: its flags are PretrainConfig's (the checkpoint's settings win on resume)."
     from arc_nb.pretrain import PretrainConfig
-    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)", description=cmd_pretrain.__doc__,
-                       epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the training ones "
-                              "(lr, batch tokens, ...), and architecture flags must match. OUT/checkpoint is itself a --model folder.")
+    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)",
+                       description=cmd_pretrain.__doc__,
+                       epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the "
+                              "training ones (lr, batch tokens, ...), and architecture flags must match. "
+                              "OUT/checkpoint is itself a --model folder.")
     s.add_argument('--out', required=True, help="folder: OUT/checkpoint is read (resume) and written")
     s.add_argument('--data', default=None, help="training tasks [default: arc-agi-1/training]")
-    s.add_argument('--exclude', default=None, help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]")
+    s.add_argument('--exclude', default=None,
+                   help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]")
     dp = PretrainConfig()
-    for n, t, h in (('layers', int, "decoder layers"), ('hidden', int, "hidden size"), ('heads', int, "attention heads"),
+    for n, t, h in (('layers', int, "decoder layers"), ('hidden', int, "hidden size"),
+                    ('heads', int, "attention heads"),
                     ('intermediate', int, "MLP size"), ('max-seq-len', int, "longest training sequence"),
-                    ('batch-tokens', int, "padded tokens per step"), ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
+                    ('batch-tokens', int, "padded tokens per step"),
+                    ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
                     ('lr', float, "peak learning rate"), ('warmup-steps', int, "warmup steps of each call"),
-                    ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"), ('seed', int, "seed")):
+                    ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"),
+                    ('seed', int, "seed")):
         k = n.replace('-', '_')
-        s.add_argument(f'--{n}', dest=k, type=t, default=None, help=f"{h} [default: the checkpoint's, else {getattr(dp, k)}]")
+        s.add_argument(f'--{n}', dest=k, type=t, default=None,
+                       help=f"{h} [default: the checkpoint's, else {getattr(dp, k)}]")
     s.add_argument('--time-limit', type=float, default=None, help="stop (and checkpoint) after this many seconds")
     s.add_argument('--max-steps', type=int, default=None, help="stop at this step")
     s.add_argument('--export', default=None, help="also write a save_pretrained model folder here (for --model)")
     s.add_argument('--quiet', action='store_true')
     s.set_defaults(func=cmd_pretrain)
-    k = sub.add_parser('kaggle', help="build the Kaggle submission notebook").add_subparsers(dest='kaggle_command', required=True, metavar='build')
-    s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json", description=cmd_kaggle.__doc__)
+
+def _add_kaggle_parser(sub):
+    k = sub.add_parser('kaggle', help="build the Kaggle submission notebook")
+    k = k.add_subparsers(dest='kaggle_command', required=True, metavar='build')
+    s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json",
+                     description=cmd_kaggle.__doc__)
     s.add_argument('--out', default='kaggle', help="folder to write [default: kaggle]")
     s.add_argument('--config', help="JSON file of run settings to carry (keys as in RUN/config.json)")
     s.set_defaults(func=cmd_kaggle)
+
+def build_parser() -> argparse.ArgumentParser:
+    what = "Per-task test-time training on ARC: train a LoRA per task, predict, score."
+    p = argparse.ArgumentParser(prog='arc-nb', description=what)
+    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for add in (_add_check_parsers, _add_run_parsers, _add_pretrain_parser, _add_kaggle_parser): add(sub)
     return p
 
 def main(argv=None) -> int:

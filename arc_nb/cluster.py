@@ -5,7 +5,7 @@
 # %% ../nbs/07b_cluster.ipynb 4
 from __future__ import annotations
 import os, sys, time
-from dataclasses import replace, asdict
+from dataclasses import replace
 from pathlib import Path
 from .scheduler import RunConfig, launch, worker_argv, _Slot
 
@@ -85,5 +85,5 @@ def sweep_ray(base: RunConfig, grid: dict, seeds, out, *, address=None):
     has_gpu = ray.cluster_resources().get('GPU', 0) >= 1 and base.gpus != 'cpu'
     slots = base.train_slots + (base.infer_slots if base.mode == 'split' else 0)
     task = ray.remote(_run_one).options(**(dict(num_gpus=1, num_cpus=1) if has_gpu else dict(num_cpus=slots)), max_retries=2)
-    ray.get([task.remote(asdict(cfg)) for _, _, cfg in plan if not _finished(cfg.out)])
+    ray.get([task.remote(cfg.to_dict()) for _, _, cfg in plan if not _finished(cfg.out)])
     return sweep_results(plan, out)

@@ -14,7 +14,7 @@ log = logging.getLogger('arc_nb')
 # %% auto 0
 __all__ = ['log', 'MAX_SIDE', 'N_COLORS', 'NAMED_SETS', 'ARCDataError', 'grid_problem', 'as_grid', 'Example', 'Task',
            'parse_task', 'read_source', 'load_tasks_checked', 'load_tasks', 'write_atomic', 'write_json',
-           'append_jsonl', 'save_tasks']
+           'append_jsonl', 'read_jsonl', 'save_tasks']
 
 # %% ../nbs/00_data.ipynb
 class ARCDataError(ValueError):
@@ -190,6 +190,19 @@ def append_jsonl(path, rec: dict):
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try: os.write(fd, (json.dumps(rec, default=str) + '\n').encode())
     finally: os.close(fd)
+
+def read_jsonl(path, offset: int = 0) -> tuple[list[dict], int]:
+    """The records of the complete lines of `path` from byte `offset` on, and the offset after the last complete line.
+    A line still being written is left for the next read; an undecodable line is skipped; a missing file is empty."""
+    try:
+        with open(path, 'rb') as f: f.seek(offset); chunk = f.read()
+    except FileNotFoundError: return [], offset
+    end = chunk.rfind(b'\n') + 1
+    recs = []
+    for l in chunk[:end].splitlines():
+        try: recs.append(json.loads(l))
+        except ValueError: pass  # a torn or foreign line (JSONDecodeError, UnicodeDecodeError)
+    return recs, offset + end
 
 def save_tasks(tasks, challenges_path, with_solutions=True):
     "Write `tasks` as a Kaggle `*_challenges.json` (and `*_solutions.json` beside it when known)."

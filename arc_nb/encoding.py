@@ -9,10 +9,10 @@ import numpy as np
 from .data import ARCDataError, Task, MAX_SIDE
 
 # %% auto 0
-__all__ = ['INPUT_MARK', 'OUTPUT_MARK', 'COMPACT_VOCAB', 'IGNORE', 'grid_to_text', 'text_to_grid', 'make_compact_tokenizer',
-           'TokenizerError', 'Vocab', 'check_tokenizer', 'digit_splitting_tokenizer', 'digit_grouping_tokenizer',
-           'grid_ids', 'output_tokens', 'Encoded', 'encode_prompt', 'decode_grid', 'TaskTooLongError', 'pair_tokens',
-           'fit_prompt', 'train_views', 'test_views', 'task_tokens']
+__all__ = ['INPUT_MARK', 'OUTPUT_MARK', 'COMPACT_VOCAB', 'IGNORE', 'COUNT_VOCAB', 'grid_to_text', 'text_to_grid',
+           'make_compact_tokenizer', 'TokenizerError', 'Vocab', 'check_tokenizer', 'digit_splitting_tokenizer',
+           'digit_grouping_tokenizer', 'grid_ids', 'output_tokens', 'Encoded', 'encode_prompt', 'decode_grid',
+           'TaskTooLongError', 'pair_tokens', 'fit_prompt', 'train_views', 'test_views', 'task_tokens']
 
 # %% ../nbs/03_encoding.ipynb
 def grid_to_text(g) -> str:
@@ -200,3 +200,6 @@ def task_tokens(v: Vocab, task: Task) -> int:
     tr = [len(encode_prompt(v, c, i, o)) for c, i, o in train_views(task)]
     te = [len(encode_prompt(v, c, i, o)) if o is not None else len(encode_prompt(v, c, i)) + reserve for c, i, o in test_views(task)]
     return max(tr + te)
+
+# %% ../nbs/03_encoding.ipynb
+COUNT_VOCAB = Vocab(cells=tuple(range(10)), newline=10, input_mark=(11,), output_mark=(12,), bos=13, eos=14)  # no tokenizer

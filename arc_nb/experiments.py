@@ -5,7 +5,7 @@
 # %% ../nbs/10_experiments.ipynb 4
 from __future__ import annotations
 import itertools, json, math
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -51,7 +51,7 @@ def sweep_plan(base: RunConfig, grid: dict, seeds, out) -> list[tuple[dict, int,
     "(setting, seed, its RunConfig with `out` set) for every run of the sweep, in a fixed order."
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    bad = [k for k in grid if k not in RunConfig.__dataclass_fields__]
+    bad = [k for k in grid if k not in RunConfig.names()]
     if bad: raise ValueError(f"unknown setting(s) to sweep: {', '.join(bad)}")
     return [(st, seed, replace(base, **st, seed=seed, out=str(out/run_name(st, seed))))
             for st in (dict(zip(grid, v)) for v in itertools.product(*grid.values())) for seed in seeds]
@@ -131,8 +131,7 @@ def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
     quick = quick_mode() if quick is None else quick
     if quick:
         from arc_nb.data import load_tasks
-        from arc_nb.encoding import task_tokens
-        from arc_nb.scheduler import COUNT_VOCAB
+        from arc_nb.encoding import task_tokens, COUNT_VOCAB
         data = kw.pop('data', 'arc-agi-2/evaluation')
         tasks = load_tasks(data)
         small = sorted(tasks, key=lambda k: task_tokens(COUNT_VOCAB, tasks[k]))[:2]

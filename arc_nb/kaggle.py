@@ -5,7 +5,6 @@
 # %% ../nbs/11_kaggle.ipynb 4
 from __future__ import annotations
 import hashlib, json, pprint, subprocess
-from dataclasses import asdict
 from pathlib import Path
 import arc_nb
 from .scheduler import RunConfig
@@ -13,18 +12,20 @@ from .scheduler import RunConfig
 NOTEBOOK = 'arc_nb_submission.ipynb'
 PROVENANCE = 'Generated from git commit'  # the one line a rebuild may change without the code changing
 
+NOT_SHIPPED = ('_modidx.py', 'testing.py')  # nbdev's index and the test helpers: not needed at run time
+
 def package_sources() -> dict[str, str]:
-    "The exported modules of arc_nb, by file name (nbdev's index `_modidx.py` is not needed at run time)."
+    "The exported modules of arc_nb that a run needs, by file name (all but `NOT_SHIPPED`)."
     d = Path(arc_nb.__file__).parent
-    return {p.name: p.read_text() for p in sorted(d.glob('*.py')) if p.name != '_modidx.py'}
+    return {p.name: p.read_text() for p in sorted(d.glob('*.py')) if p.name not in NOT_SHIPPED}
 
 def _git_commit():
     try: return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=Path(arc_nb.__file__).parent, timeout=5).stdout.strip() or 'unknown'
     except Exception: return 'unknown'
 
 # %% auto 0
-__all__ = ['NOTEBOOK', 'PROVENANCE', 'SETUP', 'WRITE', 'INSTALL', 'RUN', 'CHECK', 'package_sources', 'kaggle_config',
-           'build_notebook', 'kernel_metadata', 'write_kaggle', 'same_notebook']
+__all__ = ['NOTEBOOK', 'PROVENANCE', 'NOT_SHIPPED', 'SETUP', 'WRITE', 'INSTALL', 'RUN', 'CHECK', 'package_sources',
+           'kaggle_config', 'build_notebook', 'kernel_metadata', 'write_kaggle', 'same_notebook']
 
 # %% ../nbs/11_kaggle.ipynb
 SETUP = r'''import os, sys, json, time, glob, shutil, subprocess
@@ -88,7 +89,7 @@ def _code(text): return {'cell_type': 'code', 'execution_count': None, 'metadata
 
 def kaggle_config(overrides: dict | None = None) -> dict:
     "The run configuration the notebook carries: RunConfig defaults, then `overrides` (a --config file)."
-    d = asdict(RunConfig())
+    d = RunConfig().to_dict()
     bad = sorted(set(overrides or {}) - set(d))
     if bad: raise ValueError(f"unknown setting(s) in the Kaggle config: {', '.join(bad)}")
     return {**d, **(overrides or {})}

@@ -11,16 +11,11 @@ import numpy as np
 import pandas as pd
 import matplotlib
 import matplotlib.pyplot as plt
+from .data import read_jsonl
 
 def read_events(run) -> pd.DataFrame:
-    "events.jsonl as a DataFrame (complete lines only), sorted by time."
-    f = Path(run)/'events.jsonl'
-    rows = []
-    if f.exists():
-        for l in f.read_text().splitlines():
-            try: rows.append(json.loads(l))
-            except json.JSONDecodeError: pass
-    df = pd.DataFrame(rows)
+    "events.jsonl as a DataFrame (complete lines only, read by `read_jsonl`), sorted by time."
+    df = pd.DataFrame(read_jsonl(Path(run)/'events.jsonl')[0])
     return df.sort_values('time', kind='stable').reset_index(drop=True) if len(df) else df
 
 def read_resources(run) -> pd.DataFrame:

@@ -74,9 +74,8 @@ def settings_for(way, regime, smoke):
 
 def write_run_files(run, tasks, cfg):
     "The run files the reload way's processes read (arc_nb's own format: config.json, challenges.json, solutions.json)."
-    from dataclasses import asdict
     from arc_nb.data import write_json
-    write_json(run.config_file, asdict(cfg), indent=1)
+    write_json(run.config_file, cfg.to_dict(), indent=1)
     write_json(run.challenges_file, {k: t.to_json() for k, t in tasks.items()})
     write_json(run.path/'solutions.json', {k: t.solutions() for k, t in tasks.items()})
 

@@ -30,7 +30,8 @@ def bare_python(tmp_path_factory):
     site = next((d / 'lib').glob('python3*/site-packages'))
     (site / 'deps.pth').write_text(sysconfig.get_paths()['purelib'] + '\n')
     py = str(d / 'bin' / 'python')
-    r = subprocess.run([py, '-c', 'import torch, transformers, peft; import arc_nb'], capture_output=True, text=True, cwd=d)
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}  # a PYTHONPATH to a checkout would bring arc_nb back
+    r = subprocess.run([py, '-c', 'import torch, transformers, peft; import arc_nb'], capture_output=True, text=True, cwd=d, env=env)
     assert r.returncode != 0 and "No module named 'arc_nb'" in r.stderr, r.stderr  # the premise of the test
     return py
 
