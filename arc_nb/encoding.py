@@ -19,73 +19,105 @@ def grid_to_text(g) -> str:
     "One line per row, one digit per cell, every row ending in a newline."
     return ''.join(''.join(str(int(v)) for v in row) + '\n' for row in np.asarray(g))
 
+
 def text_to_grid(s: str) -> np.ndarray:
     "Parse `grid_to_text` output; raise `ValueError` saying what is malformed."
-    if not s.endswith('\n'): raise ValueError("grid text must end with a newline")
+    if not s.endswith('\n'):
+        raise ValueError("grid text must end with a newline")
     rows = s[:-1].split('\n')
-    if len(rows) > MAX_SIDE or max(map(len, rows)) > MAX_SIDE: raise ValueError(f"grid larger than {MAX_SIDE}x{MAX_SIDE}")
-    if not rows[0] or any(len(r) != len(rows[0]) for r in rows): raise ValueError("grid rows are empty or of different lengths")
-    if not all(r.isdigit() and r.isascii() for r in rows): raise ValueError("grid text holds a character that is not a colour 0-9")
+    if len(rows) > MAX_SIDE or max(map(len, rows)) > MAX_SIDE:
+        raise ValueError(f"grid larger than {MAX_SIDE}x{MAX_SIDE}")
+    if not rows[0] or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError("grid rows are empty or of different lengths")
+    if not all(r.isdigit() and r.isascii() for r in rows):
+        raise ValueError("grid text holds a character that is not a colour 0-9")
     return np.array([[int(c) for c in r] for r in rows], dtype=np.int64)
 
 # %% ../nbs/03_encoding.ipynb
 INPUT_MARK, OUTPUT_MARK = 'I', 'O'
 COMPACT_VOCAB = ['<pad>', '<s>', '</s>', '<unk>', *map(str, range(10)), '\n', INPUT_MARK, OUTPUT_MARK]
 
+
 def make_compact_tokenizer():
     "A `PreTrainedTokenizerFast` with one token per colour, newline, markers and the special tokens."
     from tokenizers import Tokenizer, models, pre_tokenizers, decoders, Regex
     from transformers import PreTrainedTokenizerFast
+
     t = Tokenizer(models.WordLevel({s: i for i, s in enumerate(COMPACT_VOCAB)}, unk_token='<unk>'))
     t.pre_tokenizer = pre_tokenizers.Split(Regex(r'[\s\S]'), 'isolated')  # every character, newline included
     t.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(tokenizer_object=t, bos_token='<s>', eos_token='</s>', pad_token='<pad>',
-                                   unk_token='<unk>', model_max_length=1 << 20)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=t,
+        bos_token='<s>',
+        eos_token='</s>',
+        pad_token='<pad>',
+        unk_token='<unk>',
+        model_max_length=1 << 20,
+    )
 
 # %% ../nbs/03_encoding.ipynb
-class TokenizerError(ValueError): "A tokenizer that arc_nb cannot use; the message says why and what to use."
+class TokenizerError(ValueError):
+    "A tokenizer that arc_nb cannot use; the message says why and what to use."
+
 
 @dataclass(frozen=True)
 class Vocab:
     "Token ids arc_nb needs from a tokenizer, looked up once: colours 0-9, newline, markers, begin/end."
-    cells: tuple          # id of colour c at index c
+
+    cells: tuple  # id of colour c at index c
     newline: int
-    input_mark: tuple     # ids of the input marker (one token for the compact tokenizer)
+    input_mark: tuple  # ids of the input marker (one token for the compact tokenizer)
     output_mark: tuple
     bos: int | None
     eos: int
+
     def symbols(self) -> dict[int, str]:
         "id -> character, for the ids that may appear in a written grid."
         return {**{i: str(c) for c, i in enumerate(self.cells)}, self.newline: '\n'}
 
-def _name(tok): return getattr(tok, 'name_or_path', '') or type(tok).__name__
+
+def _name(tok):
+    return getattr(tok, 'name_or_path', '') or type(tok).__name__
+
 
 def _ids(tok, text):
     "Ids of `text` without special tokens, dropping leading pieces that decode to nothing (sentencepiece's word start)."
     ids = list(tok.encode(text, add_special_tokens=False))
-    while len(ids) > 1 and tok.decode([ids[0]]).strip() == '' and text.strip() != '': ids.pop(0)
+    while len(ids) > 1 and tok.decode([ids[0]]).strip() == '' and text.strip() != '':
+        ids.pop(0)
     return ids
+
 
 def check_tokenizer(tok) -> Vocab:
     "The `Vocab` of `tok`; raise `TokenizerError` when a cell is not exactly one token."
-    fix = ("arc_nb needs one token per grid cell: use a tokenizer that splits digits one by one "
-           "(Mistral, Llama 2, Qwen and the like) or arc_nb's compact tokenizer (`arc-nb make-tiny-model`).")
+    fix = (
+        "arc_nb needs one token per grid cell: use a tokenizer that splits digits one by one "
+        "(Mistral, Llama 2, Qwen and the like) or arc_nb's compact tokenizer (`arc-nb make-tiny-model`)."
+    )
     cells = []
     for c in range(10):
         ids = _ids(tok, str(c))
-        if len(ids) != 1: raise TokenizerError(f"tokenizer {_name(tok)}: colour {c} is {len(ids)} tokens {ids}. {fix}")
+        if len(ids) != 1:
+            raise TokenizerError(f"tokenizer {_name(tok)}: colour {c} is {len(ids)} tokens {ids}. {fix}")
         cells.append(ids[0])
     row = _ids(tok, '0123456789')
     if row != cells:
-        raise TokenizerError(f"tokenizer {_name(tok)}: the row '0123456789' becomes {len(row)} tokens "
-                             f"{[tok.decode([i]) for i in row]}, not the ten single digits. {fix}")
-    if len(set(cells)) != 10: raise TokenizerError(f"tokenizer {_name(tok)}: two colours share a token. {fix}")
+        raise TokenizerError(
+            f"tokenizer {_name(tok)}: the row '0123456789' becomes {len(row)} tokens "
+            f"{[tok.decode([i]) for i in row]}, not the ten single digits. {fix}"
+        )
+    if len(set(cells)) != 10:
+        raise TokenizerError(f"tokenizer {_name(tok)}: two colours share a token. {fix}")
     nl = _ids(tok, '\n')
-    if len(nl) != 1: raise TokenizerError(f"tokenizer {_name(tok)}: newline is {len(nl)} tokens. {fix}")
-    if tok.eos_token_id is None: raise TokenizerError(f"tokenizer {_name(tok)} has no end-of-sequence token; set `eos_token`.")
+    if len(nl) != 1:
+        raise TokenizerError(f"tokenizer {_name(tok)}: newline is {len(nl)} tokens. {fix}")
+    if tok.eos_token_id is None:
+        raise TokenizerError(f"tokenizer {_name(tok)} has no end-of-sequence token; set `eos_token`.")
     im, om = tuple(_ids(tok, INPUT_MARK)), tuple(_ids(tok, OUTPUT_MARK))
     if not im or not om or set(im + om) & set(cells + nl):
-        raise TokenizerError(f"tokenizer {_name(tok)}: the markers {INPUT_MARK!r}/{OUTPUT_MARK!r} collide with grid tokens.")
+        raise TokenizerError(
+            f"tokenizer {_name(tok)}: the markers {INPUT_MARK!r}/{OUTPUT_MARK!r} collide with grid tokens."
+        )
     return Vocab(tuple(cells), nl[0], im, om, tok.bos_token_id, tok.eos_token_id)
 
 # %% ../nbs/03_encoding.ipynb
@@ -93,25 +125,35 @@ def _bpe_tokenizer(pre, decoder, words):
     "A small BPE tokenizer trained on `words`, for checking tokenizer behaviours without a download."
     from tokenizers import Tokenizer, models, trainers
     from transformers import PreTrainedTokenizerFast
+
     t = Tokenizer(models.BPE(unk_token='<unk>'))
     t.pre_tokenizer, t.decoder = pre, decoder
-    t.train_from_iterator(words, trainers.BpeTrainer(special_tokens=['<unk>', '<s>', '</s>'], vocab_size=400, show_progress=False))
+    t.train_from_iterator(
+        words, trainers.BpeTrainer(special_tokens=['<unk>', '<s>', '</s>'], vocab_size=400, show_progress=False)
+    )
     return PreTrainedTokenizerFast(tokenizer_object=t, bos_token='<s>', eos_token='</s>', unk_token='<unk>')
+
 
 def digit_splitting_tokenizer():
     "Like Mistral / Llama 2: sentencepiece word starts, every digit its own token."
     from tokenizers import pre_tokenizers as p, decoders as d
+
     pre = p.Sequence([p.Metaspace(), p.Digits(individual_digits=True)])
-    return _bpe_tokenizer(pre, d.Metaspace(), ['I O the input output grid 0123456789 \n'] * 50 + ['1111 2222 0000 12 34 56 78 90'] * 50)
+    return _bpe_tokenizer(
+        pre, d.Metaspace(), ['I O the input output grid 0123456789 \n'] * 50 + ['1111 2222 0000 12 34 56 78 90'] * 50
+    )
+
 
 def digit_grouping_tokenizer():
     "Like Llama 3 / GPT-4: byte-level, digits grouped in runs of up to three."
     from tokenizers import pre_tokenizers as p, decoders as d, Regex
+
     pre = p.Sequence([p.Split(Regex(r'\d{1,3}'), 'isolated'), p.ByteLevel(add_prefix_space=False, use_regex=False)])
     return _bpe_tokenizer(pre, d.ByteLevel(), ['0123456789 012 345 678 9 \n I O'] * 100)
 
 # %% ../nbs/03_encoding.ipynb
 IGNORE = -100
+
 
 def grid_ids(v: Vocab, g) -> np.ndarray:
     "Ids of a grid: each row's cells, then newline."
@@ -119,32 +161,50 @@ def grid_ids(v: Vocab, g) -> np.ndarray:
     ids = np.asarray(v.cells)[g]
     return np.concatenate([ids, np.full((g.shape[0], 1), v.newline)], axis=1).ravel()
 
+
 def output_tokens(g) -> int:
     "Tokens the model writes for grid `g`: cells, newlines and the end token."
-    h, w = np.shape(g); return h * (w + 1) + 1
+    h, w = np.shape(g)
+    return h * (w + 1) + 1
+
 
 @dataclass
 class Encoded:
     input_ids: np.ndarray
-    labels: np.ndarray        # IGNORE where no loss
-    prompt_len: int           # tokens before the query output (what inference feeds)
-    n_dropped: int = 0        # context pairs dropped to fit max_seq_len
-    def __len__(self): return len(self.input_ids)
+    labels: np.ndarray  # IGNORE where no loss
+    prompt_len: int  # tokens before the query output (what inference feeds)
+    n_dropped: int = 0  # context pairs dropped to fit max_seq_len
+
+    def __len__(self):
+        return len(self.input_ids)
+
 
 def encode_prompt(v: Vocab, pairs, query_input, query_output=None, *, loss_on='query') -> Encoded:
     "Ids and labels for `pairs` [(input, output), ...] as context and a query; `loss_on` 'query' or 'outputs'."
-    if loss_on not in ('query', 'outputs'): raise ValueError(f"loss_on must be 'query' or 'outputs', not {loss_on!r}")
+    if loss_on not in ('query', 'outputs'):
+        raise ValueError(f"loss_on must be 'query' or 'outputs', not {loss_on!r}")
     nl = [v.newline]
     inp, out = list(v.input_mark) + nl, list(v.output_mark) + nl
     ids, lab = ([v.bos], [IGNORE]) if v.bos is not None else ([], [])
+
     def add(x, loss):
-        x = list(np.asarray(x).tolist()); ids.extend(x); lab.extend(x if loss else [IGNORE] * len(x))
+        x = list(np.asarray(x).tolist())
+        ids.extend(x)
+        lab.extend(x if loss else [IGNORE] * len(x))
+
     for i, o in pairs:
-        add(inp, False); add(grid_ids(v, i), False); add(out, False)
-        add(grid_ids(v, o), loss_on == 'outputs'); add([v.eos], loss_on == 'outputs')
-    add(inp, False); add(grid_ids(v, query_input), False); add(out, False)
+        add(inp, False)
+        add(grid_ids(v, i), False)
+        add(out, False)
+        add(grid_ids(v, o), loss_on == 'outputs')
+        add([v.eos], loss_on == 'outputs')
+    add(inp, False)
+    add(grid_ids(v, query_input), False)
+    add(out, False)
     n = len(ids)
-    if query_output is not None: add(grid_ids(v, query_output), True); add([v.eos], True)
+    if query_output is not None:
+        add(grid_ids(v, query_output), True)
+        add([v.eos], True)
     return Encoded(np.array(ids), np.array(lab), n)
 
 # %% ../nbs/03_encoding.ipynb
@@ -154,27 +214,45 @@ def decode_grid(v: Vocab, ids) -> np.ndarray | None:
     chars = []
     for i in ids:
         i = int(i)
-        if i == v.eos: break
-        if i not in sym: return None
+        if i == v.eos:
+            break
+        if i not in sym:
+            return None
         chars.append(sym[i])
-    try: return text_to_grid(''.join(chars))
-    except ValueError: return None
+    try:
+        return text_to_grid(''.join(chars))
+    except ValueError:
+        return None
 
 # %% ../nbs/03_encoding.ipynb
-class TaskTooLongError(ARCDataError): "A task whose query cannot fit into `max_seq_len` even without context."
+class TaskTooLongError(ARCDataError):
+    "A task whose query cannot fit into `max_seq_len` even without context."
+
 
 def pair_tokens(v: Vocab, i, o) -> int:
     "Tokens of one context pair: markers and newlines, both grids, the end token."
     return len(v.input_mark) + len(v.output_mark) + 2 + output_tokens(i) - 1 + output_tokens(o)
 
-def fit_prompt(v: Vocab, pairs, query_input, query_output=None, *, max_seq_len: int, reserve: int = 0,
-               task_id=None, loss_on='query') -> Encoded:
+
+def fit_prompt(
+    v: Vocab,
+    pairs,
+    query_input,
+    query_output=None,
+    *,
+    max_seq_len: int,
+    reserve: int = 0,
+    task_id=None,
+    loss_on='query',
+) -> Encoded:
     "`encode_prompt` after dropping the longest context pairs until it fits `max_seq_len` (+`reserve` for the output)."
     pairs = list(pairs)
     sizes = [pair_tokens(v, i, o) for i, o in pairs]
     base = len(encode_prompt(v, [], query_input, query_output, loss_on=loss_on)) + reserve
     if base > max_seq_len:
-        raise TaskTooLongError(f"the query alone needs {base} tokens, more than max_seq_len={max_seq_len}", task_id=task_id)
+        raise TaskTooLongError(
+            f"the query alone needs {base} tokens, more than max_seq_len={max_seq_len}", task_id=task_id
+        )
     keep = list(range(len(pairs)))
     while keep and base + sum(sizes[k] for k in keep) > max_seq_len:
         keep.remove(max(keep, key=lambda k: (sizes[k], k)))
@@ -187,19 +265,26 @@ def fit_prompt(v: Vocab, pairs, query_input, query_output=None, *, max_seq_len: 
 def train_views(task: Task):
     "(context pairs, query input, query output) for each train example of `task` as the one to predict."
     pairs = [(e.input, e.output) for e in task.train]
-    return [(pairs[:k] + pairs[k + 1:], *pairs[k]) for k in range(len(pairs))]
+    return [(pairs[:k] + pairs[k + 1 :], *pairs[k]) for k in range(len(pairs))]
+
 
 def test_views(task: Task):
     "(context pairs, test input, test output or None) for each test input."
     pairs = [(e.input, e.output) for e in task.train]
     return [(pairs, e.input, e.output) for e in task.test]
 
+
 def task_tokens(v: Vocab, task: Task) -> int:
     "Tokens of the longest sequence the task needs: a training view, or a test prompt with its answer (or largest train output)."
     reserve = max(output_tokens(e.output) for e in task.train)
     tr = [len(encode_prompt(v, c, i, o)) for c, i, o in train_views(task)]
-    te = [len(encode_prompt(v, c, i, o)) if o is not None else len(encode_prompt(v, c, i)) + reserve for c, i, o in test_views(task)]
+    te = [
+        len(encode_prompt(v, c, i, o)) if o is not None else len(encode_prompt(v, c, i)) + reserve
+        for c, i, o in test_views(task)
+    ]
     return max(tr + te)
 
 # %% ../nbs/03_encoding.ipynb
-COUNT_VOCAB = Vocab(cells=tuple(range(10)), newline=10, input_mark=(11,), output_mark=(12,), bos=13, eos=14)  # no tokenizer
+COUNT_VOCAB = Vocab(
+    cells=tuple(range(10)), newline=10, input_mark=(11,), output_mark=(12,), bos=13, eos=14
+)  # no tokenizer

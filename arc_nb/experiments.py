@@ -17,15 +17,48 @@ __all__ = ['mean_ci', 'run_result', 'run_name', 'sweep_plan', 'sweep_results', '
            'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base']
 
 # %% ../nbs/10_experiments.ipynb
-_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
-         2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+_T975 = [
+    12.706,
+    4.303,
+    3.182,
+    2.776,
+    2.571,
+    2.447,
+    2.365,
+    2.306,
+    2.262,
+    2.228,
+    2.201,
+    2.179,
+    2.160,
+    2.145,
+    2.131,
+    2.120,
+    2.110,
+    2.101,
+    2.093,
+    2.086,
+    2.080,
+    2.074,
+    2.069,
+    2.064,
+    2.060,
+    2.056,
+    2.052,
+    2.048,
+    2.045,
+    2.042,
+]
+
 
 def mean_ci(values) -> tuple[float, float, float]:
     "(mean, low, high) of the 95% Student-t interval; low/high are nan for fewer than 2 values."
     x = np.asarray([v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))], float)
-    if len(x) == 0: return (math.nan, math.nan, math.nan)
+    if len(x) == 0:
+        return (math.nan, math.nan, math.nan)
     m = x.mean()
-    if len(x) < 2: return (m, math.nan, math.nan)
+    if len(x) < 2:
+        return (m, math.nan, math.nan)
     t = _T975[len(x) - 2] if len(x) - 1 <= len(_T975) else 1.96
     h = t * x.std(ddof=1) / math.sqrt(len(x))
     return (m, m - h, m + h)
@@ -33,36 +66,57 @@ def mean_ci(values) -> tuple[float, float, float]:
 # %% ../nbs/10_experiments.ipynb
 def run_result(run) -> dict:
     "Score, runtime and tokens of a finished run directory (from score.json and events.jsonl)."
-    rd = RunDir(run); ev = rd.events()
+    rd = RunDir(run)
+    ev = rd.events()
     end = [e for e in ev if e['event'] == 'run_end']
     sc = json.loads(rd.score_file.read_text()) if rd.score_file.exists() else {}
-    return {'score': sc.get('score', math.nan), 'seconds': end[-1]['seconds'] if end else math.nan,
-            'train_tokens': sum(e.get('tokens', 0) for e in ev if e['event'] == 'train_end'),
-            'infer_tokens': sum(e.get('tokens', 0) for e in ev if e['event'] == 'infer_end'),
-            'tasks': end[-1].get('tasks') if end else None, 'predicted': end[-1].get('predicted') if end else None,
-            'deadline_cut': end[-1].get('deadline_cut') if end else None, 'run': str(rd.path)}
+    return {
+        'score': sc.get('score', math.nan),
+        'seconds': end[-1]['seconds'] if end else math.nan,
+        'train_tokens': sum(e.get('tokens', 0) for e in ev if e['event'] == 'train_end'),
+        'infer_tokens': sum(e.get('tokens', 0) for e in ev if e['event'] == 'infer_end'),
+        'tasks': end[-1].get('tasks') if end else None,
+        'predicted': end[-1].get('predicted') if end else None,
+        'deadline_cut': end[-1].get('deadline_cut') if end else None,
+        'run': str(rd.path),
+    }
 
-def _finished(run): return any(e['event'] == 'run_end' for e in RunDir(run).events()) if (Path(run)/'events.jsonl').exists() else False
+
+def _finished(run):
+    return (
+        any(e['event'] == 'run_end' for e in RunDir(run).events()) if (Path(run) / 'events.jsonl').exists() else False
+    )
+
 
 def run_name(setting: dict, seed: int) -> str:
     return (','.join(f'{k}={v}' for k, v in setting.items()) or 'base') + f'/seed{seed}'
 
+
 def sweep_plan(base: RunConfig, grid: dict, seeds, out) -> list[tuple[dict, int, RunConfig]]:
     "(setting, seed, its RunConfig with `out` set) for every run of the sweep, in a fixed order."
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     seeds = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     bad = [k for k in grid if k not in RunConfig.names()]
-    if bad: raise ValueError(f"unknown setting(s) to sweep: {', '.join(bad)}")
-    return [(st, seed, replace(base, **st, seed=seed, out=str(out/run_name(st, seed))))
-            for st in (dict(zip(grid, v)) for v in itertools.product(*grid.values())) for seed in seeds]
+    if bad:
+        raise ValueError(f"unknown setting(s) to sweep: {', '.join(bad)}")
+    return [
+        (st, seed, replace(base, **st, seed=seed, out=str(out / run_name(st, seed))))
+        for st in (dict(zip(grid, v)) for v in itertools.product(*grid.values()))
+        for seed in seeds
+    ]
+
 
 def sweep_results(plan, out) -> pd.DataFrame:
     "The results table of a sweep's runs (written to out/results.csv)."
     df = pd.DataFrame([{**st, 'seed': seed, **run_result(cfg.out)} for st, seed, cfg in plan])
-    df.to_csv(Path(out)/'results.csv', index=False)
+    df.to_csv(Path(out) / 'results.csv', index=False)
     return df
 
-def _launch(cfg, progress=False): launch(cfg, resume=(Path(cfg.out)/'config.json').exists(), progress=progress)  # a started run is resumed
+
+def _launch(cfg, progress=False):
+    launch(cfg, resume=(Path(cfg.out) / 'config.json').exists(), progress=progress)  # a started run is resumed
+
 
 def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: int = 1) -> pd.DataFrame:
     """One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table.
@@ -73,56 +127,91 @@ def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: 
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
         from tqdm.auto import tqdm
+
         with ProcessPoolExecutor(min(parallel, len(todo)), mp_context=mp.get_context('spawn')) as ex:
-            for f in tqdm(ex.map(_launch, todo), total=len(todo), desc='sweep', unit='run', disable=not progress): pass
+            for f in tqdm(ex.map(_launch, todo), total=len(todo), desc='sweep', unit='run', disable=not progress):
+                pass
     else:
-        for cfg in todo: _launch(cfg, progress)
+        for cfg in todo:
+            _launch(cfg, progress)
     return sweep_results(plan, out)
+
 
 def sweep_table(results: pd.DataFrame, param: str, metric='score') -> pd.DataFrame:
     "Mean, 95% interval and number of seeds of `metric` per value of `param`."
     rows = []
     for v, g in results.groupby(param, sort=True):
-        m, lo, hi = mean_ci(g[metric]); rows.append({param: v, 'mean': m, 'ci_low': lo, 'ci_high': hi, 'seeds': len(g)})
+        m, lo, hi = mean_ci(g[metric])
+        rows.append({param: v, 'mean': m, 'ci_low': lo, 'ci_high': hi, 'seeds': len(g)})
     return pd.DataFrame(rows)
+
 
 def plot_sweep(results: pd.DataFrame, param: str, metric='score', ax=None, reference=None, ref_label='reference'):
     "Mean with its 95% interval over seeds per value of `param`, and every seed as a point; optional reference points."
-    if ax is None: _, ax = plt.subplots(figsize=(6, 3.5))
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5))
     t = sweep_table(results, param, metric)
     xs = {v: i for i, v in enumerate(t[param])}
     rng = np.random.default_rng(0)
-    ax.scatter([xs[v] + rng.uniform(-0.08, 0.08) for v in results[param]], results[metric], s=18, alpha=0.6, color='gray', label='each seed')
+    ax.scatter(
+        [xs[v] + rng.uniform(-0.08, 0.08) for v in results[param]],
+        results[metric],
+        s=18,
+        alpha=0.6,
+        color='gray',
+        label='each seed',
+    )
     err = np.array([t['mean'] - t.ci_low, t.ci_high - t['mean']])
-    ax.errorbar(range(len(t)), t['mean'], yerr=np.nan_to_num(err), fmt='o-', capsize=4, color='C0', label='mean, 95% CI over seeds')
+    ax.errorbar(
+        range(len(t)),
+        t['mean'],
+        yerr=np.nan_to_num(err),
+        fmt='o-',
+        capsize=4,
+        color='C0',
+        label='mean, 95% CI over seeds',
+    )
     if reference is not None:
         ax.plot([xs.get(v, np.nan) for v in reference[param]], reference[metric], 's', color='C3', label=ref_label)
-    ax.set_xticks(range(len(t))); ax.set_xticklabels([str(v) for v in t[param]])
-    ax.set_xlabel(param); ax.set_ylabel(metric); ax.legend(fontsize=8)
+    ax.set_xticks(range(len(t)))
+    ax.set_xticklabels([str(v) for v in t[param]])
+    ax.set_xlabel(param)
+    ax.set_ylabel(metric)
+    ax.legend(fontsize=8)
     n = int(t.seeds.min()) if len(t) else 0
-    ax.set_title(f"{metric} by {param} ({n} seed{'s' if n != 1 else ''} per value{'; no interval with one seed' if n < 2 else ''})", fontsize=10)
+    ax.set_title(
+        f"{metric} by {param} ({n} seed{'s' if n != 1 else ''} per value{'; no interval with one seed' if n < 2 else ''})",
+        fontsize=10,
+    )
     return ax
 
 # %% ../nbs/10_experiments.ipynb
 import os
 
-def quick_mode() -> bool: return os.environ.get('ARC_NB_QUICK', '1') != '0'
+
+def quick_mode() -> bool:
+    return os.environ.get('ARC_NB_QUICK', '1') != '0'
+
 
 def repo_root(start=None) -> Path:
     "The folder holding settings.ini, searched upward from `start` (default: the working directory)."
     p = Path(start or Path.cwd()).resolve()
     for d in (p, *p.parents):
-        if (d/'settings.ini').exists(): return d
+        if (d / 'settings.ini').exists():
+            return d
     raise FileNotFoundError(f"no settings.ini above {p}: run this from inside the arc_nb repository")
+
 
 def reference_figures(name: str) -> pd.DataFrame:
     "One of the reference write-up's tables (`batch_size`, `gpu_slots`, `lb_inference_params`, `eval_min_prob`). Someone else's measurements."
-    return pd.read_csv(repo_root()/'nbs'/'analysis'/'reference'/f'{name}.csv')
+    return pd.read_csv(repo_root() / 'nbs' / 'analysis' / 'reference' / f'{name}.csv')
+
 
 def benchmark_results(name: str) -> dict | None:
     "`benchmarks/results/<name>.json` when the GPU machine has produced it, else None."
-    f = repo_root()/'benchmarks'/'results'/f'{name}.json'
+    f = repo_root() / 'benchmarks' / 'results' / f'{name}.json'
     return json.loads(f.read_text()) if f.exists() else None
+
 
 def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
     """(base RunConfig, seeds) for an analysis sweep. Quick mode: the tiny random model, the 2 smallest ARC-AGI-2
@@ -132,12 +221,29 @@ def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
     if quick:
         from arc_nb.data import load_tasks
         from arc_nb.encoding import task_tokens, COUNT_VOCAB
+
         data = kw.pop('data', 'arc-agi-2/evaluation')
         tasks = load_tasks(data)
         small = sorted(tasks, key=lambda k: task_tokens(COUNT_VOCAB, tasks[k]))[:2]
-        cfg = RunConfig(data=data, tasks=small, gpus='cpu', mode='fused', epochs=2, n=2, min_prob=0.1, max_seq_len=2048,
-                        lora_rank=4, lr=1e-3, monitor_interval=0)
+        cfg = RunConfig(
+            data=data,
+            tasks=small,
+            gpus='cpu',
+            mode='fused',
+            epochs=2,
+            n=2,
+            min_prob=0.1,
+            max_seq_len=2048,
+            lora_rank=4,
+            lr=1e-3,
+            monitor_interval=0,
+        )
     else:
-        cfg = RunConfig(data=kw.pop('data', 'arc-agi-1/evaluation'), tasks=f"smallest:{os.environ.get('ARC_NB_TASKS', '100')}",
-                        model=os.environ.get('ARC_NB_MODEL', str(repo_root()/'models'/'arc-small')), gpus='auto', mode='fused')
+        cfg = RunConfig(
+            data=kw.pop('data', 'arc-agi-1/evaluation'),
+            tasks=f"smallest:{os.environ.get('ARC_NB_TASKS', '100')}",
+            model=os.environ.get('ARC_NB_MODEL', str(repo_root() / 'models' / 'arc-small')),
+            gpus='auto',
+            mode='fused',
+        )
     return replace(cfg, **kw), (2 if quick else int(os.environ.get('ARC_NB_SEEDS', '3')))

@@ -16,78 +16,116 @@ __all__ = ['SUPPORTED', 'KERNELS', 'pow2', 'unsupported', 'random_forward', 'unf
 # %% ../nbs/06c_fastdecode.ipynb
 _log = logging.getLogger(__name__)
 _LOGGED = set()
+
+
 def _once(msg):
     "Log `msg` as a warning, once per process."
-    if msg not in _LOGGED: _LOGGED.add(msg); _log.warning(msg)
+    if msg not in _LOGGED:
+        _LOGGED.add(msg)
+        _log.warning(msg)
+
+
 SUPPORTED = ('llama', 'mistral', 'qwen2')
+
 
 def pow2(n, lo=1):
     "The smallest power of two >= max(n, lo)."
     return 1 << (max(n, lo) - 1).bit_length()
 
-def _base(model): return model.get_base_model() if hasattr(model, 'get_base_model') else model
+
+def _base(model):
+    return model.get_base_model() if hasattr(model, 'get_base_model') else model
+
 
 def unsupported(model) -> str | None:
     "Why `model` cannot use the static-cache decoder, or None when it can."
-    base = _base(model); cfg = base.config; inner = getattr(base, 'model', None)
-    if cfg.model_type not in SUPPORTED: return f"model_type {cfg.model_type!r} (supported: {', '.join(SUPPORTED)})"
-    if getattr(cfg, 'quantization_config', None) is not None: return "quantized weights"
-    if getattr(cfg, 'pretraining_tp', 1) > 1: return "pretraining_tp > 1"
+    base = _base(model)
+    cfg = base.config
+    inner = getattr(base, 'model', None)
+    if cfg.model_type not in SUPPORTED:
+        return f"model_type {cfg.model_type!r} (supported: {', '.join(SUPPORTED)})"
+    if getattr(cfg, 'quantization_config', None) is not None:
+        return "quantized weights"
+    if getattr(cfg, 'pretraining_tp', 1) > 1:
+        return "pretraining_tp > 1"
     for a in ('embed_tokens', 'layers', 'norm', 'rotary_emb'):
-        if not hasattr(inner, a): return f"no model.{a}"
-    if not hasattr(base, 'lm_head'): return "no lm_head"
+        if not hasattr(inner, a):
+            return f"no model.{a}"
+    if not hasattr(base, 'lm_head'):
+        return "no lm_head"
     rt = getattr(inner.rotary_emb, 'rope_type', 'default')
-    if 'dynamic' in rt or rt == 'longrope': return f"rope_type {rt!r} changes with the sequence length"
+    if 'dynamic' in rt or rt == 'longrope':
+        return f"rope_type {rt!r} changes with the sequence length"
     for l in inner.layers:
         a = getattr(l, 'self_attn', None)
         attn = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'head_dim', 'scaling')
-        if a is None or not all(hasattr(a, p) for p in attn) \
-           or not all(hasattr(l, p) for p in ('input_layernorm', 'post_attention_layernorm', 'mlp')):
+        if (
+            a is None
+            or not all(hasattr(a, p) for p in attn)
+            or not all(hasattr(l, p) for p in ('input_layernorm', 'post_attention_layernorm', 'mlp'))
+        ):
             return f"layer type {type(l).__name__} is not a Llama-style decoder layer"
-        if hasattr(a, 'q_norm') or hasattr(a, 'k_norm'): return "attention with q/k norms"
+        if hasattr(a, 'q_norm') or hasattr(a, 'k_norm'):
+            return "attention with q/k norms"
     return None
+
 
 def _window(cfg):
     "The sliding attention window, when the model has one."
-    if cfg.model_type == 'qwen2' and not getattr(cfg, 'use_sliding_window', False): return None
+    if cfg.model_type == 'qwen2' and not getattr(cfg, 'use_sliding_window', False):
+        return None
     return getattr(cfg, 'sliding_window', None)
 
+
 def _layer_kv(cache, l):
-    if hasattr(cache, 'layers'): return cache.layers[l].keys, cache.layers[l].values
+    if hasattr(cache, 'layers'):
+        return cache.layers[l].keys, cache.layers[l].values
     return cache.key_cache[l], cache.value_cache[l]  # older transformers
 
+
 def _rotate_half(x):
-    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2:]
+    x1, x2 = x[..., : x.shape[-1] // 2], x[..., x.shape[-1] // 2 :]
     return torch.cat((-x2, x1), dim=-1)
 
 # %% ../nbs/06c_fastdecode.ipynb
 def random_forward(model) -> bool:
     """Would a forward pass draw random numbers? A dropout (or attention dropout) with p > 0 in a module in training
     mode."""
-    return any(m.training and ((isinstance(m, torch.nn.Dropout) and m.p > 0)
-                               or float(getattr(m, 'attention_dropout', 0) or 0) > 0)
-               for m in model.modules())
+    return any(
+        m.training
+        and ((isinstance(m, torch.nn.Dropout) and m.p > 0) or float(getattr(m, 'attention_dropout', 0) or 0) > 0)
+        for m in model.modules()
+    )
 
 # %% ../nbs/06c_fastdecode.ipynb
 def _linear(mod):
     "The plain `nn.Linear` of a projection (peft's LoRA wrapper keeps it as `base_layer`)."
     return getattr(mod, 'base_layer', mod)
 
+
 def _lora_parts(mod) -> list:
     """The adapters a projection applies: [(A [r, in], B [out, r], scaling)]; [] when it has none, or they are disabled
     or merged."""
     from peft.tuners.lora import LoraLayer
-    if not isinstance(mod, LoraLayer) or mod.disable_adapters or mod.merged: return []
-    return [(mod.lora_A[a].weight, mod.lora_B[a].weight, float(mod.scaling[a]))
-            for a in mod.active_adapters if a in mod.lora_A]
+
+    if not isinstance(mod, LoraLayer) or mod.disable_adapters or mod.merged:
+        return []
+    return [
+        (mod.lora_A[a].weight, mod.lora_B[a].weight, float(mod.scaling[a]))
+        for a in mod.active_adapters
+        if a in mod.lora_A
+    ]
+
 
 def _projections(layer):
     a, m = layer.self_attn, layer.mlp
     return dict(qkv=(a.q_proj, a.k_proj, a.v_proj), o=(a.o_proj,), gu=(m.gate_proj, m.up_proj), down=(m.down_proj,))
 
+
 def unfusable(model) -> str | None:
     "Why the fused step cannot run `model` (the step then calls the model's own modules), or None when it can."
     from peft.tuners.lora import LoraLayer, Linear as LoraLinear
+
     inner = _base(model).model
     for n in [inner.norm] + [x for l in inner.layers for x in (l.input_layernorm, l.post_attention_layernorm)]:
         name = type(n).__name__
@@ -98,13 +136,17 @@ def unfusable(model) -> str | None:
             return f"MLP {type(l.mlp).__name__} is not gated"
         for mods in _projections(l).values():
             for p in mods:
-                if type(_linear(p)) is not torch.nn.Linear: return f"projection {type(_linear(p)).__name__}"
+                if type(_linear(p)) is not torch.nn.Linear:
+                    return f"projection {type(_linear(p)).__name__}"
                 if isinstance(p, LoraLayer):
-                    if type(p) is not LoraLinear: return f"LoRA layer {type(p).__name__}"
-                    if any(p.use_dora.get(a, False) for a in p.active_adapters): return "DoRA"
+                    if type(p) is not LoraLinear:
+                        return f"LoRA layer {type(p).__name__}"
+                    if any(p.use_dora.get(a, False) for a in p.active_adapters):
+                        return "DoRA"
                     if any(getattr(p, 'lora_bias', {}).get(a, False) for a in p.active_adapters):
                         return "LoRA with a bias"
-                    if getattr(p, 'lora_variant', None): return "a LoRA variant"
+                    if getattr(p, 'lora_variant', None):
+                        return "a LoRA variant"
     return None
 
 # %% ../nbs/06c_fastdecode.ipynb
@@ -113,41 +155,60 @@ def _out(y, d):
     peft's sum."""
     return y if d is None else (y + d).to(y.dtype)
 
+
 def _rms(x, w, eps):
     "LlamaRMSNorm's expression."
-    dt = x.dtype; x = x.float()
+    dt = x.dtype
+    x = x.float()
     return w * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)).to(dt)
 
-def _cast(x, dt): return None if dt is None else x.to(dt)
+
+def _cast(x, dt):
+    return None if dt is None else x.to(dt)
+
 
 def _k_norm(h, w, eps, dt):
-    x = _rms(h, w, eps); return x, _cast(x, dt)
+    x = _rms(h, w, eps)
+    return x, _cast(x, dt)
+
 
 def _k_add_norm(h, y, d, w, eps, dt):
     "The residual add of a projection's output, then the next norm: (h, normed, normed in the next LoRA's dtype)."
-    h = h + _out(y, d); x = _rms(h, w, eps); return h, x, _cast(x, dt)
+    h = h + _out(y, d)
+    x = _rms(h, w, eps)
+    return h, x, _cast(x, dt)
+
 
 def _k_rope(y, d, cos, sin, H, KV, hd):
     """The fused q/k/v output -> q [b, KV, H/KV, hd] and k, v [b, KV, 1, hd], rotary applied to q and k (HF's
     expression)."""
-    y = _out(y, d); b = y.shape[0]
-    qk = y[:, :(H + KV) * hd].view(b, H + KV, hd)
+    y = _out(y, d)
+    b = y.shape[0]
+    qk = y[:, : (H + KV) * hd].view(b, H + KV, hd)
     qk = qk * cos + _rotate_half(qk) * sin
-    q, k, v = qk[:, :H], qk[:, H:], y[:, (H + KV) * hd:]
+    q, k, v = qk[:, :H], qk[:, H:], y[:, (H + KV) * hd :]
     return q.reshape(b, KV, H // KV, hd), k.reshape(b, KV, 1, hd), v.reshape(b, KV, 1, hd)
 
+
 def _k_flat(o, dt):
-    o = o.reshape(o.shape[0], -1); return o, _cast(o, dt)
+    o = o.reshape(o.shape[0], -1)
+    return o, _cast(o, dt)
+
 
 def _k_act(y, d, n, act, dt):
     "act(gate) * up from the fused gate/up output."
-    z = _out(y, d); a = act(z[:, :n]) * z[:, n:]; return a, _cast(a, dt)
+    z = _out(y, d)
+    a = act(z[:, :n]) * z[:, n:]
+    return a, _cast(a, dt)
+
 
 KERNELS = dict(norm=_k_norm, add_norm=_k_add_norm, rope=_k_rope, flat=_k_flat, act=_k_act)
+
 
 class _Proj:
     """A layer's (fused) projection: base weight `W` [out, in] and `bias` (or `Ws`, unfused); LoRA `A` [R, in] and
     block-diagonal `B` [out, R]."""
+
     def __init__(self, mods, dev):
         lins = [_linear(m) for m in mods]
         fused = _fused(lins)
@@ -155,8 +216,10 @@ class _Proj:
         self.Ws = None if fused else [(l.weight, l.bias) for l in lins]
         parts = [_lora_parts(m) for m in mods]
         As = [A for ps in parts for A, _, _ in ps]
-        self.A = self.B = self.dt = None; self.copies = []
-        if not As: return
+        self.A = self.B = self.dt = None
+        self.copies = []
+        if not As:
+            return
         self.dt = functools.reduce(torch.promote_types, [A.dtype for A in As])
         self.A = torch.zeros(sum(A.shape[0] for A in As), lins[0].in_features, dtype=self.dt, device=dev)
         self.B = torch.zeros(sum(l.out_features for l in lins), self.A.shape[0], dtype=self.dt, device=dev)
@@ -164,45 +227,56 @@ class _Proj:
         for l, ps in zip(lins, parts):
             for A, B, s in ps:
                 r = A.shape[0]
-                self.copies += [(self.A[r0:r0 + r], A, 1.0), (self.B[o0:o0 + l.out_features, r0:r0 + r], B, s)]
+                self.copies += [(self.A[r0 : r0 + r], A, 1.0), (self.B[o0 : o0 + l.out_features, r0 : r0 + r], B, s)]
                 r0 += r
             o0 += l.out_features
 
     def __call__(self, x, x32):
         "(base output, LoRA delta or None) for inputs x [b, in] (and x in the LoRA dtype)."
-        if self.Ws is None: y = F.linear(x, self.W, self.bias)
-        else: y = torch.cat([F.linear(x, w, b) for w, b in self.Ws], -1)
+        if self.Ws is None:
+            y = F.linear(x, self.W, self.bias)
+        else:
+            y = torch.cat([F.linear(x, w, b) for w, b in self.Ws], -1)
         return y, (None if self.A is None else torch.mm(torch.mm(x32, self.A.t()), self.B.t()))
+
 
 def _fused(lins):
     """(W, bias): one [sum out, in] weight for `lins`, each module's weight (and bias) re-pointed to a view of it; None
     when it cannot."""
     ws = [l.weight for l in lins]
-    if len(lins) == 1: return ws[0], lins[0].bias
-    if any(w.requires_grad for w in ws) or len({(w.dtype, w.device, w.shape[1]) for w in ws}) > 1: return None
+    if len(lins) == 1:
+        return ws[0], lins[0].bias
+    if any(w.requires_grad for w in ws) or len({(w.dtype, w.device, w.shape[1]) for w in ws}) > 1:
+        return None
     has_bias = [l.bias is not None for l in lins]
-    if any(has_bias) and not all(has_bias): return None
+    if any(has_bias) and not all(has_bias):
+        return None
+
     def fuse(ts, name):
         o = [0] + list(itertools.accumulate(t.shape[0] for t in ts))
         # fused before (another decoder on this model): still the modules' storage?
         ref = getattr(lins[0], f'_arc_fused_{name}', None)
         base = ref() if ref is not None else None
-        same = lambda i, t: t.data_ptr() == base[o[i]].data_ptr() and t.shape == base[o[i]:o[i + 1]].shape
+        same = lambda i, t: t.data_ptr() == base[o[i]].data_ptr() and t.shape == base[o[i] : o[i + 1]].shape
         if base is not None and base.shape[0] == o[-1] and all(same(i, t) for i, t in enumerate(ts)):
             return base
         # the model's weights must stay normal tensors (training saves them for backward)
         with torch.inference_mode(False), torch.no_grad():
             base = torch.cat([t.detach() for t in ts])
-            for i, l in enumerate(lins): setattr(l, name, torch.nn.Parameter(base[o[i]:o[i + 1]], requires_grad=False))
+            for i, l in enumerate(lins):
+                setattr(l, name, torch.nn.Parameter(base[o[i] : o[i + 1]], requires_grad=False))
         # not a parameter or buffer; dies with the decoder after .to()
-        for l in lins: l.__dict__[f'_arc_fused_{name}'] = weakref.ref(base)
+        for l in lins:
+            l.__dict__[f'_arc_fused_{name}'] = weakref.ref(base)
         return base
+
     return fuse(ws, 'weight'), (fuse([l.bias for l in lins], 'bias') if has_bias[0] else None)
 
 # %% ../nbs/06c_fastdecode.ipynb
 class StaticKV:
     """The search's KV cache, gpt-fast style: [layers, k/v, rows, kv_heads, length, head_dim], one row per branch, with
     the step's fixed inputs."""
+
     def __init__(self, n_layers, rows, kv_heads, length, head_dim, dtype, dev, rotary_emb):
         self.kv = torch.zeros(n_layers, 2, rows, kv_heads, length, head_dim, dtype=dtype, device=dev)
         # a step's tokens and position: a captured graph reads them here
@@ -217,15 +291,18 @@ class StaticKV:
     def prefill(self, layer_kv, P):
         "Copy a prompt's keys and values (per layer, (k, v) [1, kv_heads, P, head_dim]) into row 0."
         for l, (k, v) in enumerate(layer_kv):
-            self.kv[l, 0, :1, :, :P].copy_(k); self.kv[l, 1, :1, :, :P].copy_(v)
+            self.kv[l, 0, :1, :, :P].copy_(k)
+            self.kv[l, 1, :1, :, :P].copy_(v)
 
     def gather(self, rows, n) -> bool:
         """Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n; rows already in place are not
         copied. Was anything copied?"""
         move = [(j, r) for j, r in enumerate(rows) if j != r]
-        if not move: return False
+        if not move:
+            return False
         dev = self.kv.device
-        dst = torch.tensor([j for j, _ in move], device=dev); src = torch.tensor([r for _, r in move], device=dev)
+        dst = torch.tensor([j for j, _ in move], device=dev)
+        src = torch.tensor([r for _, r in move], device=dev)
         for l in range(self.kv.shape[0]):  # per layer: the temporary copy stays small
             kv = self.kv[l, :, :, :, :n]
             kv.index_copy_(1, dst, kv.index_select(1, src))
@@ -235,17 +312,24 @@ class StaticKV:
 def _add_to(cls):
     """Make the decorated function a method of `cls`: `FastDecoder` grows over the cells below, each piece tested where
     it appears (those cells are `exporti`: the methods do not join the module's `__all__`)."""
-    def add(f): setattr(cls, f.__name__, f); return f
+
+    def add(f):
+        setattr(cls, f.__name__, f)
+        return f
+
     return add
+
 
 class FastDecoder:
     """`dfs_sample` over a static KV cache; on CUDA each decode step is a CUDA graph replay (one graph per batch and
     length bucket, captured once)."""
+
     def __init__(self, model, *, graphs=None, max_rows=64, min_len=256, fuse=True, compile=None, exact_casts=True):
         self.model, self.base = model, _base(model)
         self.inner, cfg = self.base.model, self.base.config
         why = unsupported(model)
-        if why: raise ValueError(f"the static-cache decoder does not support this model: {why}")
+        if why:
+            raise ValueError(f"the static-cache decoder does not support this model: {why}")
         a = self.inner.layers[0].self_attn
         self.dev, self.dtype = model.device, self.inner.embed_tokens.weight.dtype
         self.n_layers, self.heads = len(self.inner.layers), cfg.num_attention_heads
@@ -258,8 +342,19 @@ class FastDecoder:
         self.cache: StaticKV | None = None
         self._graphs, self._pool = {}, None  # graph buckets (below)
         self._sig, self._layers, self._vers, self._k, self._copies = None, None, None, None, []  # weights (below)
-        self.stats = dict(captures=0, capture_s=0.0, warmup_s=0.0, replays=0, eager_steps=0, prefills=0, gathers=0,
-                          allocs=0, invalidations=0, fallbacks=0, lora_refreshes=0)
+        self.stats = dict(
+            captures=0,
+            capture_s=0.0,
+            warmup_s=0.0,
+            replays=0,
+            eager_steps=0,
+            prefills=0,
+            gathers=0,
+            allocs=0,
+            invalidations=0,
+            fallbacks=0,
+            lora_refreshes=0,
+        )
         self.stepping = False  # True while a decode step runs (or is captured): hooks can read `pos`
 
     # the cache's tensors and sizes, under the names hooks and benchmarks read (`fd.pos` during a step)
@@ -276,10 +371,13 @@ class FastDecoder:
     def _alloc(self, rows, length):
         "A new static cache, at least as large as the old one; drops captured graphs (they read the old buffers)."
         rows, length = max(rows, self.rows), max(length, self.length)
-        self._drop_graphs(); self.cache = None
-        if self.dev.type == 'cuda': torch.cuda.empty_cache()
-        self.cache = StaticKV(self.n_layers, rows, self.kv_heads, length, self.head_dim, self.dtype, self.dev,
-                              self.inner.rotary_emb)
+        self._drop_graphs()
+        self.cache = None
+        if self.dev.type == 'cuda':
+            torch.cuda.empty_cache()
+        self.cache = StaticKV(
+            self.n_layers, rows, self.kv_heads, length, self.head_dim, self.dtype, self.dev, self.inner.rotary_emb
+        )
         self.stats['allocs'] += 1
 
     def _ensure(self, rows, length):
@@ -299,7 +397,8 @@ class FastDecoder:
 
     def gather(self, rows, n):
         "Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n (`StaticKV.gather`)."
-        if self.cache.gather(rows, n): self.stats['gathers'] += 1
+        if self.cache.gather(rows, n):
+            self.stats['gathers'] += 1
 
     def usable(self, total_len):
         "Can a search of `total_len` tokens run here? Not past a sliding window (the cache keeps every position)."
@@ -310,45 +409,68 @@ class FastDecoder:
 def _signature(self):
     "Weight storage and LoRA switches: what a captured graph has baked in."
     from peft.tuners.lora import LoraLayer
+
     ptrs = tuple(p.data_ptr() for p in self.model.parameters())
-    lora = tuple((m.disable_adapters, m.merged, tuple(m.active_adapters), tuple(sorted(m.scaling.items())))
-                 for m in self.model.modules() if isinstance(m, LoraLayer))
+    lora = tuple(
+        (m.disable_adapters, m.merged, tuple(m.active_adapters), tuple(sorted(m.scaling.items())))
+        for m in self.model.modules()
+        if isinstance(m, LoraLayer)
+    )
     return hash((ptrs, lora))
+
 
 @_add_to(FastDecoder)
 def _prepare(self):
     "The fused step's per-layer weights and LoRA buffers (or None: the modules step)."
     why = 'fuse=False' if not self.fuse else unfusable(self.model)
     if why:
-        if self.fuse: _once(f"the decode step calls the model's modules: {why}")
-        self._layers, self._copies = None, []; return
+        if self.fuse:
+            _once(f"the decode step calls the model's modules: {why}")
+        self._layers, self._copies = None, []
+        return
     L = []
     for layer in self.inner.layers:
         p = {k: _Proj(mods, self.dev) for k, mods in _projections(layer).items()}
         n1, n2 = layer.input_layernorm, layer.post_attention_layernorm
-        L.append(dict(p, n1=(n1.weight, n1.variance_epsilon), n2=(n2.weight, n2.variance_epsilon), act=layer.mlp.act_fn,
-                      inter=_linear(layer.mlp.gate_proj).out_features, scaling=layer.self_attn.scaling))
+        L.append(
+            dict(
+                p,
+                n1=(n1.weight, n1.variance_epsilon),
+                n2=(n2.weight, n2.variance_epsilon),
+                act=layer.mlp.act_fn,
+                inter=_linear(layer.mlp.gate_proj).out_features,
+                scaling=layer.self_attn.scaling,
+            )
+        )
     self._layers, self._final = L, (self.inner.norm.weight, self.inner.norm.variance_epsilon)
     self._copies = [c for ly in L for k in ('qkv', 'o', 'gu', 'down') for c in ly[k].copies]
     self._k = self._k or self._kernels()
+
 
 @_add_to(FastDecoder)
 def _kernels(self):
     """The step's elementwise functions (`KERNELS`), compiled when `compile` is on; uncompiled, said once, when
     compiling fails."""
-    if not self.compile: return KERNELS
+    if not self.compile:
+        return KERNELS
     try:
         import torch._dynamo.config as dc, torch._inductor.config as ic
+
         # a few variants per function (batch 1 or more, LoRA dtype): not the limit of 8
         for name in ('recompile_limit', 'cache_size_limit'):
-            if hasattr(dc, name): setattr(dc, name, max(getattr(dc, name), 64)); break
+            if hasattr(dc, name):
+                setattr(dc, name, max(getattr(dc, name), 64))
+                break
         exact = self.exact_casts and hasattr(ic, 'emulate_precision_casts')
         opts = {'emulate_precision_casts': True} if exact else None
         return {k: torch.compile(f, fullgraph=True, dynamic=True, options=opts) for k, f in KERNELS.items()}
     except Exception as e:
-        _once(f"torch.compile is not available ({type(e).__name__}: {e}): "
-              "the step's elementwise functions run uncompiled")
-        self.compile = False; return KERNELS
+        _once(
+            f"torch.compile is not available ({type(e).__name__}: {e}): the step's elementwise functions run uncompiled"
+        )
+        self.compile = False
+        return KERNELS
+
 
 @_add_to(FastDecoder)
 @torch.inference_mode()  # the buffers were made in inference mode
@@ -357,8 +479,10 @@ def refresh(self):
     when the tensors' version counters moved; call it after writes the counters cannot see (through `.data`)."""
     for dst, src, s in self._copies:
         dst.copy_(src)
-        if s != 1.0: dst.mul_(s)
+        if s != 1.0:
+            dst.mul_(s)
     self.stats['lora_refreshes'] += 1
+
 
 @_add_to(FastDecoder)
 @torch.inference_mode()
@@ -368,14 +492,20 @@ def _check_weights(self):
     sig = self._signature()
     if sig != self._sig:
         if self._sig is not None and self._graphs:
-            _log.warning("model weights were replaced or LoRA switched (not an in-place hot-load): "
-                         "CUDA graphs are captured again")
-            self._drop_graphs(); self.stats['invalidations'] += 1
+            _log.warning(
+                "model weights were replaced or LoRA switched (not an in-place hot-load): "
+                "CUDA graphs are captured again"
+            )
+            self._drop_graphs()
+            self.stats['invalidations'] += 1
         # fusing re-points weights: their addresses change once
-        self._prepare(); self._sig, self._vers = self._signature(), None
+        self._prepare()
+        self._sig, self._vers = self._signature(), None
     if self._layers is not None:
         vers = tuple(src._version for _, src, _ in self._copies)
-        if vers != self._vers: self.refresh(); self._vers = vers
+        if vers != self._vers:
+            self.refresh()
+            self._vers = vers
 
 # %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
@@ -383,39 +513,46 @@ def _step_impl(self, b, L):
     """Log-probabilities [b, V] of the next token for rows :b, each fed `ids[:b]` at position `pos`, attending to
     positions :L."""
     self.stepping = True
-    try: return self._step_fused(b, L) if self._layers is not None else self._step_modules(b, L)
-    finally: self.stepping = False
+    try:
+        return self._step_fused(b, L) if self._layers is not None else self._step_modules(b, L)
+    finally:
+        self.stepping = False
+
 
 @_add_to(FastDecoder)
 def _step_fused(self, b, L):
     "The step in few kernels: fused projections, one LoRA product per group, the elementwise work in `KERNELS`."
     c, K, H, KV, hd = self.cache, self._k, self.heads, self.kv_heads, self.head_dim
     pos = c.pos
-    h = self.inner.embed_tokens(c.ids[:b])                                # [b, d]
-    cos, sin = c.cos.index_select(0, pos), c.sin.index_select(0, pos)      # [1, hd]
+    h = self.inner.embed_tokens(c.ids[:b])  # [b, d]
+    cos, sin = c.cos.index_select(0, pos), c.sin.index_select(0, pos)  # [1, hd]
     mask = (c.arange[:L] <= pos).view(1, 1, 1, L)
     pend = None  # the previous layer's down projection, added to the residual by the next norm
     for l, ly in enumerate(self._layers):
-        if pend is None: x, x32 = K['norm'](h, *ly['n1'], ly['qkv'].dt)
-        else: h, x, x32 = K['add_norm'](h, *pend, *ly['n1'], ly['qkv'].dt)
+        if pend is None:
+            x, x32 = K['norm'](h, *ly['n1'], ly['qkv'].dt)
+        else:
+            h, x, x32 = K['add_norm'](h, *pend, *ly['n1'], ly['qkv'].dt)
         q, k, v = K['rope'](*ly['qkv'](x, x32), cos, sin, H, KV, hd)
         kc, vc = c.kv[l, 0, :b], c.kv[l, 1, :b]
-        kc.index_copy_(2, pos, k); vc.index_copy_(2, pos, v)
+        kc.index_copy_(2, pos, k)
+        vc.index_copy_(2, pos, v)
         o = F.scaled_dot_product_attention(q, kc[:, :, :L], vc[:, :, :L], attn_mask=mask, scale=ly['scaling'])
         o, o32 = K['flat'](o, ly['o'].dt)
         h, x, x32 = K['add_norm'](h, *ly['o'](o, o32), *ly['n2'], ly['gu'].dt)
         a, a32 = K['act'](*ly['gu'](x, x32), ly['inter'], ly['act'], ly['down'].dt)
         pend = ly['down'](a, a32)
     _, x, _ = K['add_norm'](h, *pend, *self._final, None)
-    logits = self.base.lm_head(x[:, None])                                # [b, 1, V], hooks on the head see HF's shape
+    logits = self.base.lm_head(x[:, None])  # [b, 1, V], hooks on the head see HF's shape
     return torch.log_softmax(logits[:, -1].float(), -1)
+
 
 @_add_to(FastDecoder)
 def _step_modules(self, b, L):
     "The step through the model's own modules (`fuse=False`, or a model `unfusable` names), attention written here."
     c, H, KV, hd = self.cache, self.heads, self.kv_heads, self.head_dim
     pos = c.pos
-    h = self.inner.embed_tokens(c.ids[:b, None])                          # [b, 1, d]
+    h = self.inner.embed_tokens(c.ids[:b, None])  # [b, 1, d]
     cos, sin = c.cos.index_select(0, pos)[None, None], c.sin.index_select(0, pos)[None, None]
     mask = (c.arange[:L] <= pos).view(1, 1, 1, L)
     for l, layer in enumerate(self.inner.layers):
@@ -426,13 +563,15 @@ def _step_modules(self, b, L):
         v = a.v_proj(x).view(b, 1, KV, hd).transpose(1, 2)
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         kc, vc = c.kv[l, 0, :b], c.kv[l, 1, :b]
-        kc.index_copy_(2, pos, k); vc.index_copy_(2, pos, v)
+        kc.index_copy_(2, pos, k)
+        vc.index_copy_(2, pos, v)
         # grouped-query attention without repeat_kv: a key/value head's query heads act as its query positions
-        o = F.scaled_dot_product_attention(q.reshape(b, KV, H // KV, hd), kc[:, :, :L], vc[:, :, :L], attn_mask=mask,
-                                           scale=a.scaling)
+        o = F.scaled_dot_product_attention(
+            q.reshape(b, KV, H // KV, hd), kc[:, :, :L], vc[:, :, :L], attn_mask=mask, scale=a.scaling
+        )
         h = r + a.o_proj(o.reshape(b, 1, H * hd))
         h = h + layer.mlp(layer.post_attention_layernorm(h))
-    logits = self.base.lm_head(self.inner.norm(h))                         # [b, 1, V]
+    logits = self.base.lm_head(self.inner.norm(h))  # [b, 1, V]
     return torch.log_softmax(logits[:, -1].float(), -1)
 
 # %% ../nbs/06c_fastdecode.ipynb
@@ -442,21 +581,27 @@ def _capture(self, b, L):
     when capture fails (then eager)."""
     t = time.perf_counter()
     try:
-        if self._pool is None: self._pool = torch.cuda.graph_pool_handle()
-        s = torch.cuda.Stream(self.dev); s.wait_stream(torch.cuda.current_stream(self.dev))
+        if self._pool is None:
+            self._pool = torch.cuda.graph_pool_handle()
+        s = torch.cuda.Stream(self.dev)
+        s.wait_stream(torch.cuda.current_stream(self.dev))
         # warm-up (compiles the kernels for this shape); harmless: it writes what the replay will write
         with torch.cuda.stream(s):
-            try: self._step_impl(b, L)
+            try:
+                self._step_impl(b, L)
             except Exception as e:
-                if not self.compile: raise
+                if not self.compile:
+                    raise
                 _once(f"the compiled decode step failed ({type(e).__name__}: {e}): its functions run uncompiled")
-                self.compile, self._k = False, KERNELS; self._step_impl(b, L)
+                self.compile, self._k = False, KERNELS
+                self._step_impl(b, L)
             torch.cuda.synchronize(self.dev)
         self.stats['warmup_s'] += time.perf_counter() - t
         torch.cuda.current_stream(self.dev).wait_stream(s)
         g = torch.cuda.CUDAGraph()
         # thread_local: other threads may use CUDA meanwhile
-        with torch.cuda.graph(g, pool=self._pool, capture_error_mode='thread_local'): out = self._step_impl(b, L)
+        with torch.cuda.graph(g, pool=self._pool, capture_error_mode='thread_local'):
+            out = self._step_impl(b, L)
     except Exception as e:
         _log.warning(f"CUDA graph capture failed ({type(e).__name__}: {e}); decoding eagerly over the static cache")
         _log.info(traceback.format_exc())
@@ -464,14 +609,17 @@ def _capture(self, b, L):
         return None
     torch.cuda.synchronize(self.dev)
     self._graphs[(b, L)] = (g, out)
-    self.stats['captures'] += 1; self.stats['capture_s'] += time.perf_counter() - t
+    self.stats['captures'] += 1
+    self.stats['capture_s'] += time.perf_counter() - t
     return g, out
+
 
 @_add_to(FastDecoder)
 def step(self, tokens, pos):
     """Feed `tokens[i]` to cache row i at position `pos`: next-token log-probabilities [len(tokens), V] (valid until the
     next step)."""
-    if self._sig is None: self._check_weights()
+    if self._sig is None:
+        self._check_weights()
     m = len(tokens)
     self.cache.ids[:m].copy_(torch.tensor(tokens, dtype=torch.long), non_blocking=True)
     self.cache.pos.fill_(pos)
@@ -480,7 +628,8 @@ def step(self, tokens, pos):
         b, L = pow2(m), min(pow2(pos + 1, self.min_len), self.length)
         g = self._graphs.get((b, L)) or self._capture(b, L)
         if g is not None:
-            g[0].replay(); self.stats['replays'] += 1
+            g[0].replay()
+            self.stats['replays'] += 1
             return g[1][:m]
     self.stats['eager_steps'] += 1
     return self._step_impl(m, pos + 1)
@@ -497,49 +646,65 @@ def dfs(self, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max_batch=N
     eager = lambda: dfs_sample(self.model, prompt_ids, **kw)
     # dropout on, or longer than the sliding window
     if random_forward(self.model) or not self.usable(P + max_new_tokens):
-        self.stats['fallbacks'] += 1; return eager()
+        self.stats['fallbacks'] += 1
+        return eager()
     # live branches <= 1/min_prob (disjoint events)
     rows = 1 if min_prob is None else min(self.max_rows, max(1, int(1 / min_prob)))
-    self._ensure(rows, P + max_new_tokens); self._check_weights()
+    self._ensure(rows, P + max_new_tokens)
+    self._check_weights()
     lp = self.prefill(prompt_ids)
-    if min_prob is None: return self._greedy(lp, P, max_new_tokens, eos_token_id)
+    if min_prob is None:
+        return self._greedy(lp, P, max_new_tokens, eos_token_id)
     floor, branches, done = math.log(min_prob), [((), 0.0)], []
     for depth in range(max_new_tokens):
         # dfs_sample's own step
         keep_r, keep_t = expand(lp, branches, floor, eos_token_id, depth + 1 >= max_new_tokens, done)
-        if not keep_r: break
+        if not keep_r:
+            break
         if len(keep_r) > self.rows:  # only when max_rows < 1/min_prob
             self.stats['fallbacks'] += 1
-            _log.info(f"{len(keep_r)} live branches exceed the static cache's {self.rows} rows: "
-                      "this search runs eagerly")
+            _log.info(
+                f"{len(keep_r)} live branches exceed the static cache's {self.rows} rows: this search runs eagerly"
+            )
             return eager()
         self.gather(keep_r, P + depth)
         lp, branches = self.step([s[-1] for s, _ in keep_t], P + depth), keep_t
     return sorted(done, key=lambda x: (-x[1], x[0]))
+
 
 @_add_to(FastDecoder)
 def _greedy(self, lp, P, max_new_tokens, eos):
     "`min_prob=None`: one row, the most probable token each step."
     seq, s = [], 0.0
     for i in range(max_new_tokens):
-        l = lp[0]; t = int(l.argmax()); seq.append(t); s += float(l[t])
-        if t == eos: return [(seq, s)]
-        if i + 1 < max_new_tokens: lp = self.step([t], P + i)
+        l = lp[0]
+        t = int(l.argmax())
+        seq.append(t)
+        s += float(l[t])
+        if t == eos:
+            return [(seq, s)]
+        if i + 1 < max_new_tokens:
+            lp = self.step([t], P + i)
     return []
 
 # %% ../nbs/06c_fastdecode.ipynb
 def fast_decoder(model, decode='auto', **kw) -> FastDecoder | None:
     """The worker's decoder for `model` (made once, kept on the model), or None for plain `dfs_sample`. decode: 'auto' |
     'eager' | 'static' | 'graph'."""
-    if decode not in DECODE_MODES: raise ValueError(f"decode must be one of {DECODE_MODES}, not {decode!r}")
+    if decode not in DECODE_MODES:
+        raise ValueError(f"decode must be one of {DECODE_MODES}, not {decode!r}")
     cuda = model.device.type == 'cuda'
-    if decode == 'eager' or (decode == 'auto' and not cuda): return None
+    if decode == 'eager' or (decode == 'auto' and not cuda):
+        return None
     why = unsupported(model)
-    if why: _once(f"decoding eagerly: the static-cache decoder does not support this model ({why})"); return None
+    if why:
+        _once(f"decoding eagerly: the static-cache decoder does not support this model ({why})")
+        return None
     graphs = cuda and decode != 'static'
     if decode == 'graph' and not cuda:
         _once("decode='graph' on the CPU: CUDA graphs need a GPU, the static cache runs eagerly")
     cache = model.__dict__.setdefault('_arc_decoders', {})
     key = (graphs, tuple(sorted(kw.items())))
-    if key not in cache: cache[key] = FastDecoder(model, graphs=graphs, **kw)
+    if key not in cache:
+        cache[key] = FastDecoder(model, graphs=graphs, **kw)
     return cache[key]

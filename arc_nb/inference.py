@@ -13,8 +13,9 @@ from .data import Task
 from .augment import Transform, random_transform, task_rng
 from .encoding import Vocab, fit_prompt, decode_grid, grid_ids, output_tokens, test_views
 from .scoring import fallback_attempts
+
 # re-exported: callers import them from here too
-from .search import WORK, WorkCount, forward, dfs_sample, dfs_recursive, DECODE_MODES
+from .search import WORK, forward, dfs_sample, dfs_recursive, DECODE_MODES  # noqa: F401 (re-exported)
 from .fastdecode import fast_decoder
 
 # %% auto 0
@@ -24,12 +25,12 @@ __all__ = ['InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'view_pro
 # %% ../nbs/06_inference.ipynb
 @dataclass
 class InferConfig:
-    n: int = 8                      # augmented views per test input (the first is the identity)
-    min_prob: float | None = 0.17   # DFS threshold; None: greedy
+    n: int = 8  # augmented views per test input (the first is the identity)
+    min_prob: float | None = 0.17  # DFS threshold; None: greedy
     max_seq_len: int = 8192
-    max_new_tokens: int = 931       # 30x30 grid + newlines + end token
+    max_new_tokens: int = 931  # 30x30 grid + newlines + end token
     max_batch: int | None = None
-    rescore: bool = True            # product of experts over all views
+    rescore: bool = True  # product of experts over all views
     d8: bool = True
     colors: bool = True
     keep_background: bool = True
@@ -37,63 +38,88 @@ class InferConfig:
     seed: int = 0
     # 'auto': CUDA graphs on a GPU for Llama-style models, else eager; or 'eager' / 'static' / 'graph' (see fastdecode)
     decode: str = 'auto'
+
     def __post_init__(self):
         if self.decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {DECODE_MODES}, not {self.decode!r}")
-        if self.n < 1: raise ValueError(f"n (augmented views per test input) must be at least 1, got {self.n}")
+        if self.n < 1:
+            raise ValueError(f"n (augmented views per test input) must be at least 1, got {self.n}")
         if self.min_prob is not None and not (0 < self.min_prob <= 1):
             raise ValueError(f"min_prob must be in (0, 1] or None, got {self.min_prob}")
+
 
 @dataclass
 class Candidate:
     grid: list
-    found_by: list           # indices of the views whose DFS produced it
-    dfs_logprob: float       # best log-probability under a view that found it
-    scores: list             # log-probability under each view (rescoring), or [] when rescoring is off
+    found_by: list  # indices of the views whose DFS produced it
+    dfs_logprob: float  # best log-probability under a view that found it
+    scores: list  # log-probability under each view (rescoring), or [] when rescoring is off
+
     @property
-    def score(self): return sum(self.scores) if self.scores else self.dfs_logprob
+    def score(self):
+        return sum(self.scores) if self.scores else self.dfs_logprob
+
 
 @dataclass
 class TestPrediction:
     index: int
     candidates: list
-    attempts: list           # [attempt_1, attempt_2] grids
-    views: list              # each view's Transform as JSON
-    malformed: int = 0       # DFS sequences that did not decode to a valid grid
-    tokens: int = 0          # tokens fed or generated for this test input
-    from_fallback: int = 0   # attempts taken from the fallbacks
-    decode_s: float = 0.0    # seconds in the backend's search (prefill included)
-    score_s: float = 0.0     # seconds in rescoring
+    attempts: list  # [attempt_1, attempt_2] grids
+    views: list  # each view's Transform as JSON
+    malformed: int = 0  # DFS sequences that did not decode to a valid grid
+    tokens: int = 0  # tokens fed or generated for this test input
+    from_fallback: int = 0  # attempts taken from the fallbacks
+    decode_s: float = 0.0  # seconds in the backend's search (prefill included)
+    score_s: float = 0.0  # seconds in rescoring
     work: dict = field(default_factory=dict)  # what the forward passes did (`WorkCount.since`)
+
     def to_json(self):
-        return {'index': self.index, 'attempts': self.attempts, 'malformed': self.malformed, 'tokens': self.tokens,
-                'from_fallback': self.from_fallback, 'decode_s': self.decode_s, 'score_s': self.score_s,
-                'work': self.work,
-                'views': self.views,
-                'candidates': [{**asdict(c), 'score': c.score} for c in self.candidates]}
+        return {
+            'index': self.index,
+            'attempts': self.attempts,
+            'malformed': self.malformed,
+            'tokens': self.tokens,
+            'from_fallback': self.from_fallback,
+            'decode_s': self.decode_s,
+            'score_s': self.score_s,
+            'work': self.work,
+            'views': self.views,
+            'candidates': [{**asdict(c), 'score': c.score} for c in self.candidates],
+        }
 
 # %% ../nbs/06_inference.ipynb
 def task_views(task: Task, cfg: InferConfig) -> list[Transform]:
     "The identity and `n-1` augmentations, a pure function of the task id and the seed."
     rng = task_rng(task.id, cfg.seed + 7919)
-    return [Transform()] + [random_transform(rng, len(task.train), d8=cfg.d8, colors=cfg.colors,
-                                             keep_background=cfg.keep_background, shuffle=cfg.shuffle)
-                                             for _ in range(cfg.n - 1)]
+    return [Transform()] + [
+        random_transform(
+            rng, len(task.train), d8=cfg.d8, colors=cfg.colors, keep_background=cfg.keep_background, shuffle=cfg.shuffle
+        )
+        for _ in range(cfg.n - 1)
+    ]
+
 
 def view_prompt(v: Vocab, task: Task, i: int, tr: Transform, cfg: InferConfig, reserve: int):
     """The prompt of test input `i` under view `tr`, fitted to `cfg.max_seq_len` with `reserve` tokens left for the
     answer."""
     ctx, qi, _ = test_views(task)[i]
     order = tr.order if tr.order is not None else range(len(ctx))
-    return fit_prompt(v, [(tr.grid(ctx[k][0]), tr.grid(ctx[k][1])) for k in order], tr.grid(qi),
-                      max_seq_len=cfg.max_seq_len, reserve=reserve, task_id=task.id)
+    return fit_prompt(
+        v,
+        [(tr.grid(ctx[k][0]), tr.grid(ctx[k][1])) for k in order],
+        tr.grid(qi),
+        max_seq_len=cfg.max_seq_len,
+        reserve=reserve,
+        task_id=task.id,
+    )
 
 # %% ../nbs/06_inference.ipynb
 @torch.inference_mode()
 def score_candidates(model, prompt_ids, cand_ids: list[list[int]]) -> list[float]:
     """Log-probability of each candidate continuation (ids ending in the end token) after `prompt_ids`: one prefill, one
     batched pass."""
-    if not cand_ids: return []
+    if not cand_ids:
+        return []
     dev = model.device
     logits, cache = forward(model, torch.as_tensor([list(prompt_ids)], device=dev), last_only=True)
     first = torch.log_softmax(logits[0, -1].float(), -1)
@@ -106,7 +132,8 @@ def score_candidates(model, prompt_ids, cand_ids: list[list[int]]) -> list[float
     res = []
     for j, c in enumerate(cand_ids):
         s = float(first[c[0]])
-        if len(c) > 1: s += float(lp[j, torch.arange(len(c) - 1, device=dev), torch.tensor(c[1:], device=dev)].sum())
+        if len(c) > 1:
+            s += float(lp[j, torch.arange(len(c) - 1, device=dev), torch.tensor(c[1:], device=dev)].sum())
         res.append(s)
     return res
 
@@ -115,27 +142,36 @@ def score_candidates(model, prompt_ids, cand_ids: list[list[int]]) -> list[float
 class Backend(Protocol):
     """What `predict_task` asks of a decoder. `HFBackend` (a transformers model) and `VLLMBackend` are two; a plain
     model is wrapped in `HFBackend`."""
-    def sample(self, prompts: list[list[int]], *, min_prob: float | None,
-               max_new_tokens: list[int]) -> list[list[tuple[list[int], float]]]:
+
+    def sample(
+        self, prompts: list[list[int]], *, min_prob: float | None, max_new_tokens: list[int]
+    ) -> list[list[tuple[list[int], float]]]:
         """Per prompt, the continuations (ids ending in the end token, log-probability) with probability >= `min_prob`
         (None: greedy) within its `max_new_tokens`, most probable first."""
         ...
+
     def score(self, prompts: list[list[int]], cands: list[list[list[int]]]) -> list[list[float]]:
         "Per prompt, the log-probability of each of its candidate continuations (ids ending in the end token)."
         ...
 
+
 class HFBackend:
     """The built-in backend: `dfs_sample` and `score_candidates` on a resident transformers (peft) model; `decode` picks
     the decode path."""
+
     def __init__(self, model, eos_token_id, max_batch=None, decode='auto'):
         self.model, self.eos, self.max_batch = model, eos_token_id, max_batch
         # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_sample
         self.decoder = fast_decoder(model, decode)
+
     def sample(self, prompts, *, min_prob, max_new_tokens):
         "Per prompt, the (ids, logprob) sequences to decode."
         dfs = self.decoder.dfs if self.decoder is not None else (lambda p, **kw: dfs_sample(self.model, p, **kw))
-        return [dfs(p, min_prob=min_prob, max_new_tokens=m, eos_token_id=self.eos, max_batch=self.max_batch)
-                for p, m in zip(prompts, max_new_tokens)]
+        return [
+            dfs(p, min_prob=min_prob, max_new_tokens=m, eos_token_id=self.eos, max_batch=self.max_batch)
+            for p, m in zip(prompts, max_new_tokens)
+        ]
+
     def score(self, prompts, cands):
         "Per prompt, the log-probability of each candidate continuation."
         return [score_candidates(self.model, p, c) for p, c in zip(prompts, cands)]
@@ -150,10 +186,12 @@ def test_prompts(v: Vocab, task: Task, cfg: InferConfig, views=None) -> list[lis
         out.append([view_prompt(v, task, i, tr, cfg, reserve).input_ids.tolist() for tr in views])
     return out
 
+
 def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig) -> list[TestPrediction]:
     """Candidates and top-2 attempts for every test input of `task`, in the original frame. `backend`: a model,
     `HFBackend` or `VLLMBackend`."""
-    if not isinstance(backend, Backend): backend = HFBackend(backend, v.eos, cfg.max_batch, cfg.decode)
+    if not isinstance(backend, Backend):
+        backend = HFBackend(backend, v.eos, cfg.max_batch, cfg.decode)
     views, fb, preds = task_views(task, cfg), fallback_attempts(task), []
     for i, prompts in enumerate(test_prompts(v, task, cfg, views)):
         rooms = [min(cfg.max_new_tokens, cfg.max_seq_len - len(p)) for p in prompts]
@@ -165,52 +203,85 @@ def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig) -> list[TestPr
         for k, (tr, seqs) in enumerate(zip(views, samples)):
             for ids, lp in seqs:
                 g = decode_grid(v, ids)
-                if g is None: malformed += 1; continue
-                g = tr.invert(g); key = (g.shape, g.tobytes())
+                if g is None:
+                    malformed += 1
+                    continue
+                g = tr.invert(g)
+                key = (g.shape, g.tobytes())
                 c = found.setdefault(key, Candidate(g.tolist(), [], -math.inf, []))
-                if k not in c.found_by: c.found_by.append(k)
+                if k not in c.found_by:
+                    c.found_by.append(k)
                 c.dfs_logprob = max(c.dfs_logprob, lp)
         cands = list(found.values())
         if cfg.rescore and cands:
             ids = [[list(grid_ids(v, tr.grid(np.array(c.grid))).tolist()) + [v.eos] for c in cands] for tr in views]
             per_view = backend.score(prompts, ids)
             tokens += sum(map(len, prompts)) + sum(len(x) for xs in ids for x in xs)
-            for j, c in enumerate(cands): c.scores = [pv[j] for pv in per_view]
+            for j, c in enumerate(cands):
+                c.scores = [pv[j] for pv in per_view]
         t2 = time.perf_counter()
         cands.sort(key=lambda c: (-c.score, -len(c.found_by), c.grid))
         attempts = [c.grid for c in cands[:2]]
         n_fb = 0
         for a in (fb[i]['attempt_1'], fb[i]['attempt_2']):
-            if len(attempts) < 2 and a not in attempts: attempts.append(a); n_fb += 1
-        while len(attempts) < 2: attempts.append(fb[i]['attempt_1']); n_fb += 1
-        preds.append(TestPrediction(i, cands, attempts, [t.to_json() for t in views], malformed, tokens, n_fb,
-                                    decode_s=t1 - t0, score_s=t2 - t1, work=WORK.since(w0)))
+            if len(attempts) < 2 and a not in attempts:
+                attempts.append(a)
+                n_fb += 1
+        while len(attempts) < 2:
+            attempts.append(fb[i]['attempt_1'])
+            n_fb += 1
+        preds.append(
+            TestPrediction(
+                i,
+                cands,
+                attempts,
+                [t.to_json() for t in views],
+                malformed,
+                tokens,
+                n_fb,
+                decode_s=t1 - t0,
+                score_s=t2 - t1,
+                work=WORK.since(w0),
+            )
+        )
     return preds
 
 # %% ../nbs/06_inference.ipynb
 class VLLMBackend:
     "`predict_task` backend on a resident vLLM engine with multi-LoRA; `use(adapter_dir)` selects a task's adapter."
+
     def __init__(self, llm, *, eos_token_id, samples=8, temperature=1.0, seed=0):
         self.llm, self.eos, self.samples, self.temperature, self.seed = llm, eos_token_id, samples, temperature, seed
         self.lora, self._ids = None, {}
 
     @classmethod
-    def load(cls, model_path, *, max_lora_rank=64, max_model_len=8192, gpu_memory_utilization=0.85, dtype='bfloat16',
-             **kw):
+    def load(
+        cls, model_path, *, max_lora_rank=64, max_model_len=8192, gpu_memory_utilization=0.85, dtype='bfloat16', **kw
+    ):
         "Start a vLLM engine with LoRA enabled (one per worker)."
-        try: from vllm import LLM
+        try:
+            from vllm import LLM
         except ImportError:
-            raise ImportError("the vLLM backend needs vllm: `pip install -e '.[vllm]'`, "
-                              "or use the built-in backend") from None
+            raise ImportError(
+                "the vLLM backend needs vllm: `pip install -e '.[vllm]'`, or use the built-in backend"
+            ) from None
         from transformers import AutoTokenizer
+
         eos = AutoTokenizer.from_pretrained(model_path, local_files_only=True).eos_token_id
-        llm = LLM(model=str(model_path), enable_lora=True, max_lora_rank=max_lora_rank, max_model_len=max_model_len,
-                  gpu_memory_utilization=gpu_memory_utilization, dtype=dtype)
+        llm = LLM(
+            model=str(model_path),
+            enable_lora=True,
+            max_lora_rank=max_lora_rank,
+            max_model_len=max_model_len,
+            gpu_memory_utilization=gpu_memory_utilization,
+            dtype=dtype,
+        )
         return cls(llm, eos_token_id=eos, **kw)
 
     def use(self, adapter_dir, name=None):
         "Serve the next requests with the peft adapter in `adapter_dir` (a `LoRARequest`; vLLM caches loaded adapters)."
         from vllm.lora.request import LoRARequest
+
         name = name or str(adapter_dir)
         self._ids.setdefault(name, len(self._ids) + 1)
         self.lora = LoRARequest(name, self._ids[name], str(adapter_dir))
@@ -218,36 +289,54 @@ class VLLMBackend:
 
     def _params(self, **kw):
         from vllm import SamplingParams
+
         return SamplingParams(**kw)
 
     def sample(self, prompts, *, min_prob, max_new_tokens):
         reqs = [{'prompt_token_ids': p} for p in prompts]
-        greedy = [self._params(temperature=0.0, max_tokens=m, stop_token_ids=[self.eos], logprobs=0)
-                  for m in max_new_tokens]
+        greedy = [
+            self._params(temperature=0.0, max_tokens=m, stop_token_ids=[self.eos], logprobs=0) for m in max_new_tokens
+        ]
         outs = list(self.llm.generate(reqs, greedy, lora_request=self.lora, use_tqdm=False))
         if min_prob is not None and self.samples:
-            sampled = [self._params(n=self.samples, temperature=self.temperature, seed=self.seed, max_tokens=m,
-                                    stop_token_ids=[self.eos], logprobs=0) for m in max_new_tokens]
+            sampled = [
+                self._params(
+                    n=self.samples,
+                    temperature=self.temperature,
+                    seed=self.seed,
+                    max_tokens=m,
+                    stop_token_ids=[self.eos],
+                    logprobs=0,
+                )
+                for m in max_new_tokens
+            ]
             outs2 = list(self.llm.generate(reqs, sampled, lora_request=self.lora, use_tqdm=False))
-        else: outs2 = [None] * len(outs)
+        else:
+            outs2 = [None] * len(outs)
         floor = -math.inf if min_prob is None else math.log(min_prob)
         res = []
         for o, o2 in zip(outs, outs2):
             seen = {}
             for c in list(o.outputs) + (list(o2.outputs) if o2 is not None else []):
                 ids = list(c.token_ids)
-                if not ids or ids[-1] != self.eos: continue  # ran out of tokens: not a complete grid
-                if c.cumulative_logprob >= floor: seen.setdefault(tuple(ids), c.cumulative_logprob)
+                if not ids or ids[-1] != self.eos:
+                    continue  # ran out of tokens: not a complete grid
+                if c.cumulative_logprob >= floor:
+                    seen.setdefault(tuple(ids), c.cumulative_logprob)
             res.append(sorted(((list(k), lp) for k, lp in seen.items()), key=lambda x: (-x[1], x[0])))
         return res
 
     def score(self, prompts, cands):
         reqs, where = [], []
         for k, (p, cs) in enumerate(zip(prompts, cands)):
-            for c in cs: reqs.append({'prompt_token_ids': list(p) + list(c)}); where.append((k, len(p), c))
-        if not reqs: return [[] for _ in prompts]
-        outs = self.llm.generate(reqs, self._params(max_tokens=1, prompt_logprobs=0), lora_request=self.lora,
-                                 use_tqdm=False)
+            for c in cs:
+                reqs.append({'prompt_token_ids': list(p) + list(c)})
+                where.append((k, len(p), c))
+        if not reqs:
+            return [[] for _ in prompts]
+        outs = self.llm.generate(
+            reqs, self._params(max_tokens=1, prompt_logprobs=0), lora_request=self.lora, use_tqdm=False
+        )
         res = [[] for _ in prompts]
         for (k, n, c), o in zip(where, outs):
             res[k].append(sum(o.prompt_logprobs[n + j][t].logprob for j, t in enumerate(c)))
@@ -256,7 +345,9 @@ class VLLMBackend:
 # %% ../nbs/06_inference.ipynb
 def write_predictions(path, task_id: str, preds: list[TestPrediction], **extra):
     from arc_nb.data import write_json
+
     write_json(path, {'task': task_id, **extra, 'tests': [p.to_json() for p in preds]})
+
 
 def attempts_of(preds_json: dict) -> list[list]:
     "The attempts of a predictions.json record, as `make_submission` takes them."

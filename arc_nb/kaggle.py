@@ -14,14 +14,27 @@ PROVENANCE = 'Generated from git commit'  # the one line a rebuild may change wi
 
 NOT_SHIPPED = ('_modidx.py', 'testing.py')  # nbdev's index and the test helpers: not needed at run time
 
+
 def package_sources() -> dict[str, str]:
     "The exported modules of arc_nb that a run needs, by file name (all but `NOT_SHIPPED`)."
     d = Path(arc_nb.__file__).parent
     return {p.name: p.read_text() for p in sorted(d.glob('*.py')) if p.name not in NOT_SHIPPED}
 
+
 def _git_commit():
-    try: return subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], capture_output=True, text=True, cwd=Path(arc_nb.__file__).parent, timeout=5).stdout.strip() or 'unknown'
-    except Exception: return 'unknown'
+    try:
+        return (
+            subprocess.run(
+                ['git', 'rev-parse', '--short', 'HEAD'],
+                capture_output=True,
+                text=True,
+                cwd=Path(arc_nb.__file__).parent,
+                timeout=5,
+            ).stdout.strip()
+            or 'unknown'
+        )
+    except Exception:
+        return 'unknown'
 
 # %% auto 0
 __all__ = ['NOTEBOOK', 'PROVENANCE', 'NOT_SHIPPED', 'SETUP', 'WRITE', 'INSTALL', 'RUN', 'CHECK', 'package_sources',
@@ -84,50 +97,100 @@ assert not problems, problems
 print(f"{OUT/'submission.json'}: valid for {len(final)} tasks", '' if 'score' not in summary else f"(score {summary['score']:.2f}% against the attached solutions)")'''
 
 # %% ../nbs/11_kaggle.ipynb
-def _md(text): return {'cell_type': 'markdown', 'metadata': {}, 'source': text.splitlines(keepends=True)}
-def _code(text): return {'cell_type': 'code', 'execution_count': None, 'metadata': {}, 'outputs': [], 'source': text.splitlines(keepends=True)}
+def _md(text):
+    return {'cell_type': 'markdown', 'metadata': {}, 'source': text.splitlines(keepends=True)}
+
+
+def _code(text):
+    return {
+        'cell_type': 'code',
+        'execution_count': None,
+        'metadata': {},
+        'outputs': [],
+        'source': text.splitlines(keepends=True),
+    }
+
 
 def kaggle_config(overrides: dict | None = None) -> dict:
     "The run configuration the notebook carries: RunConfig defaults, then `overrides` (a --config file)."
     d = RunConfig().to_dict()
     bad = sorted(set(overrides or {}) - set(d))
-    if bad: raise ValueError(f"unknown setting(s) in the Kaggle config: {', '.join(bad)}")
+    if bad:
+        raise ValueError(f"unknown setting(s) in the Kaggle config: {', '.join(bad)}")
     return {**d, **(overrides or {})}
+
 
 def build_notebook(config: dict | None = None) -> dict:
     "The submission notebook (nbformat 4 dict) with arc_nb's source and the resolved configuration embedded."
     cfg, src = kaggle_config(config), package_sources()
     digest = hashlib.sha256(json.dumps(src, sort_keys=True).encode()).hexdigest()[:16]
-    header = (f"# arc_nb: per-task test-time training for the ARC Prize\n\n"
-              f"This notebook trains a fresh LoRA adapter on every ARC task's own examples and predicts its test outputs, "
-              f"with several worker processes per GPU sharing the GPUs through file locks, inside a time budget, and writes "
-              f"`/kaggle/working/submission.json`. It carries arc_nb {arc_nb.__version__} itself (no internet needed): "
-              f"do not edit it by hand, rebuild it with `arc-nb kaggle build`.\n\n"
-              f"- arc_nb version {arc_nb.__version__}, source sha256 {digest}\n"
-              f"- {PROVENANCE} {_git_commit()}\n\n"
-              f"Environment: `ARC_NB_DATA`, `ARC_NB_MODEL`, `ARC_NB_OUT`, `ARC_NB_TIME_BUDGET`, `ARC_NB_MAX_TASKS`, `ARC_NB_GPUS`, "
-              f"`ARC_NB_WHEELS` (see arc_nb's `11_kaggle` chapter). Outside a competition rerun it runs a quick check on 4 evaluation tasks.")
-    cells = [_md(header), _code(SETUP), _md('## The run configuration'), _code('CONFIG = ' + pprint.pformat(cfg, sort_dicts=False)),
-             _md("## arc_nb's source\n\nThe exported modules, verbatim."), _code(WRITE)]
+    header = (
+        f"# arc_nb: per-task test-time training for the ARC Prize\n\n"
+        f"This notebook trains a fresh LoRA adapter on every ARC task's own examples and predicts its test outputs, "
+        f"with several worker processes per GPU sharing the GPUs through file locks, inside a time budget, and writes "
+        f"`/kaggle/working/submission.json`. It carries arc_nb {arc_nb.__version__} itself (no internet needed): "
+        f"do not edit it by hand, rebuild it with `arc-nb kaggle build`.\n\n"
+        f"- arc_nb version {arc_nb.__version__}, source sha256 {digest}\n"
+        f"- {PROVENANCE} {_git_commit()}\n\n"
+        f"Environment: `ARC_NB_DATA`, `ARC_NB_MODEL`, `ARC_NB_OUT`, `ARC_NB_TIME_BUDGET`, `ARC_NB_MAX_TASKS`, `ARC_NB_GPUS`, "
+        f"`ARC_NB_WHEELS` (see arc_nb's `11_kaggle` chapter). Outside a competition rerun it runs a quick check on 4 evaluation tasks."
+    )
+    cells = [
+        _md(header),
+        _code(SETUP),
+        _md('## The run configuration'),
+        _code('CONFIG = ' + pprint.pformat(cfg, sort_dicts=False)),
+        _md("## arc_nb's source\n\nThe exported modules, verbatim."),
+        _code(WRITE),
+    ]
     cells += [_code(f'_module({name!r}, {text!r})') for name, text in src.items()]
-    cells += [_code(INSTALL), _md('## Run: train and predict every task, inside the budget'), _code(RUN),
-              _md('## Check the submission'), _code(CHECK)]
-    return {'cells': cells, 'metadata': {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
-                                         'language_info': {'name': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}
+    cells += [
+        _code(INSTALL),
+        _md('## Run: train and predict every task, inside the budget'),
+        _code(RUN),
+        _md('## Check the submission'),
+        _code(CHECK),
+    ]
+    return {
+        'cells': cells,
+        'metadata': {
+            'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
+            'language_info': {'name': 'python'},
+        },
+        'nbformat': 4,
+        'nbformat_minor': 5,
+    }
+
 
 def kernel_metadata(slug='arc-nb-submission', user='USERNAME') -> dict:
-    return {'id': f'{user}/{slug}', 'title': 'arc_nb submission', 'code_file': NOTEBOOK, 'language': 'python', 'kernel_type': 'notebook',
-            'is_private': True, 'enable_gpu': True, 'enable_internet': False, 'competition_sources': ['arc-prize-2025'],
-            'dataset_sources': [], 'model_sources': [], 'kernel_sources': []}
+    return {
+        'id': f'{user}/{slug}',
+        'title': 'arc_nb submission',
+        'code_file': NOTEBOOK,
+        'language': 'python',
+        'kernel_type': 'notebook',
+        'is_private': True,
+        'enable_gpu': True,
+        'enable_internet': False,
+        'competition_sources': ['arc-prize-2025'],
+        'dataset_sources': [],
+        'model_sources': [],
+        'kernel_sources': [],
+    }
+
 
 def write_kaggle(out='kaggle', config: dict | None = None) -> Path:
     "Write `out/arc_nb_submission.ipynb` and `out/kernel-metadata.json`; returns the notebook path."
     from arc_nb.data import write_json
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    write_json(out/NOTEBOOK, build_notebook(config), indent=1)
-    meta = out/'kernel-metadata.json'
-    if not meta.exists(): write_json(meta, kernel_metadata(), indent=1)  # kept once written: it holds the user's kernel id
-    return out/NOTEBOOK
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / NOTEBOOK, build_notebook(config), indent=1)
+    meta = out / 'kernel-metadata.json'
+    if not meta.exists():
+        write_json(meta, kernel_metadata(), indent=1)  # kept once written: it holds the user's kernel id
+    return out / NOTEBOOK
+
 
 def same_notebook(a: dict, b: dict) -> bool:
     "Equal, but for the provenance line (the git commit a rebuild was made at)."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_model.ipynb 4
 from __future__ import annotations
-import importlib.util, json, os, shutil, time, uuid
+import importlib.util, json, os, shutil, uuid
 from pathlib import Path
 import torch
 from .encoding import check_tokenizer, make_compact_tokenizer
@@ -14,29 +14,43 @@ __all__ = ['DTYPES', 'DEFAULT_TARGETS', 'ModelError', 'resolve_device', 'load_ba
            'reset_lora', 'attach_lora', 'lora_state', 'AdapterWriter', 'save_adapter', 'load_adapter_weights']
 
 # %% ../nbs/04_model.ipynb
-class ModelError(ValueError): "A model or adapter that cannot be used; the message names the path and the fix."
+class ModelError(ValueError):
+    "A model or adapter that cannot be used; the message names the path and the fix."
+
 
 DTYPES = {'bfloat16': torch.bfloat16, 'float16': torch.float16, 'float32': torch.float32}
 
+
 def resolve_device(device=None) -> torch.device:
     "`None`/'auto': the first CUDA device when there is one, else the CPU."
-    if device in (None, 'auto'): return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if device in (None, 'auto'):
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.device(device)
+
 
 def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
     "Load `(model, tokenizer)` from a local Hugging Face causal-LM folder; never downloads."
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     path = Path(path)
-    if not path.is_dir(): raise ModelError(f"model directory {path} does not exist (pass a local folder; arc_nb never downloads)")
-    if not (path/'config.json').exists(): raise ModelError(f"model directory {path} has no config.json: not a Hugging Face model folder")
-    if dtype not in DTYPES: raise ModelError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
+    if not path.is_dir():
+        raise ModelError(f"model directory {path} does not exist (pass a local folder; arc_nb never downloads)")
+    if not (path / 'config.json').exists():
+        raise ModelError(f"model directory {path} has no config.json: not a Hugging Face model folder")
+    if dtype not in DTYPES:
+        raise ModelError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
     device = resolve_device(device)
     kw = dict(dtype=DTYPES[dtype], local_files_only=True)
     if load_in_4bit:
         if importlib.util.find_spec('bitsandbytes') is None:
-            raise ModelError("load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or load in bf16")
+            raise ModelError(
+                "load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or load in bf16"
+            )
         from transformers import BitsAndBytesConfig
-        kw['quantization_config'] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=DTYPES[dtype], bnb_4bit_quant_type='nf4')
+
+        kw['quantization_config'] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_compute_dtype=DTYPES[dtype], bnb_4bit_quant_type='nf4'
+        )
         kw['device_map'] = {'': device.index or 0}
     try:
         tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -44,7 +58,8 @@ def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"model directory {path} could not be loaded: {e}") from None
     check_tokenizer(tok)  # one token per cell, or a clear TokenizerError
-    if not load_in_4bit: model.to(device)
+    if not load_in_4bit:
+        model.to(device)
     model.eval()
     return model, tok
 
@@ -52,125 +67,195 @@ def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
 def make_tiny_model(dir, *, layers=2, hidden=64, heads=4, seed=0, max_positions=16384, intermediate=None):
     "Write a random Llama-style causal LM with the compact tokenizer to `dir`; returns the path."
     from transformers import LlamaConfig, LlamaForCausalLM
-    dir = Path(dir); tok = make_compact_tokenizer()
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=intermediate or 2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
-                      max_position_embeddings=max_positions, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id, tie_word_embeddings=False)
+
+    dir = Path(dir)
+    tok = make_compact_tokenizer()
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=intermediate or 2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=heads,
+        max_position_embeddings=max_positions,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+        tie_word_embeddings=False,
+    )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = LlamaForCausalLM(cfg)
     from transformers.utils import logging as hf_logging
-    bar = hf_logging.is_progress_bar_enabled(); hf_logging.disable_progress_bar()  # no "Writing model shards" bar for 100 KB
-    try: model.save_pretrained(dir); tok.save_pretrained(dir)
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # no "Writing model shards" bar for 100 KB
+    try:
+        model.save_pretrained(dir)
+        tok.save_pretrained(dir)
     finally:
-        if bar: hf_logging.enable_progress_bar()
+        if bar:
+            hf_logging.enable_progress_bar()
     return dir
 
 # %% ../nbs/04_model.ipynb
 DEFAULT_TARGETS = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
 
+
 def lora_layers(model):
     "The peft LoRA layers of `model`, in module order."
     from peft.tuners.lora import LoraLayer
+
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
+
 
 def reset_lora(model, seed: int = 0):
     "Re-initialise every LoRA weight in place with peft's init, as `attach_lora(..., seed=seed)` left them."
     with torch.random.fork_rng(devices=[model.device] if model.device.type == 'cuda' else []), torch.no_grad():
         torch.manual_seed(seed)
         for m in lora_layers(model):
-            for name in m.lora_A: m.reset_lora_parameters(name, True)
+            for name in m.lora_A:
+                m.reset_lora_parameters(name, True)
     return model
 
-def attach_lora(model, *, rank=32, alpha=None, dropout=0.0, target_modules=DEFAULT_TARGETS, seed=0, lora_dtype='float32'):
+
+def attach_lora(
+    model, *, rank=32, alpha=None, dropout=0.0, target_modules=DEFAULT_TARGETS, seed=0, lora_dtype='float32'
+):
     "Wrap `model` with one LoRA adapter (peft), once per worker; `alpha` defaults to `rank`; LoRA weights in fp32 or the base dtype ('base')."
     from peft import LoraConfig, get_peft_model
-    if lora_dtype not in ('float32', 'base'): raise ValueError(f"lora_dtype must be 'float32' or 'base', not {lora_dtype!r}")
-    cfg = LoraConfig(r=rank, lora_alpha=alpha or rank, lora_dropout=dropout, target_modules=list(target_modules),
-                     task_type='CAUSAL_LM', bias='none')
+
+    if lora_dtype not in ('float32', 'base'):
+        raise ValueError(f"lora_dtype must be 'float32' or 'base', not {lora_dtype!r}")
+    cfg = LoraConfig(
+        r=rank,
+        lora_alpha=alpha or rank,
+        lora_dropout=dropout,
+        target_modules=list(target_modules),
+        task_type='CAUSAL_LM',
+        bias='none',
+    )
     pm = get_peft_model(model, cfg, autocast_adapter_dtype=(lora_dtype == 'float32'))
     return reset_lora(pm, seed).eval()  # peft leaves its wrapper in training mode; training switches it on when it runs
+
 
 def lora_state(model) -> dict:
     "The LoRA tensors of `model` (peft's adapter state dict), detached copies."
     from peft import get_peft_model_state_dict
+
     return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
 
 # %% ../nbs/04_model.ipynb
 def _lora_tensors(model) -> dict:
     from peft import get_peft_model_state_dict
+
     return get_peft_model_state_dict(model)
+
 
 def _write_adapter(config, tensors: dict, dir: Path):
     "Write peft's adapter files to a temporary folder beside `dir`, then rename it into place."
     from safetensors.torch import save_file
+
     dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = dir.with_name(f'.{dir.name}.{os.getpid()}.{uuid.uuid4().hex[:6]}.tmp')
     tmp.mkdir()
     config.save_pretrained(tmp)
-    save_file(tensors, tmp/'adapter_model.safetensors', metadata={'format': 'pt'})
+    save_file(tensors, tmp / 'adapter_model.safetensors', metadata={'format': 'pt'})
     if dir.exists():  # replacing an older adapter: move it aside first, so the rename below is atomic
-        old = dir.with_name(f'.{dir.name}.{uuid.uuid4().hex[:6]}.old'); os.replace(dir, old); shutil.rmtree(old, ignore_errors=True)
+        old = dir.with_name(f'.{dir.name}.{uuid.uuid4().hex[:6]}.old')
+        os.replace(dir, old)
+        shutil.rmtree(old, ignore_errors=True)
     os.replace(tmp, dir)
     return dir
 
+
 class AdapterWriter:
     "Saves adapters in the background: `save` waits only for the copy to host memory; `wait` for the files."
-    def __init__(self): self._thread, self._error, self._bufs = None, None, {}
+
+    def __init__(self):
+        self._thread, self._error, self._bufs = None, None, {}
+
     def _host_copy(self, model) -> dict:
         out = {}
         for k, v in _lora_tensors(model).items():
             b = self._bufs.get(k)
             if b is None or b.shape != v.shape or b.dtype != v.dtype:  # pinned buffers, made once per worker
                 b = self._bufs[k] = torch.empty(v.shape, dtype=v.dtype, device='cpu', pin_memory=v.is_cuda)
-            b.copy_(v.detach(), non_blocking=True); out[k] = b
-        if model.device.type == 'cuda': torch.cuda.synchronize(model.device)
+            b.copy_(v.detach(), non_blocking=True)
+            out[k] = b
+        if model.device.type == 'cuda':
+            torch.cuda.synchronize(model.device)
         return out
+
     def save(self, model, dir, on_done=None) -> 'AdapterWriter':
         "Start writing `model`'s adapter to `dir`; `on_done(error or None)` runs in the writer thread when it is finished."
         import copy, threading
+
         self.wait()  # one write in flight at a time (it also frees the pinned buffers for reuse)
         tensors, config = self._host_copy(model), copy.deepcopy(model.peft_config[model.active_adapter])
+
         def run():
             err = None
-            try: _write_adapter(config, tensors, Path(dir))
-            except BaseException as e: err = e
-            if on_done is not None: on_done(err)
-            elif err is not None: self._error = err
-        self._thread = threading.Thread(target=run, daemon=True); self._thread.start()
+            try:
+                _write_adapter(config, tensors, Path(dir))
+            except BaseException as e:
+                err = e
+            if on_done is not None:
+                on_done(err)
+            elif err is not None:
+                self._error = err
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
         return self
+
     def wait(self):
         "Block until the write in flight is finished; re-raise its error when no `on_done` took it."
-        if self._thread is not None: self._thread.join(); self._thread = None
-        if self._error is not None: e, self._error = self._error, None; raise e
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            e, self._error = self._error, None
+            raise e
+
 
 def save_adapter(model, dir) -> Path:
     "Write the LoRA adapter of `model` to `dir` in peft format, atomically (temp folder + rename)."
     AdapterWriter().save(model, dir).wait()
     return Path(dir)
 
+
 def _adapter_config(model):
     c = model.peft_config[model.active_adapter]
     return {'r': c.r, 'lora_alpha': c.lora_alpha, 'target_modules': sorted(c.target_modules)}
+
 
 def load_adapter_weights(model, dir):
     "Hot-load a saved adapter: copy its tensors into the resident LoRA weights in place (same rank and targets only)."
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
+
     dir = Path(dir)
-    cf, wf = dir/'adapter_config.json', dir/'adapter_model.safetensors'
-    if not cf.exists() or not wf.exists(): raise ModelError(f"adapter {dir} is incomplete: needs adapter_config.json and adapter_model.safetensors")
+    cf, wf = dir / 'adapter_config.json', dir / 'adapter_model.safetensors'
+    if not cf.exists() or not wf.exists():
+        raise ModelError(f"adapter {dir} is incomplete: needs adapter_config.json and adapter_model.safetensors")
     saved = json.loads(cf.read_text())
-    saved = {'r': saved.get('r'), 'lora_alpha': saved.get('lora_alpha'), 'target_modules': sorted(saved.get('target_modules') or [])}
+    saved = {
+        'r': saved.get('r'),
+        'lora_alpha': saved.get('lora_alpha'),
+        'target_modules': sorted(saved.get('target_modules') or []),
+    }
     have = _adapter_config(model)
     diff = {k: (saved[k], have[k]) for k in have if saved[k] != have[k]}
     if diff:
-        raise ModelError(f"adapter {dir} does not fit the resident LoRA: " +
-                         '; '.join(f"{k} is {a} there, {b} here" for k, (a, b) in diff.items()) +
-                         ". Train it with the same lora_rank / lora_alpha / target_modules, or start the worker with those.")
+        raise ModelError(
+            f"adapter {dir} does not fit the resident LoRA: "
+            + '; '.join(f"{k} is {a} there, {b} here" for k, (a, b) in diff.items())
+            + ". Train it with the same lora_rank / lora_alpha / target_modules, or start the worker with those."
+        )
     sd = load_file(wf, device=str(model.device))
     res = set_peft_model_state_dict(model, sd)
     missing = [k for k in res.missing_keys if 'lora_' in k]
-    if missing: raise ModelError(f"adapter {dir} lacks {len(missing)} LoRA tensors, e.g. {missing[0]}")
+    if missing:
+        raise ModelError(f"adapter {dir} lacks {len(missing)} LoRA tensors, e.g. {missing[0]}")
     return model

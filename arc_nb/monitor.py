@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_monitor.ipynb 4
 from __future__ import annotations
-import csv, os, sys, time
+import csv, os, time
 from pathlib import Path
 import psutil
 
@@ -16,66 +16,99 @@ __all__ = ['RESOURCE_FIELDS', 'GPUs', 'sample_rows', 'monitor', 'monitor_main']
 # %% ../nbs/08_monitor.ipynb
 class GPUs:
     "NVML handles for the GPUs to sample (physical indices); empty when there is no NVIDIA driver or no GPU."
+
     def __init__(self, indices=None):
         self.nvml, self.handles = None, {}
         try:
             import pynvml
-            pynvml.nvmlInit(); self.nvml = pynvml
+
+            pynvml.nvmlInit()
+            self.nvml = pynvml
             n = pynvml.nvmlDeviceGetCount()
-            for i in (range(n) if indices is None else indices):
-                if 0 <= i < n: self.handles[i] = pynvml.nvmlDeviceGetHandleByIndex(i)
+            for i in range(n) if indices is None else indices:
+                if 0 <= i < n:
+                    self.handles[i] = pynvml.nvmlDeviceGetHandleByIndex(i)
         except Exception as e:
             self.error = f"{type(e).__name__}: {e}"
+
     def sample(self) -> dict:
         "{gpu index: (util %, used MiB, total MiB)}"
         out = {}
         for i, h in self.handles.items():
-            u = self.nvml.nvmlDeviceGetUtilizationRates(h); m = self.nvml.nvmlDeviceGetMemoryInfo(h)
+            u = self.nvml.nvmlDeviceGetUtilizationRates(h)
+            m = self.nvml.nvmlDeviceGetMemoryInfo(h)
             out[i] = (u.gpu, m.used / 2**20, m.total / 2**20)
         return out
+
 
 def sample_rows(gpus: GPUs) -> list[dict]:
     "One row per GPU (or one CPU-only row) for this instant."
     t, cpu, ram = time.time(), psutil.cpu_percent(interval=None), psutil.virtual_memory().used / 2**20
     g = gpus.sample()
-    if not g: return [dict(time=t, gpu='', gpu_util='', vram_used='', vram_total='', cpu=cpu, ram=round(ram, 1))]
-    return [dict(time=t, gpu=i, gpu_util=u, vram_used=round(used, 1), vram_total=round(tot, 1), cpu=cpu, ram=round(ram, 1))
-            for i, (u, used, tot) in g.items()]
+    if not g:
+        return [dict(time=t, gpu='', gpu_util='', vram_used='', vram_total='', cpu=cpu, ram=round(ram, 1))]
+    return [
+        dict(time=t, gpu=i, gpu_util=u, vram_used=round(used, 1), vram_total=round(tot, 1), cpu=cpu, ram=round(ram, 1))
+        for i, (u, used, tot) in g.items()
+    ]
 
 # %% ../nbs/08_monitor.ipynb
 def monitor(path, *, interval=1.0, gpus=None, stop=None, max_samples=None, on_start=None):
     "Append samples to the CSV at `path` every `interval` seconds until `stop()` is true (or `max_samples`)."
-    path = Path(path); new = not path.exists()
+    path = Path(path)
+    new = not path.exists()
     g = GPUs(gpus)
-    if on_start: on_start(g)
+    if on_start:
+        on_start(g)
     psutil.cpu_percent(interval=None)  # the first reading is meaningless; prime it
     n = 0
     with open(path, 'a', newline='') as f:
         w = csv.DictWriter(f, RESOURCE_FIELDS)
-        if new: w.writeheader()
+        if new:
+            w.writeheader()
         while not (stop and stop()) and (max_samples is None or n < max_samples):
             t0 = time.time()
-            w.writerows(sample_rows(g)); f.flush(); n += 1
+            w.writerows(sample_rows(g))
+            f.flush()
+            n += 1
             time.sleep(max(0.0, interval - (time.time() - t0)))
     return n
+
 
 def monitor_main(argv=None) -> int:
     "Entry point of the sampler process the launcher starts: `--run RUN --interval S --gpus 0,1|cpu --parent PID`."
     import argparse
-    from arc_nb.data import write_json
+
     ap = argparse.ArgumentParser()
-    ap.add_argument('--run'); ap.add_argument('--interval', type=float, default=1.0)
-    ap.add_argument('--gpus', default='auto'); ap.add_argument('--parent', type=int, default=None)
+    ap.add_argument('--run')
+    ap.add_argument('--interval', type=float, default=1.0)
+    ap.add_argument('--gpus', default='auto')
+    ap.add_argument('--parent', type=int, default=None)
     a = ap.parse_args(argv)
     run = Path(a.run)
     gpus = None if a.gpus == 'auto' else ([] if a.gpus == 'cpu' else [int(x) for x in a.gpus.split(',')])
+
     def started(g):
         from arc_nb.data import append_jsonl
-        msg = (f"sampling {len(g.handles)} GPU(s) every {a.interval}s" if g.handles else
-               "no GPU to sample: recording CPU and RAM only" + (f" ({g.error})" if getattr(g, 'error', None) else ''))
-        rec = {'time': time.time(), 'event': 'monitor_start', 'worker': 'monitor', 'pid': os.getpid(), 'phase': None, 'gpu': None,
-               'slot': None, 'message': msg, 'gpus': sorted(g.handles)}
-        append_jsonl(run/'events.jsonl', rec)
-    stop = lambda: (run/'STOP').exists() or (a.parent is not None and os.getppid() != a.parent)
-    monitor(run/'resources.csv', interval=a.interval, gpus=gpus, stop=stop, on_start=started)
+
+        msg = (
+            f"sampling {len(g.handles)} GPU(s) every {a.interval}s"
+            if g.handles
+            else "no GPU to sample: recording CPU and RAM only" + (f" ({g.error})" if getattr(g, 'error', None) else '')
+        )
+        rec = {
+            'time': time.time(),
+            'event': 'monitor_start',
+            'worker': 'monitor',
+            'pid': os.getpid(),
+            'phase': None,
+            'gpu': None,
+            'slot': None,
+            'message': msg,
+            'gpus': sorted(g.handles),
+        }
+        append_jsonl(run / 'events.jsonl', rec)
+
+    stop = lambda: (run / 'STOP').exists() or (a.parent is not None and os.getppid() != a.parent)
+    monitor(run / 'resources.csv', interval=a.interval, gpus=gpus, stop=stop, on_start=started)
     return 0

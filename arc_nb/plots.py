@@ -9,18 +9,23 @@ from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
-import matplotlib
 import matplotlib.pyplot as plt
 from .data import read_jsonl
 
+
 def read_events(run) -> pd.DataFrame:
     "events.jsonl as a DataFrame (complete lines only, read by `read_jsonl`), sorted by time."
-    df = pd.DataFrame(read_jsonl(Path(run)/'events.jsonl')[0])
+    df = pd.DataFrame(read_jsonl(Path(run) / 'events.jsonl')[0])
     return df.sort_values('time', kind='stable').reset_index(drop=True) if len(df) else df
 
+
 def read_resources(run) -> pd.DataFrame:
-    f = Path(run)/'resources.csv'
-    return pd.read_csv(f) if f.exists() and f.stat().st_size else pd.DataFrame(columns=['time', 'gpu', 'gpu_util', 'vram_used', 'vram_total', 'cpu', 'ram'])
+    f = Path(run) / 'resources.csv'
+    return (
+        pd.read_csv(f)
+        if f.exists() and f.stat().st_size
+        else pd.DataFrame(columns=['time', 'gpu', 'gpu_util', 'vram_used', 'vram_total', 'cpu', 'ram'])
+    )
 
 # %% auto 0
 __all__ = ['SPAN_EVENTS', 'COLORS', 'H200', 'WORK_KEYS', 'read_events', 'read_resources', 'end_time', 'segments', 'summary',
@@ -28,31 +33,53 @@ __all__ = ['SPAN_EVENTS', 'COLORS', 'H200', 'WORK_KEYS', 'read_events', 'read_re
            'Live', 'live', 'write_plots']
 
 # %% ../nbs/09_plots.ipynb
-SPAN_EVENTS = {'adapter_reset': 'adapter', 'adapter_load': 'adapter', 'train_end': 'train', 'adapter_save': 'save', 'infer_end': 'predict'}
-COLORS = {'load': '#9e9e9e', 'adapter': '#ff9800', 'train': '#1976d2', 'save': '#8e24aa', 'predict': '#43a047', 'error': '#e53935', 'overhead': '#fdd835'}
+SPAN_EVENTS = {
+    'adapter_reset': 'adapter',
+    'adapter_load': 'adapter',
+    'train_end': 'train',
+    'adapter_save': 'save',
+    'infer_end': 'predict',
+}
+COLORS = {
+    'load': '#9e9e9e',
+    'adapter': '#ff9800',
+    'train': '#1976d2',
+    'save': '#8e24aa',
+    'predict': '#43a047',
+    'error': '#e53935',
+    'overhead': '#fdd835',
+}
+
 
 def end_time(ev: pd.DataFrame, pid) -> float:
     "When a worker process ended: its worker_exit, else when the launcher saw it die (worker_restart), else its last event."
     e = ev[ev.pid == pid]
-    if (e.event == 'worker_exit').any(): return e[e.event == 'worker_exit'].time.max()
-    if 'dead_pid' in ev and (ev.dead_pid == pid).any(): return ev[ev.dead_pid == pid].time.min()
+    if (e.event == 'worker_exit').any():
+        return e[e.event == 'worker_exit'].time.max()
+    if 'dead_pid' in ev and (ev.dead_pid == pid).any():
+        return ev[ev.dead_pid == pid].time.min()
     return e.time.max()
+
 
 def segments(ev: pd.DataFrame) -> pd.DataFrame:
     "One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/predict/error/task), task, start, end."
     rows = []
-    if not len(ev): return pd.DataFrame(columns=['worker', 'pid', 'gpu', 'phase', 'slot', 'kind', 'task', 'start', 'end'])
+    if not len(ev):
+        return pd.DataFrame(columns=['worker', 'pid', 'gpu', 'phase', 'slot', 'kind', 'task', 'start', 'end'])
     w = ev[ev.worker.astype(str).str.match(r'^(train|infer|fused)-')]
     for (name, pid), g in w.groupby(['worker', 'pid'], sort=False):
         base = dict(worker=name, pid=pid, gpu=g.gpu.iloc[0], phase=g.phase.iloc[0], slot=g.slot.iloc[0])
         start = g[g.event == 'worker_start'].time
         t0 = start.iloc[0] if len(start) else g.time.min()
         ml = g[g.event == 'model_load']
-        if len(ml): rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': ml.time.iloc[0]})
+        if len(ml):
+            rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': ml.time.iloc[0]})
         claims = g[g.event == 'claim']
         for _, e in g.iterrows():
             if e.event in SPAN_EVENTS and pd.notna(e.get('seconds')):
-                rows.append({**base, 'kind': SPAN_EVENTS[e.event], 'task': e.task, 'start': e.time - e.seconds, 'end': e.time})
+                rows.append(
+                    {**base, 'kind': SPAN_EVENTS[e.event], 'task': e.task, 'start': e.time - e.seconds, 'end': e.time}
+                )
             elif e.event == 'task_end':
                 rows.append({**base, 'kind': 'task', 'task': e.task, 'start': e.time - e.seconds, 'end': e.time})
             elif e.event == 'task_error':
@@ -60,14 +87,17 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         # a task claimed but never ended (the worker was killed): it ran until the worker's last event
         ended = set(g[g.event == 'task_end'].task)
         for _, c in claims.iterrows():
-            if c.task not in ended: rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid)})
+            if c.task not in ended:
+                rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid)})
     return pd.DataFrame(rows)
 
 # %% ../nbs/09_plots.ipynb
 def summary(run) -> pd.DataFrame:
     "Per worker process (a killed and restarted slot has a row per process): where its wall time went."
-    ev = read_events(run); seg = segments(ev)
-    if not len(seg): return pd.DataFrame()
+    ev = read_events(run)
+    seg = segments(ev)
+    if not len(seg):
+        return pd.DataFrame()
     out = []
     for (name, pid), g in seg.groupby(['worker', 'pid'], sort=False):
         e = ev[(ev.worker == name) & (ev.pid == pid)]
@@ -76,34 +106,59 @@ def summary(run) -> pd.DataFrame:
         life = t1 - t0
         load = g[g.kind == 'load'].eval('end - start').sum()
         task = g[g.kind == 'task'].eval('end - start').sum()
-        train = g[g.kind == 'train'].eval('end - start').sum(); predict = g[g.kind == 'predict'].eval('end - start').sum()
+        train = g[g.kind == 'train'].eval('end - start').sum()
+        predict = g[g.kind == 'predict'].eval('end - start').sum()
         tok = e[e.event.isin(['train_end', 'infer_end'])].get('tokens', pd.Series(dtype=float)).fillna(0).sum()
-        out.append(dict(worker=name, pid=pid, gpu=g.gpu.iloc[0], phase=g.phase.iloc[0], lifetime_s=life, load_s=load,
-                        overhead_s=task - train - predict, train_s=train, predict_s=predict, idle_s=life - load - task,
-                        busy_pct=100 * task / life if life > 0 else 0.0,
-                        tasks=int((e.event == 'task_end').sum()), errors=int((e.event == 'task_error').sum()),
-                        killed=not (e.event == 'worker_exit').any(),
-                        tokens_per_s=tok / (train + predict) if train + predict > 0 else 0.0))
+        out.append(
+            dict(
+                worker=name,
+                pid=pid,
+                gpu=g.gpu.iloc[0],
+                phase=g.phase.iloc[0],
+                lifetime_s=life,
+                load_s=load,
+                overhead_s=task - train - predict,
+                train_s=train,
+                predict_s=predict,
+                idle_s=life - load - task,
+                busy_pct=100 * task / life if life > 0 else 0.0,
+                tasks=int((e.event == 'task_end').sum()),
+                errors=int((e.event == 'task_error').sum()),
+                killed=not (e.event == 'worker_exit').any(),
+                tokens_per_s=tok / (train + predict) if train + predict > 0 else 0.0,
+            )
+        )
     return pd.DataFrame(out)
+
 
 def resource_means(run) -> pd.DataFrame:
     "Mean utilisation per device over the run (GPU util from NVML; CPU % when there is no GPU)."
     r = read_resources(run)
-    if not len(r): return pd.DataFrame(columns=['device', 'mean_util_pct', 'samples'])
+    if not len(r):
+        return pd.DataFrame(columns=['device', 'mean_util_pct', 'samples'])
     if r.gpu.notna().any():
-        return r.dropna(subset=['gpu']).groupby('gpu').gpu_util.agg(['mean', 'count']).reset_index().rename(
-            columns={'gpu': 'device', 'mean': 'mean_util_pct', 'count': 'samples'}).assign(device=lambda d: 'gpu ' + d.device.astype(int).astype(str))
+        return (
+            r.dropna(subset=['gpu'])
+            .groupby('gpu')
+            .gpu_util.agg(['mean', 'count'])
+            .reset_index()
+            .rename(columns={'gpu': 'device', 'mean': 'mean_util_pct', 'count': 'samples'})
+            .assign(device=lambda d: 'gpu ' + d.device.astype(int).astype(str))
+        )
     return pd.DataFrame([{'device': 'cpu', 'mean_util_pct': r.cpu.mean(), 'samples': len(r)}])
 
 # %% ../nbs/09_plots.ipynb
 @dataclass
 class Roofline:
     "What one GPU can do at best, as measured on it: dense bf16 matrix FLOP/s and device-memory bytes/s."
+
     flops: float
     bandwidth: float
     name: str = ''
 
+
 H200 = Roofline(789e12, 4.3e12, 'NVIDIA H200, measured here: 8192^3 bf16 matmul 789 TFLOP/s, device copy 4.3 TB/s')
+
 
 def _safetensors_shapes(folder) -> dict:
     "Tensor name -> shape, from the headers of a folder's safetensors files (nothing is loaded)."
@@ -114,25 +169,31 @@ def _safetensors_shapes(folder) -> dict:
             out.update({k: v['shape'] for k, v in json.loads(fh.read(n)).items() if k != '__metadata__'})
     return out
 
+
 def model_figures(folder, dtype_bytes=2) -> dict:
     "N (weights a token multiplies: all but the input embedding), the bytes a decode step reads, layers, width, KV bytes per token."
-    cfg = json.loads((Path(folder)/'config.json').read_text())
+    cfg = json.loads((Path(folder) / 'config.json').read_text())
     cfg = cfg.get('text_config', cfg)
     shapes = _safetensors_shapes(folder)
     emb = [k for k in shapes if k.endswith(('embed_tokens.weight', 'wte.weight'))]
     n = sum(int(np.prod(s)) for k, s in shapes.items() if k not in emb)
-    if not any(k.endswith(('lm_head.weight',)) for k in shapes): n += sum(int(np.prod(shapes[k])) for k in emb)  # tied head
+    if not any(k.endswith(('lm_head.weight',)) for k in shapes):
+        n += sum(int(np.prod(shapes[k])) for k in emb)  # tied head
     L, d, h = cfg['num_hidden_layers'], cfg['hidden_size'], cfg['num_attention_heads']
     kv, hd = cfg.get('num_key_value_heads') or h, cfg.get('head_dim') or d // h
-    return dict(params=n, weight_bytes=n * dtype_bytes, layers=L, d_model=d, kv_bytes_per_token=2 * L * kv * hd * dtype_bytes)
+    return dict(
+        params=n, weight_bytes=n * dtype_bytes, layers=L, d_model=d, kv_bytes_per_token=2 * L * kv * hd * dtype_bytes
+    )
 
 # %% ../nbs/09_plots.ipynb
 WORK_KEYS = ('steps', 'rows', 'kv', 'tokens', 'ctx')
+
 
 def run_window(ev: pd.DataFrame) -> tuple[float, float]:
     "The run's start and end: the launcher's run_start / run_end, else the first and last event."
     s, e = ev[ev.event == 'run_start'].time, ev[ev.event == 'run_end'].time
     return (s.min() if len(s) else ev.time.min()), (e.max() if len(e) else ev.time.max())
+
 
 def useful_work(run, model, hw: Roofline, lora_bytes=None, window=None) -> dict:
     "Useful work of a run per wall second and GPU (see above); `model`: a model folder or `model_figures`' dict; `window`: (start, end) times, default `run_window`."
@@ -141,8 +202,13 @@ def useful_work(run, model, hw: Roofline, lora_bytes=None, window=None) -> dict:
     tr, inf = ev[ev.event == 'train_end'] if len(ev) else ev, ev[ev.event == 'infer_end'] if len(ev) else ev
     col = lambda d, k: d[k].fillna(0).astype(float) if k in d else pd.Series(0.0, index=d.index)
     tokens = col(tr, 'tokens')
-    sq = col(tr, 'tokens_sq').where(col(tr, 'tokens_sq') > 0, tokens ** 2 / col(tr, 'steps').clip(lower=1))  # older runs: mean length
-    work = {k: sum(float(w.get(k, 0)) for w in inf['work'] if isinstance(w, dict)) if 'work' in inf else 0.0 for k in WORK_KEYS}
+    sq = col(tr, 'tokens_sq').where(
+        col(tr, 'tokens_sq') > 0, tokens**2 / col(tr, 'steps').clip(lower=1)
+    )  # older runs: mean length
+    work = {
+        k: sum(float(w.get(k, 0)) for w in inf['work'] if isinstance(w, dict)) if 'work' in inf else 0.0
+        for k in WORK_KEYS
+    }
     if lora_bytes is None:  # the size of the run's adapters: a decode step reads them too
         f = next(Path(run).glob('tasks/*/adapter/adapter_model.safetensors'), None)
         lora_bytes = f.stat().st_size if f is not None else 0
@@ -157,111 +223,193 @@ def useful_work(run, model, hw: Roofline, lora_bytes=None, window=None) -> dict:
     parts = dict(train=train_flops / hw.flops, forward=fwd_flops / hw.flops, decode=decode_bytes / hw.bandwidth)
     r = read_resources(run)
     r = r[(r.time >= t0) & (r.time <= t1)].dropna(subset=['gpu']) if len(r) else r
-    return dict(wall_s=t1 - t0, gpus=gpus, train_tokens=int(tokens.sum()), train_flops=train_flops, forward_tokens=int(work['tokens']),
-                forward_flops=fwd_flops, decode_steps=int(work['steps']), decode_tokens=int(work['rows']), decode_bytes=decode_bytes,
-                lora_bytes=lora_bytes, useful_s=sum(parts.values()), useful_util_pct=100 * sum(parts.values()) / (wall * gpus),
-                **{f'{k}_util_pct': 100 * v / (wall * gpus) for k, v in parts.items()},
-                nvml_util_pct=float(pd.to_numeric(r.gpu_util).mean()) if len(r) else None, roofline=hw.name)
+    return dict(
+        wall_s=t1 - t0,
+        gpus=gpus,
+        train_tokens=int(tokens.sum()),
+        train_flops=train_flops,
+        forward_tokens=int(work['tokens']),
+        forward_flops=fwd_flops,
+        decode_steps=int(work['steps']),
+        decode_tokens=int(work['rows']),
+        decode_bytes=decode_bytes,
+        lora_bytes=lora_bytes,
+        useful_s=sum(parts.values()),
+        useful_util_pct=100 * sum(parts.values()) / (wall * gpus),
+        **{f'{k}_util_pct': 100 * v / (wall * gpus) for k, v in parts.items()},
+        nvml_util_pct=float(pd.to_numeric(r.gpu_util).mean()) if len(r) else None,
+        roofline=hw.name,
+    )
 
 # %% ../nbs/09_plots.ipynb
 def plot_slots(run, ax=None):
     "A row per worker slot, grouped by GPU: model load, adapter reset/load, train, save, predict, overhead, errors."
     seg = segments(read_events(run))
-    if ax is None: _, ax = plt.subplots(figsize=(11, 0.45 * max(3, seg.worker.nunique() if len(seg) else 3) + 1.2))
-    if not len(seg): ax.set_title('no worker events yet'); return ax
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 0.45 * max(3, seg.worker.nunique() if len(seg) else 3) + 1.2))
+    if not len(seg):
+        ax.set_title('no worker events yet')
+        return ax
     t0 = seg.start.min()
     seg = seg.assign(gkey=seg.gpu.fillna('').astype(str))  # GPU index, logical CPU device, or '' for the CPU
     names = seg.sort_values(['gkey', 'phase', 'slot']).worker.drop_duplicates().tolist()
     y = {n: i for i, n in enumerate(names)}
     for kind in ['task', 'load', 'adapter', 'train', 'save', 'predict', 'error']:
         s = seg[seg.kind == kind]
-        if not len(s): continue
+        if not len(s):
+            continue
         for n, g in s.groupby('worker'):
             spans = list(zip(g.start - t0, g.end - g.start))
             h, off = (0.8, 0.1) if kind != 'task' else (0.8, 0.1)
-            ax.broken_barh(spans, (y[n] - 0.4, 0.8), facecolors=COLORS['overhead'] if kind == 'task' else COLORS[kind],
-                           edgecolor='white' if kind == 'task' else 'none', linewidth=0.5)
-    ax.set_yticks(range(len(names))); ax.set_yticklabels(names); ax.invert_yaxis()
+            ax.broken_barh(
+                spans,
+                (y[n] - 0.4, 0.8),
+                facecolors=COLORS['overhead'] if kind == 'task' else COLORS[kind],
+                edgecolor='white' if kind == 'task' else 'none',
+                linewidth=0.5,
+            )
+    ax.set_yticks(range(len(names)))
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
     ax.set_xlabel('seconds since the first worker started')
     from matplotlib.patches import Patch
-    ax.legend(handles=[Patch(color=COLORS[k], label=k if k != 'overhead' else 'task overhead') for k in ['load', 'adapter', 'train', 'save', 'predict', 'overhead', 'error']],
-              loc='upper center', bbox_to_anchor=(0.5, -0.22), ncol=7, fontsize=8, frameon=False)
+
+    ax.legend(
+        handles=[
+            Patch(color=COLORS[k], label=k if k != 'overhead' else 'task overhead')
+            for k in ['load', 'adapter', 'train', 'save', 'predict', 'overhead', 'error']
+        ],
+        loc='upper center',
+        bbox_to_anchor=(0.5, -0.22),
+        ncol=7,
+        fontsize=8,
+        frameon=False,
+    )
     sm = summary(run)
     ax.set_title(f"{Path(run).name}: slot timeline (mean busy {sm.busy_pct.mean():.1f}%; gaps are idle)")
     return ax
 
+
 def plot_resources(run, ax=None):
     "GPU utilisation per GPU over time (CPU % when there is no GPU), with each device's mean."
     r = read_resources(run)
-    if ax is None: _, ax = plt.subplots(figsize=(11, 3))
-    if not len(r): ax.set_title('no resources.csv samples yet'); return ax
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 3))
+    if not len(r):
+        ax.set_title('no resources.csv samples yet')
+        return ax
     t0 = r.time.min()
     if r.gpu.notna().any():
         for g, d in r.dropna(subset=['gpu']).groupby('gpu'):
-            l, = ax.plot(d.time - t0, d.gpu_util, lw=1, label=f'GPU {int(g)}')
-            ax.axhline(d.gpu_util.mean(), color=l.get_color(), ls='--', lw=1, label=f'GPU {int(g)} mean {d.gpu_util.mean():.1f}%')
+            (l,) = ax.plot(d.time - t0, d.gpu_util, lw=1, label=f'GPU {int(g)}')
+            ax.axhline(
+                d.gpu_util.mean(),
+                color=l.get_color(),
+                ls='--',
+                lw=1,
+                label=f'GPU {int(g)} mean {d.gpu_util.mean():.1f}%',
+            )
         ax.set_ylabel('GPU utilisation %')
     else:
-        l, = ax.plot(r.time - t0, r.cpu, lw=1, label='CPU (no GPU here)')
+        (l,) = ax.plot(r.time - t0, r.cpu, lw=1, label='CPU (no GPU here)')
         ax.axhline(r.cpu.mean(), color=l.get_color(), ls='--', lw=1, label=f'mean {r.cpu.mean():.1f}%')
         ax.set_ylabel('CPU %')
-    ax.set_ylim(0, 105); ax.set_xlabel('seconds since the first sample'); ax.legend(fontsize=8, loc='lower right')
+    ax.set_ylim(0, 105)
+    ax.set_xlabel('seconds since the first sample')
+    ax.legend(fontsize=8, loc='lower right')
     ax.set_title(f"{Path(run).name}: device utilisation")
     return ax
 
 # %% ../nbs/09_plots.ipynb
 class Live:
     "An ipywidgets view of a run that refreshes itself; `refreshes` counts the refreshes done."
+
     def __init__(self, run, interval=5.0):
         import ipywidgets as W
+
         self.run, self.interval, self.refreshes, self._stop = Path(run), interval, 0, False
         self.plots, self.table = W.Output(), W.Output()
         self.status = W.HTML()
         self.widget = W.VBox([self.status, self.plots, self.table])
+
     def refresh(self):
         from IPython.display import display
+
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 7), gridspec_kw={'height_ratios': [2, 1]})
-        plot_slots(self.run, a1); plot_resources(self.run, a2); fig.tight_layout()
+        plot_slots(self.run, a1)
+        plot_resources(self.run, a2)
+        fig.tight_layout()
         with self.plots:
-            self.plots.clear_output(wait=True); display(fig)
+            self.plots.clear_output(wait=True)
+            display(fig)
         plt.close(fig)
         with self.table:
-            self.table.clear_output(wait=True); display(summary(self.run))
+            self.table.clear_output(wait=True)
+            display(summary(self.run))
         self.refreshes += 1
         self.status.value = f"<b>{self.run}</b>: refreshed {self.refreshes}x, last {time.strftime('%H:%M:%S')}"
+
     def finished(self):
         ev = read_events(self.run)
         return len(ev) and (ev.event == 'run_end').any() and ev.time.max() <= ev[ev.event == 'run_end'].time.max()
+
     def _loop(self):
         while not self._stop:
             self.refresh()
-            if self.finished(): break
+            if self.finished():
+                break
             time.sleep(self.interval)
+
     def start(self):
         import threading
-        self.thread = threading.Thread(target=self._loop, daemon=True); self.thread.start(); return self
-    def stop(self): self._stop = True
+
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self):
+        self._stop = True
+
     def _ipython_display_(self):
         from IPython.display import display
+
         display(self.widget)
+
 
 def live(run, interval=5.0) -> Live:
     "Show and keep refreshing the slot timeline, the resource plot and the summary of `run`."
     v = Live(run, interval)
     from IPython.display import display
+
     display(v.widget)
     return v.start()
 
 # %% ../nbs/09_plots.ipynb
 def write_plots(run, out=None) -> dict:
     "Write the slot timeline, the resource plot and the summary table of `run`; returns the paths."
-    run = Path(run); out = Path(out) if out else run/'plots'; out.mkdir(parents=True, exist_ok=True)
-    if not (run/'events.jsonl').exists(): raise ValueError(f"{run} has no events.jsonl: not a run directory (make one with `arc-nb run`)")
+    run = Path(run)
+    out = Path(out) if out else run / 'plots'
+    out.mkdir(parents=True, exist_ok=True)
+    if not (run / 'events.jsonl').exists():
+        raise ValueError(f"{run} has no events.jsonl: not a run directory (make one with `arc-nb run`)")
     paths = {}
     for name, fn in (('slots', plot_slots), ('resources', plot_resources)):
-        ax = fn(run); ax.figure.tight_layout(); paths[name] = out/f'{name}.png'; ax.figure.savefig(paths[name], dpi=110); plt.close(ax.figure)
-    sm = summary(run); paths['summary_csv'] = out/'summary.csv'; sm.to_csv(paths['summary_csv'], index=False)
+        ax = fn(run)
+        ax.figure.tight_layout()
+        paths[name] = out / f'{name}.png'
+        ax.figure.savefig(paths[name], dpi=110)
+        plt.close(ax.figure)
+    sm = summary(run)
+    paths['summary_csv'] = out / 'summary.csv'
+    sm.to_csv(paths['summary_csv'], index=False)
     rm = resource_means(run)
-    md = ["# " + run.name, "", sm.round(2).to_markdown(index=False) if len(sm) else '(no workers)', "", rm.round(1).to_markdown(index=False)]
-    paths['summary_md'] = out/'summary.md'; paths['summary_md'].write_text('\n'.join(md) + '\n')
+    md = [
+        "# " + run.name,
+        "",
+        sm.round(2).to_markdown(index=False) if len(sm) else '(no workers)',
+        "",
+        rm.round(1).to_markdown(index=False),
+    ]
+    paths['summary_md'] = out / 'summary.md'
+    paths['summary_md'].write_text('\n'.join(md) + '\n')
     return paths

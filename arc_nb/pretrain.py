@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_pretrain.ipynb 4
 from __future__ import annotations
-import hashlib, json, math, os, time
+import hashlib, json, os, time
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 import numpy as np
@@ -28,27 +28,47 @@ class PretrainConfig:
     heads: int = 8
     intermediate: int = 1024
     max_seq_len: int = 4096
-    batch_tokens: int = 65536     # padded tokens per step (sequences sorted by length, so little padding)
-    loss_on: str = 'outputs'      # 'outputs': every output grid of the sequence carries loss; 'query': the last one only (as TTT's default)
+    batch_tokens: int = 65536  # padded tokens per step (sequences sorted by length, so little padding)
+    loss_on: str = 'outputs'  # 'outputs': every output grid of the sequence carries loss; 'query': the last one only (as TTT's default)
     lr: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 0.01
-    workers: int | None = None    # processes drawing sequences (None: up to 8 on CUDA, 0 on the CPU)
-    save_every: float = 120.0     # seconds between checkpoints during a call (and one at its end)
+    workers: int | None = None  # processes drawing sequences (None: up to 8 on CUDA, 0 on the CPU)
+    save_every: float = 120.0  # seconds between checkpoints during a call (and one at its end)
     seed: int = 0
-    def model_kwargs(self): return dict(layers=self.layers, hidden=self.hidden, heads=self.heads, intermediate=self.intermediate)
+
+    def model_kwargs(self):
+        return dict(layers=self.layers, hidden=self.hidden, heads=self.heads, intermediate=self.intermediate)
+
 
 ARCH = ('layers', 'hidden', 'heads', 'intermediate')
 
+
 def resume_config(out, **changes) -> PretrainConfig:
     "The config to train `out` with: its checkpoint's (when there is one) or the defaults, with `changes` (None values ignored)."
-    st = Path(out)/'checkpoint'/'state.json'
-    saved = PretrainConfig(**{k: v for k, v in json.loads(st.read_text())['config'].items() if k in {f.name for f in fields(PretrainConfig)}}) if st.exists() else None
+    st = Path(out) / 'checkpoint' / 'state.json'
+    saved = (
+        PretrainConfig(
+            **{
+                k: v
+                for k, v in json.loads(st.read_text())['config'].items()
+                if k in {f.name for f in fields(PretrainConfig)}
+            }
+        )
+        if st.exists()
+        else None
+    )
     changes = {k: v for k, v in changes.items() if v is not None}
     if saved is not None:
         bad = {k: (getattr(saved, k), v) for k, v in changes.items() if k in ARCH and getattr(saved, k) != v}
-        if bad: raise ValueError(f"{st.parent} holds a model with " + ', '.join(f"{k}={a}" for k, (a, b) in bad.items()) +
-                                 f"; it cannot resume with " + ', '.join(f"{k}={b}" for k, (a, b) in bad.items()) + ": use another --out")
+        if bad:
+            raise ValueError(
+                f"{st.parent} holds a model with "
+                + ', '.join(f"{k}={a}" for k, (a, b) in bad.items())
+                + "; it cannot resume with "
+                + ', '.join(f"{k}={b}" for k, (a, b) in bad.items())
+                + ": use another --out"
+            )
     return replace(saved or PretrainConfig(), **changes)
 
 # %% ../nbs/05b_pretrain.ipynb
@@ -56,52 +76,82 @@ def task_pairs(tasks: dict[str, Task]) -> dict[str, list]:
     "All known (input, output) pairs of each task: train pairs and test pairs with known outputs."
     return {k: [(e.input, e.output) for e in t.train + t.test if e.output is not None] for k, t in tasks.items()}
 
+
 def sample_sequence(v, pairs: dict, ids: list, rng, max_seq_len, loss_on='outputs') -> Encoded:
     while True:
         ps = pairs[ids[rng.integers(len(ids))]]
-        if len(ps) < 2: continue
+        if len(ps) < 2:
+            continue
         q = int(rng.integers(len(ps)))
-        ctx = ps[:q] + ps[q + 1:]
+        ctx = ps[:q] + ps[q + 1 :]
         tr = random_transform(rng, len(ctx))
         ctx = [ctx[i] for i in tr.order]
-        try: return fit_prompt(v, [(tr.grid(i), tr.grid(o)) for i, o in ctx], tr.grid(ps[q][0]), tr.grid(ps[q][1]), max_seq_len=max_seq_len, loss_on=loss_on)
-        except ValueError: continue  # a query too long for max_seq_len: draw another
+        try:
+            return fit_prompt(
+                v,
+                [(tr.grid(i), tr.grid(o)) for i, o in ctx],
+                tr.grid(ps[q][0]),
+                tr.grid(ps[q][1]),
+                max_seq_len=max_seq_len,
+                loss_on=loss_on,
+            )
+        except ValueError:
+            continue  # a query too long for max_seq_len: draw another
 
 # %% ../nbs/05b_pretrain.ipynb
 def length_batches(seqs, batch_tokens: int) -> list[list]:
     "Split `seqs` (sorted by length) into batches whose padded size (rows x longest) stays within `batch_tokens`."
     out, cur = [], []
     for s in sorted(seqs, key=len):
-        if cur and (len(cur) + 1) * len(s) > batch_tokens: out.append(cur); cur = []
+        if cur and (len(cur) + 1) * len(s) > batch_tokens:
+            out.append(cur)
+            cur = []
         cur.append(s)
     return out + [cur] if cur else out
+
 
 def collate(seqs, pad_id: int):
     "(ids, labels, real tokens) of right-padded sequences; padding carries no loss."
     n = max(map(len, seqs))
-    x = torch.full((len(seqs), n), pad_id, dtype=torch.long); y = torch.full_like(x, IGNORE)
-    for j, s in enumerate(seqs): x[j, :len(s)] = torch.from_numpy(s.input_ids); y[j, :len(s)] = torch.from_numpy(s.labels)
+    x = torch.full((len(seqs), n), pad_id, dtype=torch.long)
+    y = torch.full_like(x, IGNORE)
+    for j, s in enumerate(seqs):
+        x[j, : len(s)] = torch.from_numpy(s.input_ids)
+        y[j, : len(s)] = torch.from_numpy(s.labels)
     return x, y, sum(map(len, seqs))
+
 
 class Batches(torch.utils.data.IterableDataset):
     "An endless stream of padded batches; each DataLoader worker draws its own reproducible stream from `key`."
-    def __init__(self, cfg: PretrainConfig, pairs: dict, key, pool: int = 256): self.cfg, self.pairs, self.key, self.pool = cfg, pairs, list(key), pool
+
+    def __init__(self, cfg: PretrainConfig, pairs: dict, key, pool: int = 256):
+        self.cfg, self.pairs, self.key, self.pool = cfg, pairs, list(key), pool
+
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         rng = np.random.default_rng(self.key + [info.id if info else 0])
         v, ids, c = check_tokenizer(make_compact_tokenizer()), sorted(self.pairs), self.cfg
         while True:
-            bs = length_batches([sample_sequence(v, self.pairs, ids, rng, c.max_seq_len, c.loss_on) for _ in range(self.pool)], c.batch_tokens)
-            for k in rng.permutation(len(bs)): yield collate(bs[k], v.eos)
+            bs = length_batches(
+                [sample_sequence(v, self.pairs, ids, rng, c.max_seq_len, c.loss_on) for _ in range(self.pool)],
+                c.batch_tokens,
+            )
+            for k in rng.permutation(len(bs)):
+                yield collate(bs[k], v.eos)
 
 # %% ../nbs/05b_pretrain.ipynb
-def _h(g): g = np.asarray(g); return hashlib.sha1(bytes(g.shape) + g.astype(np.int8).tobytes()).hexdigest()
+def _h(g):
+    g = np.asarray(g)
+    return hashlib.sha1(bytes(g.shape) + g.astype(np.int8).tobytes()).hexdigest()
+
 
 def pair_hashes(tasks: dict[str, Task]) -> set:
     return {_h(i) + _h(o) for ps in task_pairs(tasks).values() for i, o in ps}
 
+
 def grid_hashes(tasks: dict[str, Task]) -> set:
     return {_h(g) for t in tasks.values() for g in t.grids}
+
 
 def training_pairs(cfg) -> dict:
     "The pretraining pairs per task, without any pair that also occurs in `cfg.exclude` (the evaluation set)."
@@ -111,54 +161,79 @@ def training_pairs(cfg) -> dict:
         pairs = {k: [(i, o) for i, o in ps if _h(i) + _h(o) not in bad] for k, ps in pairs.items()}
     return pairs
 
+
 def leakage(train: dict, evaluation: dict) -> dict:
     "Evaluation pairs / grids / tasks found in the training data, by exact hashes."
     tp, tg = pair_hashes(train), grid_hashes(train)
     ep = pair_hashes(evaluation)
     per_task = {k: bool(pair_hashes({k: t}) & tp) for k, t in evaluation.items()}
-    return {'eval_pairs': len(ep), 'eval_pairs_in_train': len(ep & tp), 'eval_grids': len(grid_hashes(evaluation)),
-            'eval_grids_in_train': len(grid_hashes(evaluation) & tg), 'eval_tasks_with_a_shared_pair': sum(per_task.values()),
-            'tasks': [k for k, v in per_task.items() if v]}
+    return {
+        'eval_pairs': len(ep),
+        'eval_pairs_in_train': len(ep & tp),
+        'eval_grids': len(grid_hashes(evaluation)),
+        'eval_grids_in_train': len(grid_hashes(evaluation) & tg),
+        'eval_tasks_with_a_shared_pair': sum(per_task.values()),
+        'tasks': [k for k, v in per_task.items() if v],
+    }
 
 # %% ../nbs/05b_pretrain.ipynb
 LIMIT = 15 * 2**20  # bytes per file: what comes back from the GPU machine is at most 16 MiB a file
 
+
 def _save_split(tensors: dict, d: Path, prefix: str):
     "Save `tensors` as prefix.0.safetensors, prefix.1.safetensors, ... each under LIMIT bytes."
     from safetensors.torch import save_file
-    for f in d.glob(f'{prefix}.*.safetensors'): f.unlink()
+
+    for f in d.glob(f'{prefix}.*.safetensors'):
+        f.unlink()
     part, size, k = {}, 0, 0
     for name, t in tensors.items():
         nb = t.numel() * t.element_size()
-        if part and size + nb > LIMIT: save_file(part, d/f'{prefix}.{k}.safetensors'); part, size, k = {}, 0, k + 1
-        part[name] = t; size += nb
-    if part: save_file(part, d/f'{prefix}.{k}.safetensors')
+        if part and size + nb > LIMIT:
+            save_file(part, d / f'{prefix}.{k}.safetensors')
+            part, size, k = {}, 0, k + 1
+        part[name] = t
+        size += nb
+    if part:
+        save_file(part, d / f'{prefix}.{k}.safetensors')
+
 
 def _load_split(d: Path, prefix: str, device='cpu') -> dict:
     from safetensors.torch import load_file
+
     out = {}
-    for f in sorted(d.glob(f'{prefix}.*.safetensors')): out.update(load_file(f, device=str(device)))
+    for f in sorted(d.glob(f'{prefix}.*.safetensors')):
+        out.update(load_file(f, device=str(device)))
     return out
+
 
 def _save_ckpt(d: Path, model, opt, state):
     "Write the checkpoint into a fresh folder beside `d`, then swap it in: a kill mid-write leaves the old one whole."
     import shutil
-    tmp = d.with_name(d.name + '.tmp'); shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+
+    tmp = d.with_name(d.name + '.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     model.save_pretrained(tmp, max_shard_size=LIMIT)
     make_compact_tokenizer().save_pretrained(tmp)
     names, mom = {id(p): n for n, p in model.named_parameters()}, {}
     for p, st in opt.state.items():
         n = names[id(p)]
-        mom[f'{n}.m'] = st['exp_avg'].detach().to(torch.bfloat16).cpu().contiguous(); mom[f'{n}.v'] = st['exp_avg_sq'].detach().to(torch.bfloat16).cpu().contiguous()
+        mom[f'{n}.m'] = st['exp_avg'].detach().to(torch.bfloat16).cpu().contiguous()
+        mom[f'{n}.v'] = st['exp_avg_sq'].detach().to(torch.bfloat16).cpu().contiguous()
     _save_split(mom, tmp, 'adam')
-    write_json(tmp/'state.json', state, indent=1)
-    old = d.with_name(d.name + '.old'); shutil.rmtree(old, ignore_errors=True)
-    if d.exists(): d.rename(old)
-    tmp.rename(d); shutil.rmtree(old, ignore_errors=True)
+    write_json(tmp / 'state.json', state, indent=1)
+    old = d.with_name(d.name + '.old')
+    shutil.rmtree(old, ignore_errors=True)
+    if d.exists():
+        d.rename(old)
+    tmp.rename(d)
+    shutil.rmtree(old, ignore_errors=True)
+
 
 def _load_moments(d: Path, model, opt):
     "AdamW's state from checkpoint `d` (whose weights `model` was loaded from); returns the training state."
-    mom, state = _load_split(d, 'adam', model.device), json.loads((d/'state.json').read_text())
+    mom, state = _load_split(d, 'adam', model.device), json.loads((d / 'state.json').read_text())
     fused = any(g.get('fused') for g in opt.param_groups)  # fused AdamW keeps its step counts on the parameters' device
     for n, p in model.named_parameters():
         if f'{n}.m' in mom:  # the step count as saved, so bias correction treats the moments as warm
@@ -166,69 +241,126 @@ def _load_moments(d: Path, model, opt):
             opt.state[p] = {'step': step, 'exp_avg': mom[f'{n}.m'].float(), 'exp_avg_sq': mom[f'{n}.v'].float()}
     return state
 
+
 def export_model(ckpt, out) -> Path:
     "A `save_pretrained` model folder (fp16 weights, compact tokenizer) from a pretraining checkpoint."
     from arc_nb.model import load_base
+
     ckpt, out = Path(ckpt), Path(out)
     m, tok = load_base(ckpt, device='cpu', dtype='float16')
-    m.save_pretrained(out, max_shard_size=LIMIT); tok.save_pretrained(out)
-    st = json.loads((ckpt/'state.json').read_text())
-    write_json(out/'pretrain.json', {k: st[k] for k in ('step', 'tokens', 'seconds', 'config', 'losses') if k in st}, indent=1)
+    m.save_pretrained(out, max_shard_size=LIMIT)
+    tok.save_pretrained(out)
+    st = json.loads((ckpt / 'state.json').read_text())
+    write_json(
+        out / 'pretrain.json',
+        {k: st[k] for k in ('step', 'tokens', 'seconds', 'config', 'losses') if k in st},
+        indent=1,
+    )
     return out
 
 # %% ../nbs/05b_pretrain.ipynb
-def pretrain(out, cfg: PretrainConfig | None = None, *, time_limit=None, max_steps=None, device=None, log_every=50, progress=True) -> dict:
+def pretrain(
+    out, cfg: PretrainConfig | None = None, *, time_limit=None, max_steps=None, device=None, log_every=50, progress=True
+) -> dict:
     "Train (or resume) the small ARC model in `out/checkpoint` until `time_limit` seconds or `max_steps`; returns the state."
     from arc_nb.model import load_base, resolve_device
+
     t_start = time.time()
-    out = Path(out); ck = out/'checkpoint'
+    out = Path(out)
+    ck = out / 'checkpoint'
     dev = resolve_device(device)
-    cfg, resume = cfg or resume_config(out), (ck/'state.json').exists()
-    if resume: resume_config(out, **{k: getattr(cfg, k) for k in ARCH})  # the same architecture, or a clear error
-    if cfg.loss_on not in ('outputs', 'query'): raise ValueError(f"loss_on must be 'outputs' or 'query', not {cfg.loss_on!r}")
-    init = out/'init'
-    if not resume and not (init/'config.json').exists(): make_tiny_model(init, seed=cfg.seed, max_positions=max(8192, cfg.max_seq_len), **cfg.model_kwargs())
+    cfg, resume = cfg or resume_config(out), (ck / 'state.json').exists()
+    if resume:
+        resume_config(out, **{k: getattr(cfg, k) for k in ARCH})  # the same architecture, or a clear error
+    if cfg.loss_on not in ('outputs', 'query'):
+        raise ValueError(f"loss_on must be 'outputs' or 'query', not {cfg.loss_on!r}")
+    init = out / 'init'
+    if not resume and not (init / 'config.json').exists():
+        make_tiny_model(init, seed=cfg.seed, max_positions=max(8192, cfg.max_seq_len), **cfg.model_kwargs())
     model, tok = load_base(ck if resume else init, device=dev, dtype='float32')  # the checkpoint is a model folder
     check_tokenizer(tok)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95), fused=dev.type == 'cuda')
+    opt = torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95), fused=dev.type == 'cuda'
+    )
     state = _load_moments(ck, model, opt) if resume else {'step': 0, 'tokens': 0, 'seconds': 0.0, 'losses': []}
     state['config'] = asdict(cfg)
     s0 = state['step']
-    workers = cfg.workers if cfg.workers is not None else (min(8, max(1, (os.cpu_count() or 2) - 2)) if dev.type == 'cuda' else 0)
+    workers = (
+        cfg.workers
+        if cfg.workers is not None
+        else (min(8, max(1, (os.cpu_count() or 2) - 2)) if dev.type == 'cuda' else 0)
+    )
     data = Batches(cfg, training_pairs(cfg), [cfg.seed, s0])  # a resumed run draws new sequences, reproducibly
-    loader = iter(torch.utils.data.DataLoader(data, batch_size=None, num_workers=workers, pin_memory=dev.type == 'cuda',
-                                              **({'prefetch_factor': 4, 'persistent_workers': False} if workers else {})))
-    def lr_at(s):  # warmup, constant, then a linear decay to 10% over the last 20% of this call (each call ends on a usable model)
+    loader = iter(
+        torch.utils.data.DataLoader(
+            data,
+            batch_size=None,
+            num_workers=workers,
+            pin_memory=dev.type == 'cuda',
+            **({'prefetch_factor': 4, 'persistent_workers': False} if workers else {}),
+        )
+    )
+
+    def lr_at(
+        s,
+    ):  # warmup, constant, then a linear decay to 10% over the last 20% of this call (each call ends on a usable model)
         f = min(1.0, (s - s0 + 1) / cfg.warmup_steps)
         done = ((time.time() - t_start) / time_limit) if time_limit else ((s - s0) / max_steps if max_steps else 0.0)
         return cfg.lr * f * (1.0 if done < 0.8 else 1.0 - 0.9 * min(1.0, (done - 0.8) / 0.2))
-    model.train(); model.config.use_cache = False
+
+    model.train()
+    model.config.use_cache = False
     bar = None
     if progress:
         from tqdm.auto import tqdm
+
         bar = tqdm(desc='pretrain', unit='step', initial=state['step'], mininterval=5)
     recent, t_save, t_acc, tok_call = [], time.time(), t_start, 0
     amp = torch.autocast('cuda', dtype=torch.bfloat16) if dev.type == 'cuda' else torch.autocast('cpu', enabled=False)
+
     def save():
         nonlocal t_acc
-        state['seconds'] += time.time() - t_acc; t_acc = time.time()
+        state['seconds'] += time.time() - t_acc
+        t_acc = time.time()
         _save_ckpt(ck, model, opt, state)
+
     while True:
-        if max_steps is not None and state['step'] >= max_steps: break
-        if time_limit is not None and time.time() - t_start > time_limit: break
+        if max_steps is not None and state['step'] >= max_steps:
+            break
+        if time_limit is not None and time.time() - t_start > time_limit:
+            break
         x, y, n = next(loader)
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        for g in opt.param_groups: g['lr'] = lr_at(state['step'])
-        with amp: loss = model(input_ids=x, labels=y).loss  # right padding under causal attention: no mask needed
-        loss.backward(); torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0); opt.step(); opt.zero_grad(set_to_none=True)
-        state['step'] += 1; state['tokens'] += n; tok_call += n; recent.append(loss)
+        for g in opt.param_groups:
+            g['lr'] = lr_at(state['step'])
+        with amp:
+            loss = model(input_ids=x, labels=y).loss  # right padding under causal attention: no mask needed
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        state['step'] += 1
+        state['tokens'] += n
+        tok_call += n
+        recent.append(loss)
         if state['step'] % log_every == 0:
-            l = float(torch.stack(recent).mean()); recent = []
+            l = float(torch.stack(recent).mean())
+            recent = []
             state['losses'].append([state['step'], l])
-            if bar is not None: bar.set_postfix_str(f"loss {l:.3f}, {tok_call / (time.time() - t_start):,.0f} tok/s", refresh=False)
-        if bar is not None: bar.update(1)
-        if cfg.save_every and time.time() - t_save > cfg.save_every: save(); t_save = time.time()
-    if bar is not None: bar.close()
-    save(); model.eval()
-    if progress: print(f"pretrain: step {state['step']}, {state['tokens'] / 1e6:.1f}M tokens, {tok_call / (time.time() - t_start):,.0f} tok/s this call", flush=True)
+            if bar is not None:
+                bar.set_postfix_str(f"loss {l:.3f}, {tok_call / (time.time() - t_start):,.0f} tok/s", refresh=False)
+        if bar is not None:
+            bar.update(1)
+        if cfg.save_every and time.time() - t_save > cfg.save_every:
+            save()
+            t_save = time.time()
+    if bar is not None:
+        bar.close()
+    save()
+    model.eval()
+    if progress:
+        print(
+            f"pretrain: step {state['step']}, {state['tokens'] / 1e6:.1f}M tokens, {tok_call / (time.time() - t_start):,.0f} tok/s this call",
+            flush=True,
+        )
     return state

@@ -9,9 +9,19 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from filelock import FileLock, Timeout
 from .data import NAMED_SETS, ARCDataError, Task, load_tasks, read_source, write_json, append_jsonl, read_jsonl
-from .scoring import (make_submission, write_submission, validate_submission, score_submission, test_count,
-                            bad_task_attempts)
+from arc_nb.scoring import (
+    make_submission,
+    write_submission,
+    validate_submission,
+    score_submission,
+    test_count,
+    bad_task_attempts,
+)
 from .encoding import task_tokens, COUNT_VOCAB  # COUNT_VOCAB: also arc_nb.scheduler.COUNT_VOCAB
+from typing import TYPE_CHECKING
+if TYPE_CHECKING:  # annotations only: importing them here would load torch with the scheduler
+    from arc_nb.ttt import TTTConfig
+    from arc_nb.inference import InferConfig
 
 # %% auto 0
 __all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'RunError',
@@ -24,26 +34,32 @@ def setting(default, help: str, parse=None):
     "A field of `RunConfig`: its default and its flag's help (`parse`: the flag's parser where the type is not enough)."
     return field(default=default, metadata={'help': help, 'parse': parse})
 
+
 def nested(owner: str, **helps):
     """A field of `RunConfig` holding a config (`owner`: 'module:Class'); `helps` maps each of its settings that a run
     exposes to its flag's help (or (help, parser)); None: a setting of an earlier held config too, set in both."""
     return field(default=None, metadata={'owner': owner, 'settings': helps})
 
+
 def _owner(f):
     "The class of a held config, imported when first needed (arc_nb.ttt and arc_nb.inference import torch)."
     import importlib
+
     mod, _, name = f.metadata['owner'].partition(':')
     return getattr(importlib.import_module(mod), name)
+
 
 def _none_or(parse, *nones):
     "A flag parser that reads 'none' (and `nones`) as None."
     return lambda x: None if x.lower() in ('none',) + nones else parse(x)
+
 
 def _parser(type_name: str):
     "A flag parser from a field's annotation ('int', 'float | None', ...)."
     t = type_name.replace(' ', '')
     base = {'int': int, 'float': float}.get(t.removesuffix('|None'), str)
     return _none_or(base) if t.endswith('|None') else base
+
 
 def parse_tasks(x: str):
     "`--tasks`: a number, smallest:N, or comma-separated task ids."
@@ -53,35 +69,60 @@ def parse_tasks(x: str):
 @dataclass(init=False)
 class RunConfig:
     "Every setting of a run; the training and inference ones are held in a `TTTConfig` and an `InferConfig`."
-    data: str = setting('arc-agi-2/evaluation', f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json "
-                                                "file, or a folder of task .json files")
+
+    data: str = setting(
+        'arc-agi-2/evaluation',
+        f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files",
+    )
     out: str = setting('runs/run', "the run directory")
-    tasks: object = setting(None, "a number (the first N task ids), smallest:N (the N with the fewest grid cells) or "
-                                  "comma-separated task ids; default: all", parse_tasks)
-    model: str = setting('tiny', "a local Hugging Face model folder, or 'tiny' (a random tiny model made in "
-                                 "RUN/tiny-model)")
-    gpus: object = setting('auto', "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or "
-                                   "cpu:N (N logical CPU devices, to try the multi-GPU logic)")
+    tasks: object = setting(
+        None,
+        "a number (the first N task ids), smallest:N (the N with the fewest grid cells) or "
+        "comma-separated task ids; default: all",
+        parse_tasks,
+    )
+    model: str = setting(
+        'tiny', "a local Hugging Face model folder, or 'tiny' (a random tiny model made in RUN/tiny-model)"
+    )
+    gpus: object = setting(
+        'auto',
+        "'auto' (every GPU, or the CPU when there is none), 'cpu', indices such as 0,1, or "
+        "cpu:N (N logical CPU devices, to try the multi-GPU logic)",
+    )
     train_slots: int = setting(1, "train workers per GPU (fused mode: fused workers per GPU)")
     infer_slots: int = setting(1, "inference workers per GPU (split mode)")
-    mode: str = setting('split', "split: train and inference workers; fused: each worker trains a task, then predicts "
-                                 "it with the adapter in memory")
+    mode: str = setting(
+        'split',
+        "split: train and inference workers; fused: each worker trains a task, then predicts "
+        "it with the adapter in memory",
+    )
     ttt_config: TTTConfig = nested(
-        'arc_nb.ttt:TTTConfig', epochs="TTT epochs per task", lr="TTT learning rate", lora_rank="LoRA rank",
-        lora_alpha="LoRA alpha (default: the rank)", lora_dropout="LoRA dropout while training",
+        'arc_nb.ttt:TTTConfig',
+        epochs="TTT epochs per task",
+        lr="TTT learning rate",
+        lora_rank="LoRA rank",
+        lora_alpha="LoRA alpha (default: the rank)",
+        lora_dropout="LoRA dropout while training",
         lora_dtype="LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)",
         max_seq_len="longest training / inference sequence; longer tasks drop context examples",
         batch_size="TTT batch size (1 trained best in the reference)",
         gradient_checkpointing="'on', 'off', or 'auto' (on for CUDA sequences longer than TTTConfig.checkpoint_above)",
-        seed="seed of LoRA init, augmentations and views")
+        seed="seed of LoRA init, augmentations and views",
+    )
     infer_config: InferConfig = nested(
-        'arc_nb.inference:InferConfig', n="augmented views per test input at inference",
+        'arc_nb.inference:InferConfig',
+        n="augmented views per test input at inference",
         min_prob=("DFS probability threshold, or 'none' for greedy", _none_or(float, 'greedy')),
         max_new_tokens="longest answer generated (931: a 30x30 grid, its newlines and the end token)",
         decode="DFS decode path: 'auto' (CUDA graphs on a GPU for Llama-style models), 'eager', 'static' or 'graph'",
-        max_seq_len=None, seed=None)
-    time_budget: float | None = setting(None, "seconds for this invocation, counted from the command's start; a valid "
-                                              "submission.json is final before it ends")
+        max_seq_len=None,
+        seed=None,
+    )
+    time_budget: float | None = setting(
+        None,
+        "seconds for this invocation, counted from the command's start; a valid "
+        "submission.json is final before it ends",
+    )
     dtype: str = setting('auto', "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32")
     cpu_threads: int | None = setting(None, "torch threads per CPU worker (default: cores / workers)")
     max_restarts: int = setting(3, "restarts of a killed worker, per slot")
@@ -92,37 +133,54 @@ class RunConfig:
         _unknown(settings, 'RunConfig')
         held = {'ttt_config': ttt_config, 'infer_config': infer_config}
         for f in fields(self):
-            if 'owner' not in f.metadata: setattr(self, f.name, settings.get(f.name, f.default)); continue
+            if 'owner' not in f.metadata:
+                setattr(self, f.name, settings.get(f.name, f.default))
+                continue
             cfg = held[f.name] if held[f.name] is not None else _owner(f)()
             mine = {k: settings[k] for k in f.metadata['settings'] if k in settings}
             setattr(self, f.name, replace(cfg, **mine) if mine else cfg)  # the held config's own checks run here
         self.__post_init__()
 
     def __post_init__(self):
-        if self.mode not in ('split', 'fused'): raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
-        if self.train_slots < 1: raise ValueError("train_slots must be at least 1")
+        if self.mode not in ('split', 'fused'):
+            raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
+        if self.train_slots < 1:
+            raise ValueError("train_slots must be at least 1")
         if self.mode == 'split' and self.infer_slots < 1:
             raise ValueError("infer_slots must be at least 1 in split mode")
-        if self.time_budget is not None and self.time_budget <= 0: raise ValueError("time_budget must be positive")
+        if self.time_budget is not None and self.time_budget <= 0:
+            raise ValueError("time_budget must be positive")
         for f in _held():
             held, default = getattr(self, f.name), _owner(f)()
-            lost = [g.name for g in fields(held)
-                    if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)]
-            if lost: raise ValueError(f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
-                                      "leave them at their defaults")
+            lost = [
+                g.name
+                for g in fields(held)
+                if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)
+            ]
+            if lost:
+                raise ValueError(
+                    f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
+                    "leave them at their defaults"
+                )
         for k in self.names():  # a setting of several held configs (max_seq_len, seed) has one value
             vals = {f.name: getattr(getattr(self, f.name), k) for f in _held() if k in f.metadata['settings']}
             if len(set(map(repr, vals.values()))) > 1:
                 raise ValueError(f"{k} differs between {' and '.join(vals)}: a run has one {k}")
 
-    def ttt(self): return self.ttt_config
-    def infer(self): return self.infer_config
+    def ttt(self):
+        return self.ttt_config
+
+    def infer(self):
+        return self.infer_config
 
     @classmethod
     def names(cls) -> list[str]:
         "Every setting's flat name, in order (the keys of config.json)."
-        return list(dict.fromkeys(n for f in fields(cls)
-                                  for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name])))
+        return list(
+            dict.fromkeys(
+                n for f in fields(cls) for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name])
+            )
+        )
 
     @classmethod
     def settings(cls) -> list[tuple[str, object, str]]:
@@ -130,10 +188,12 @@ class RunConfig:
         out = {}
         for f in fields(cls):
             if 'owner' not in f.metadata:
-                out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help']); continue
+                out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help'])
+                continue
             types = {g.name: g.type for g in fields(_owner(f))}
             for k, h in f.metadata['settings'].items():
-                if h is None: continue  # declared with an earlier held config
+                if h is None:
+                    continue  # declared with an earlier held config
                 h, parse = h if isinstance(h, tuple) else (h, None)
                 out[k] = (k, parse or _parser(types[k]), h)
         return list(out.values())
@@ -147,73 +207,116 @@ class RunConfig:
         _unknown(d, source)
         return cls(**d)
 
-def _held(): return [f for f in fields(RunConfig) if 'owner' in f.metadata]
+
+def _held():
+    return [f for f in fields(RunConfig) if 'owner' in f.metadata]
+
 
 def _unknown(d, source):
     "One clear error naming the settings that RunConfig does not have."
     bad = sorted(set(d) - set(RunConfig.names()))
     known = ', '.join(sorted(RunConfig.names()))
-    if bad: raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {known}")
+    if bad:
+        raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {known}")
+
 
 def _flat(name, held):
     "The flat setting `name`: read from the first held config that exposes it, written to all of them."
-    def get(self): return getattr(getattr(self, held[0]), name)
+
+    def get(self):
+        return getattr(getattr(self, held[0]), name)
+
     def put(self, v):
-        for h in held: setattr(self, h, replace(getattr(self, h), **{name: v}))
+        for h in held:
+            setattr(self, h, replace(getattr(self, h), **{name: v}))
+
     return property(get, put, doc=f"`{held[0]}.{name}`")
+
 
 for _k in RunConfig.names():
     _owners = [f.name for f in _held() if _k in f.metadata['settings']]
-    if _owners: setattr(RunConfig, _k, _flat(_k, _owners))
+    if _owners:
+        setattr(RunConfig, _k, _flat(_k, _owners))
 
 # %% ../nbs/07_scheduler.ipynb
 class RunDir:
     "Paths and state of a run directory (the contract: 'The run directory contract' in the scheduler chapter)."
+
     def __init__(self, path):
         self.path = Path(path)
-        for d in ('tasks', 'locks', 'logs'): (self.path/d).mkdir(parents=True, exist_ok=True)
-    config_file = property(lambda s: s.path/'config.json')
-    events_file = property(lambda s: s.path/'events.jsonl')
-    resources_file = property(lambda s: s.path/'resources.csv')
-    submission_file = property(lambda s: s.path/'submission.json')
-    score_file = property(lambda s: s.path/'score.json')
-    challenges_file = property(lambda s: s.path/'challenges.json')   # the frozen task set of the run (valid tasks)
-    order_file = property(lambda s: s.path/'order.json')             # task ids, longest first, with token counts
-    stop_file = property(lambda s: s.path/'STOP')                    # present: workers claim nothing more
-    train_done_file = property(lambda s: s.path/'TRAIN_DONE')        # present: every train worker has exited
-    locks = property(lambda s: s.path/'locks')
-    def task_dir(self, tid): return self.path/'tasks'/tid
-    def adapter(self, tid): return self.task_dir(tid)/'adapter'
-    def predictions(self, tid): return self.task_dir(tid)/'predictions.json'
-    def train_json(self, tid): return self.task_dir(tid)/'train.json'
-    def error_file(self, tid, phase): return self.task_dir(tid)/f'{phase}_error.json'
+        for d in ('tasks', 'locks', 'logs'):
+            (self.path / d).mkdir(parents=True, exist_ok=True)
 
-    def config(self) -> RunConfig: return RunConfig.from_dict(json.loads(self.config_file.read_text()), str(self.config_file))
+    config_file = property(lambda s: s.path / 'config.json')
+    events_file = property(lambda s: s.path / 'events.jsonl')
+    resources_file = property(lambda s: s.path / 'resources.csv')
+    submission_file = property(lambda s: s.path / 'submission.json')
+    score_file = property(lambda s: s.path / 'score.json')
+    challenges_file = property(lambda s: s.path / 'challenges.json')  # the frozen task set of the run (valid tasks)
+    order_file = property(lambda s: s.path / 'order.json')  # task ids, longest first, with token counts
+    stop_file = property(lambda s: s.path / 'STOP')  # present: workers claim nothing more
+    train_done_file = property(lambda s: s.path / 'TRAIN_DONE')  # present: every train worker has exited
+    locks = property(lambda s: s.path / 'locks')
+
+    def task_dir(self, tid):
+        return self.path / 'tasks' / tid
+
+    def adapter(self, tid):
+        return self.task_dir(tid) / 'adapter'
+
+    def predictions(self, tid):
+        return self.task_dir(tid) / 'predictions.json'
+
+    def train_json(self, tid):
+        return self.task_dir(tid) / 'train.json'
+
+    def error_file(self, tid, phase):
+        return self.task_dir(tid) / f'{phase}_error.json'
+
+    def config(self) -> RunConfig:
+        return RunConfig.from_dict(json.loads(self.config_file.read_text()), str(self.config_file))
+
     def tasks(self) -> dict[str, Task]:
-        sols = self.path/'solutions.json'
+        sols = self.path / 'solutions.json'
         return load_tasks(self.challenges_file, solutions=sols if sols.exists() else None)
-    def order(self) -> list[str]: return [t for t, _ in json.loads(self.order_file.read_text())]
+
+    def order(self) -> list[str]:
+        return [t for t, _ in json.loads(self.order_file.read_text())]
 
     # --- done-ness: an output under its final name (or a recorded failure) -----------------------------
-    def trained(self, tid): return (self.adapter(tid)/'adapter_model.safetensors').exists()
-    def predicted(self, tid): return self.predictions(tid).exists()
-    def failed(self, tid, phase): return self.error_file(tid, phase).exists()
+    def trained(self, tid):
+        return (self.adapter(tid) / 'adapter_model.safetensors').exists()
+
+    def predicted(self, tid):
+        return self.predictions(tid).exists()
+
+    def failed(self, tid, phase):
+        return self.error_file(tid, phase).exists()
+
     def done(self, tid, phase) -> bool:
-        if phase == 'train': return self.trained(tid) or self.failed(tid, 'train')
+        if phase == 'train':
+            return self.trained(tid) or self.failed(tid, 'train')
         return self.predicted(tid) or self.failed(tid, 'infer') or self.failed(tid, 'train')
 
     # --- claims -------------------------------------------------------------------------------------------
     def claim(self, tid, phase):
         "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
-        if self.done(tid, phase): return None
-        lock = FileLock(self.locks/f'{tid}.{phase}', preserve_lock_file=True, thread_local=False)  # the adapter writer thread may release it
-        try: lock.acquire(timeout=0)
-        except Timeout: return None
-        if self.done(tid, phase): lock.release(); return None  # finished between our check and our lock
+        if self.done(tid, phase):
+            return None
+        lock = FileLock(
+            self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
+        )  # the adapter writer thread may release it
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return None
+        if self.done(tid, phase):
+            lock.release()
+            return None  # finished between our check and our lock
         return lock
 
     def slot_lock(self, gpu, phase, slot):
-        lock = FileLock(self.locks/f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
+        lock = FileLock(self.locks / f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
         lock.acquire(timeout=0)  # raises Timeout when the slot is taken
         return lock
 
@@ -229,52 +332,83 @@ class RunDir:
         return read_jsonl(self.events_file)[0]
 
 # %% ../nbs/07_scheduler.ipynb
-def _is_oom(e): return type(e).__name__ == 'OutOfMemoryError' or 'out of memory' in str(e).lower()
+def _is_oom(e):
+    return type(e).__name__ == 'OutOfMemoryError' or 'out of memory' in str(e).lower()
+
 
 class _Estimator:
     "Seconds per training token and per test input, from this run's finished tasks (a conservative median)."
+
     def __init__(self, events, tokens):
         self.tokens = tokens
         self.tr, self.inf = [], []
         for e in events:
-            if e.get('event') == 'train_end' and e.get('tokens'): self.tr.append(e['seconds'] / e['tokens'])
-            if e.get('event') == 'infer_end' and e.get('tests'): self.inf.append(e['seconds'] / e['tests'])
-    def train(self, task, cfg):
-        return 0.0 if not self.tr else sorted(self.tr)[len(self.tr) // 2] * cfg.epochs * len(task.train) * self.tokens[task.id]
-    def infer(self, task): return 0.0 if not self.inf else sorted(self.inf)[len(self.inf) // 2] * len(task.test)
+            if e.get('event') == 'train_end' and e.get('tokens'):
+                self.tr.append(e['seconds'] / e['tokens'])
+            if e.get('event') == 'infer_end' and e.get('tests'):
+                self.inf.append(e['seconds'] / e['tests'])
 
-class RunError(RuntimeError): "A run that cannot go on; the message says why and where to look."
+    def train(self, task, cfg):
+        return (
+            0.0
+            if not self.tr
+            else sorted(self.tr)[len(self.tr) // 2] * cfg.epochs * len(task.train) * self.tokens[task.id]
+        )
+
+    def infer(self, task):
+        return 0.0 if not self.inf else sorted(self.inf)[len(self.inf) // 2] * len(task.test)
+
+
+class RunError(RuntimeError):
+    "A run that cannot go on; the message says why and where to look."
+
 
 SETUP_ENV = 'ARC_NB_WORKER_SETUP'  # 'file.py:function' or 'module:function', called once per worker with (model, tokenizer, run)
+
 
 def worker_setup(spec: str):
     "The function that `ARC_NB_WORKER_SETUP` names: a Python file or an importable module, then ':' and a function name."
     import importlib, importlib.util
+
     where, _, name = spec.rpartition(':')
-    if not where or not name: raise RunError(f"{SETUP_ENV}={spec!r}: write FILE.py:FUNCTION or MODULE:FUNCTION")
+    if not where or not name:
+        raise RunError(f"{SETUP_ENV}={spec!r}: write FILE.py:FUNCTION or MODULE:FUNCTION")
     if where.endswith('.py'):
         s = importlib.util.spec_from_file_location(Path(where).stem, where)
-        if s is None or not Path(where).exists(): raise RunError(f"{SETUP_ENV}: no file {where}")
-        mod = importlib.util.module_from_spec(s); s.loader.exec_module(mod)
-    else: mod = importlib.import_module(where)
-    if not callable(getattr(mod, name, None)): raise RunError(f"{SETUP_ENV}: {where} has no function {name}")
+        if s is None or not Path(where).exists():
+            raise RunError(f"{SETUP_ENV}: no file {where}")
+        mod = importlib.util.module_from_spec(s)
+        s.loader.exec_module(mod)
+    else:
+        mod = importlib.import_module(where)
+    if not callable(getattr(mod, name, None)):
+        raise RunError(f"{SETUP_ENV}: {where} has no function {name}")
     return getattr(mod, name)
 
 # %% ../nbs/07_scheduler.ipynb
 class timed:
     "`with timed(emit, 'adapter_save', task=t) as t: ...` emits the event with the block's `seconds` unless it raised."
+
     def __init__(self, emit=None, event=None, **event_fields):
         self.emit, self.event, self.fields, self.end = emit, event, event_fields, None
-    def __enter__(self): self.start = time.time(); return self
+
+    def __enter__(self):
+        self.start = time.time()
+        return self
+
     @property
-    def seconds(self): return (self.end or time.time()) - self.start
+    def seconds(self):
+        return (self.end or time.time()) - self.start
+
     def __exit__(self, err, *_):
         self.end = time.time()
-        if err is None and self.emit is not None: self.emit(self.event, **self.fields, seconds=self.seconds)
+        if err is None and self.emit is not None:
+            self.emit(self.event, **self.fields, seconds=self.seconds)
 
 # %% ../nbs/07_scheduler.ipynb
 class Worker:
     "One slot's worker: its run directory, phase, device, model and estimate of seconds per task."
+
     def __init__(self, run: RunDir, phase: str, gpu, label: str, slot: int, deadline=None, parent=None):
         self.rundir, self.phase, self.gpu, self.deadline, self.parent = run, phase, gpu, deadline, parent
         self.cfg = run.config()
@@ -283,8 +417,12 @@ class Worker:
         self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
         self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
 
-    def emit(self, event, **kw): return self.rundir.emit(event, **self.base, **kw)
-    def time_left(self): return math.inf if self.deadline is None else self.deadline - time.time()
+    def emit(self, event, **kw):
+        return self.rundir.emit(event, **self.base, **kw)
+
+    def time_left(self):
+        return math.inf if self.deadline is None else self.deadline - time.time()
+
     def stopped(self):
         "RUN/STOP is there, or the launcher died."
         return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
@@ -294,18 +432,27 @@ class Worker:
         import torch
         from arc_nb.model import load_base, attach_lora, AdapterWriter
         from arc_nb.encoding import check_tokenizer
+
         cfg, run = self.cfg, self.rundir
-        if self.gpu is None: torch.set_num_threads(cfg.cpu_threads or 1)
+        if self.gpu is None:
+            torch.set_num_threads(cfg.cpu_threads or 1)
         with timed() as t:
             dev = 'cuda:0' if self.gpu is not None else 'cpu'
             dtype = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if self.gpu is not None else 'float32')
-            model_path = run.path/'tiny-model' if cfg.model == 'tiny' else cfg.model
+            model_path = run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model
             model, self.tok = load_base(model_path, device=dev, dtype=dtype)
             self.vocab = check_tokenizer(self.tok)
             self.tcfg, self.icfg = tc, _ = cfg.ttt(), cfg.infer()
-            self.model = attach_lora(model, rank=tc.lora_rank, alpha=tc.lora_alpha, dropout=tc.lora_dropout,
-                                     seed=tc.seed, lora_dtype=tc.lora_dtype)
-            if os.environ.get(SETUP_ENV): worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
+            self.model = attach_lora(
+                model,
+                rank=tc.lora_rank,
+                alpha=tc.lora_alpha,
+                dropout=tc.lora_dropout,
+                seed=tc.seed,
+                lora_dtype=tc.lora_dtype,
+            )
+            if os.environ.get(SETUP_ENV):
+                worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
             self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
         self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
         self.tasks, self.order = run.tasks(), run.order()
@@ -322,18 +469,25 @@ class Worker:
         run = self.rundir
         while not self.stopped():
             pending = [t for t in self.order if not run.done(t, self.done_phase)]
-            if not pending: return None
+            if not pending:
+                return None
             ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
             fits = [t for t in ready if self.need(t) <= self.time_left()]
             for tid in fits:
                 lock = run.claim(tid, self.phase)
-                if lock: return self.tasks[tid], lock
-            if self.time_left() <= 0: return None
-            if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
-                self.emit('deadline', message=f"{len(ready)} task(s) cannot finish before the deadline; "
-                                              "left to fallback attempts", tasks=ready)
+                if lock:
+                    return self.tasks[tid], lock
+            if self.time_left() <= 0:
                 return None
-            if self.phase == 'infer' and not ready and run.train_done_file.exists(): return None  # no adapter will come
+            if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
+                self.emit(
+                    'deadline',
+                    message=f"{len(ready)} task(s) cannot finish before the deadline; left to fallback attempts",
+                    tasks=ready,
+                )
+                return None
+            if self.phase == 'infer' and not ready and run.train_done_file.exists():
+                return None  # no adapter will come
             time.sleep(0.2)  # the rest is held by other workers (a killed one's task comes free) or not trained yet
         return None
 
@@ -341,10 +495,20 @@ class Worker:
         "Reset the LoRA weights in place and train them on `task` (`adapter_reset`, `train_end`, train.json)."
         from arc_nb.model import reset_lora
         from arc_nb.ttt import train_task
-        with timed(self.emit, 'adapter_reset', task=task.id): reset_lora(self.model, tc.seed)
+
+        with timed(self.emit, 'adapter_reset', task=task.id):
+            reset_lora(self.model, tc.seed)
         r = train_task(self.model, self.vocab, task, tc, reset=False)
-        self.emit('train_end', task=task.id, steps=r.steps, tokens=r.tokens, tokens_sq=r.tokens_sq, loss=r.final_loss,
-                  seconds=r.seconds, n_dropped=r.n_dropped)
+        self.emit(
+            'train_end',
+            task=task.id,
+            steps=r.steps,
+            tokens=r.tokens,
+            tokens_sq=r.tokens_sq,
+            loss=r.final_loss,
+            seconds=r.seconds,
+            n_dropped=r.n_dropped,
+        )
         write_json(self.rundir.train_json(task.id), r.to_json())
         self.est.tr.append(r.seconds / max(r.tokens, 1))
         return r
@@ -352,17 +516,20 @@ class Worker:
     def save(self, task, lock):
         "Hand the adapter to the background writer (`adapter_save`); it releases the claim once the files are in place."
         run = self.rundir
+
         def written(err, tid=task.id):
             if err is not None:
                 self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
                 write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
             lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
+
         with timed(self.emit, 'adapter_save', task=task.id):
             self.writer.save(self.model, run.adapter(task.id), on_done=written)
 
     def infer(self, task, ic):
         "Predict `task` with the adapter in the model: predictions.json and `infer_end` with the search's figures."
         from arc_nb.inference import predict_task, write_predictions, HFBackend
+
         with timed() as t:
             backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
             preds = predict_task(backend, self.vocab, task, ic)
@@ -370,21 +537,34 @@ class Worker:
         st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
         stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
         work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
-        self.emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds),
-                  tokens=sum(p.tokens for p in preds), tests=len(preds), seconds=t.seconds,
-                  decode_s=sum(p.decode_s for p in preds), score_s=sum(p.score_s for p in preds), work=work,
-                  decode={k: st[k] for k in stats} if st else 'eager')
+        self.emit(
+            'infer_end',
+            task=task.id,
+            candidates=sum(len(p.candidates) for p in preds),
+            tokens=sum(p.tokens for p in preds),
+            tests=len(preds),
+            seconds=t.seconds,
+            decode_s=sum(p.decode_s for p in preds),
+            score_s=sum(p.score_s for p in preds),
+            work=work,
+            decode={k: st[k] for k in stats} if st else 'eager',
+        )
         return preds
 
     def work(self, task, tc, ic, lock) -> bool:
         "This worker's phase of `task`; True when the claim was handed to the adapter writer (it releases it)."
-        if self.phase in ('train', 'fused'): self.train(task, tc)
-        if self.phase == 'train': self.save(task, lock); return True
+        if self.phase in ('train', 'fused'):
+            self.train(task, tc)
+        if self.phase == 'train':
+            self.save(task, lock)
+            return True
         if self.phase == 'infer':
             from arc_nb.model import load_adapter_weights
+
             with timed(self.emit, 'adapter_load', task=task.id):
                 load_adapter_weights(self.model, self.rundir.adapter(task.id))
-        with timed() as t: self.infer(task, ic)
+        with timed() as t:
+            self.infer(task, ic)
         self.est.inf.append(t.seconds / len(task.test))
         return False
 
@@ -393,19 +573,28 @@ class Worker:
         tc, ic = self.tcfg, self.icfg
         try:
             for retry in (False, True):
-                try: return self.work(task, tc, ic, lock)
+                try:
+                    return self.work(task, tc, ic, lock)
                 except Exception as e:
-                    if retry or not _is_oom(e): raise
+                    if retry or not _is_oom(e):
+                        raise
                     if self.gpu is not None:
-                        import torch; torch.cuda.empty_cache()
+                        import torch
+
+                        torch.cuda.empty_cache()
                     tc, ic = replace(tc, max_seq_len=tc.max_seq_len // 2), replace(ic, max_seq_len=ic.max_seq_len // 2)
-                    self.emit('task_error', task=task.id,
-                              message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}", retry=True)
+                    self.emit(
+                        'task_error',
+                        task=task.id,
+                        message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}",
+                        retry=True,
+                    )
         except Exception as e:
             msg = f"{type(e).__name__}: {e}"
             self.emit('task_error', task=task.id, message=msg)
-            write_json(self.rundir.error_file(task.id, self.done_phase),
-                       {'task': task.id, 'phase': self.phase, 'message': msg})
+            write_json(
+                self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
+            )
         return False
 
     def do(self, task, lock):
@@ -413,17 +602,23 @@ class Worker:
         handed = False
         with timed() as t:
             self.emit('claim', task=task.id)
-            try: handed = self.attempt(task, lock)
+            try:
+                handed = self.attempt(task, lock)
             finally:
                 self.emit('task_end', task=task.id, seconds=t.seconds)
-                if not handed: lock.release()
+                if not handed:
+                    lock.release()
 
     def run(self):
         "Claim and do tasks until none is left for this worker; the last adapter is on disk before `worker_exit`."
-        while (claimed := self.next_task()) is not None: self.do(*claimed)
+        while (claimed := self.next_task()) is not None:
+            self.do(*claimed)
         self.writer.wait()
-        if self.gpu is None: self.emit('worker_exit'); return
+        if self.gpu is None:
+            self.emit('worker_exit')
+            return
         import torch
+
         self.emit('worker_exit', peak_mem_gb=torch.cuda.max_memory_reserved() / 2**30)
 
 # %% ../nbs/07_scheduler.ipynb
@@ -433,23 +628,32 @@ def worker_device(gpu_arg: str):
         vis = os.environ.get('CUDA_VISIBLE_DEVICES', '')
         gpu = int(vis.split(',')[0]) if vis.strip() else None
         return gpu, 'cpu' if gpu is None else str(gpu)
-    if gpu_arg.startswith('cpu'): return None, gpu_arg  # 'cpu', or a logical CPU device 'cpu0', ... (--gpus cpu:N)
+    if gpu_arg.startswith('cpu'):
+        return None, gpu_arg  # 'cpu', or a logical CPU device 'cpu0', ... (--gpus cpu:N)
     os.environ['CUDA_VISIBLE_DEVICES'] = gpu_arg  # before torch is imported (the launcher set it too)
     return int(gpu_arg), gpu_arg
+
 
 def worker_main(argv=None) -> int:
     "Entry point of one worker process: `--run RUN --phase train|infer|fused --gpu G|cpu --slot K --deadline T`."
     import argparse
+
     ap = argparse.ArgumentParser()
-    ap.add_argument('--run'); ap.add_argument('--phase'); ap.add_argument('--gpu'); ap.add_argument('--slot', type=int)
-    ap.add_argument('--deadline', type=float, default=None); ap.add_argument('--parent', type=int, default=None)
+    ap.add_argument('--run')
+    ap.add_argument('--phase')
+    ap.add_argument('--gpu')
+    ap.add_argument('--slot', type=int)
+    ap.add_argument('--deadline', type=float, default=None)
+    ap.add_argument('--parent', type=int, default=None)
     a = ap.parse_args(argv)
     gpu, label = worker_device(a.gpu)
     run = RunDir(a.run)
     w = Worker(run, a.phase, gpu, label, a.slot, deadline=a.deadline, parent=a.parent)
-    try: slot = run.slot_lock(a.gpu, a.phase, a.slot)
+    try:
+        slot = run.slot_lock(a.gpu, a.phase, a.slot)
     except Timeout:
-        print(f"slot {w.name} is held by another live worker", file=sys.stderr); return 3
+        print(f"slot {w.name} is held by another live worker", file=sys.stderr)
+        return 3
     w.emit('worker_start')
     w.load()
     w.run()
@@ -459,126 +663,219 @@ def worker_main(argv=None) -> int:
 # %% ../nbs/07_scheduler.ipynb
 def resolve_gpus(gpus) -> list:
     "GPU indices to use; `[None]` means CPU slots; 'cpu:N' gives N logical CPU devices ('cpu0', ...), to exercise the multi-GPU logic on a CPU."
-    if gpus in (None, 'cpu'): return [None]
-    if isinstance(gpus, str) and gpus.startswith('cpu:'): return [f'cpu{i}' for i in range(int(gpus[4:]))]
+    if gpus in (None, 'cpu'):
+        return [None]
+    if isinstance(gpus, str) and gpus.startswith('cpu:'):
+        return [f'cpu{i}' for i in range(int(gpus[4:]))]
     if gpus == 'auto':
         try:
             import pynvml
-            pynvml.nvmlInit(); n = pynvml.nvmlDeviceGetCount(); pynvml.nvmlShutdown()
+
+            pynvml.nvmlInit()
+            n = pynvml.nvmlDeviceGetCount()
+            pynvml.nvmlShutdown()
             return list(range(n)) or [None]
-        except Exception: return [None]
-    if isinstance(gpus, str): gpus = [g for g in gpus.split(',') if g.strip()]
+        except Exception:
+            return [None]
+    if isinstance(gpus, str):
+        gpus = [g for g in gpus.split(',') if g.strip()]
     return [int(g) for g in gpus]
+
 
 def task_cells(raw) -> float:
     "Grid cells of a task as read from JSON (train pairs and test inputs); a malformed task counts as endless."
-    try: return sum(len(r) for ex in raw['train'] + raw['test'] for g in (ex.get('input'), ex.get('output')) if g for r in g)
-    except Exception: return math.inf
+    try:
+        return sum(
+            len(r) for ex in raw['train'] + raw['test'] for g in (ex.get('input'), ex.get('output')) if g for r in g
+        )
+    except Exception:
+        return math.inf
+
 
 def select_tasks(ids: list[str], sel, raw: dict | None = None) -> list[str]:
     "All ids, the first N in sorted order, 'smallest:N' (the N with the fewest grid cells in `raw`), or the given ids."
     ids = sorted(ids)
-    if sel is None: return ids
-    if isinstance(sel, int) or (isinstance(sel, str) and sel.isdigit()): return ids[:int(sel)]
+    if sel is None:
+        return ids
+    if isinstance(sel, int) or (isinstance(sel, str) and sel.isdigit()):
+        return ids[: int(sel)]
     if isinstance(sel, str) and sel.startswith('smallest:'):
         n = sel.split(':', 1)[1]
-        if not n.isdigit() or raw is None: raise ValueError(f"--tasks {sel}: write smallest:N with N a number, e.g. smallest:20")
-        return sorted(ids, key=lambda t: (task_cells(raw[t]), t))[:int(n)]
+        if not n.isdigit() or raw is None:
+            raise ValueError(f"--tasks {sel}: write smallest:N with N a number, e.g. smallest:20")
+        return sorted(ids, key=lambda t: (task_cells(raw[t]), t))[: int(n)]
     sel = sel.split(',') if isinstance(sel, str) else list(sel)
     unknown = [t for t in sel if t not in ids]
-    if unknown: raise ValueError(f"unknown task id(s): {', '.join(unknown)}")
+    if unknown:
+        raise ValueError(f"unknown task id(s): {', '.join(unknown)}")
     return sel
+
 
 def build_submission(run: RunDir, tasks: dict, bad: dict) -> dict:
     "The submission from every predictions.json there is, fallback attempts elsewhere; bad tasks get [[0]] guesses."
     from arc_nb.inference import attempts_of
+
     preds = {}
     for tid in tasks:
         if run.predicted(tid):
-            try: preds[tid] = attempts_of(json.loads(run.predictions(tid).read_text()))
-            except (json.JSONDecodeError, KeyError): pass
+            try:
+                preds[tid] = attempts_of(json.loads(run.predictions(tid).read_text()))
+            except (json.JSONDecodeError, KeyError):
+                pass
     sub = make_submission(tasks, preds)
-    for tid, n in bad.items(): sub[tid] = bad_task_attempts(n)
+    for tid, n in bad.items():
+        sub[tid] = bad_task_attempts(n)
     return sub
+
 
 def _pdeathsig():
     "In a worker, before exec: die with the launcher (Linux), so a killed launcher leaves no orphan holding slots."
     try:
-        import ctypes; ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception: pass
+        import ctypes
+
+        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except Exception:
+        pass
+
 
 WORKER_CODE = 'import sys; from arc_nb.scheduler import worker_main; sys.exit(worker_main(sys.argv[1:]))'
 MONITOR_CODE = 'import sys; from arc_nb.monitor import monitor_main; sys.exit(monitor_main(sys.argv[1:]))'  # 08_monitor, run as a process
 
+
 def _start_monitor(run, cfg, gpus):
     "The resource sampler (08_monitor) as its own process: it writes RUN/resources.csv until RUN/STOP appears."
-    g = 'cpu' if all(x is None or isinstance(x, str) for x in gpus) else ','.join(str(x) for x in gpus if isinstance(x, int))
-    log = open(run.path/'logs'/'monitor.log', 'ab')
-    p = subprocess.Popen([sys.executable, '-c', MONITOR_CODE, '--run', str(run.path), '--interval', str(cfg.monitor_interval), '--gpus', g,
-                          '--parent', str(os.getpid())], stdout=log, stderr=subprocess.STDOUT,
-                         preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
+    g = (
+        'cpu'
+        if all(x is None or isinstance(x, str) for x in gpus)
+        else ','.join(str(x) for x in gpus if isinstance(x, int))
+    )
+    log = open(run.path / 'logs' / 'monitor.log', 'ab')
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            '-c',
+            MONITOR_CODE,
+            '--run',
+            str(run.path),
+            '--interval',
+            str(cfg.monitor_interval),
+            '--gpus',
+            g,
+            '--parent',
+            str(os.getpid()),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None,
+    )
     log.close()
     return p
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
 class _Slot:
-    phase: str; gpu: object; slot: int
-    handle: object = None; pid: int | None = None; restarts: int = 0; finished: bool = False
+    phase: str
+    gpu: object
+    slot: int
+    handle: object = None
+    pid: int | None = None
+    restarts: int = 0
+    finished: bool = False
+
     @property
-    def name(self): return f"{self.phase}-{'cpu' if self.gpu is None else self.gpu}-{self.slot}"
+    def name(self):
+        return f"{self.phase}-{'cpu' if self.gpu is None else self.gpu}-{self.slot}"
+
 
 def worker_argv(run, s: _Slot, deadline, parent=None, gpu_arg=None) -> list[str]:
     "The arguments of `worker_main` for slot `s`."
     g = gpu_arg if gpu_arg is not None else ('cpu' if s.gpu is None else str(s.gpu))
-    return (['--run', str(run.path), '--phase', s.phase, '--gpu', g, '--slot', str(s.slot)] + ([] if parent is None else ['--parent', str(parent)])
-            + ([] if deadline is None else ['--deadline', str(deadline)]))
+    return (
+        ['--run', str(run.path), '--phase', s.phase, '--gpu', g, '--slot', str(s.slot)]
+        + ([] if parent is None else ['--parent', str(parent)])
+        + ([] if deadline is None else ['--deadline', str(deadline)])
+    )
+
 
 class LocalBackend:
     "Workers as subprocesses of the launcher, one per slot, pinned with CUDA_VISIBLE_DEVICES (the default backend)."
+
     def start(self, run, s: _Slot, deadline, threads):
-        env = {**os.environ, 'CUDA_VISIBLE_DEVICES': str(s.gpu) if isinstance(s.gpu, int) else '', 'OMP_NUM_THREADS': str(threads),
-               'TOKENIZERS_PARALLELISM': 'false', 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1'}
-        log = open(run.path/'logs'/f'{s.name}.log', 'ab')
-        s.handle = subprocess.Popen([sys.executable, '-c', WORKER_CODE] + worker_argv(run, s, deadline, parent=os.getpid()), stdout=log,
-                                    stderr=subprocess.STDOUT, env=env, preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None)
+        env = {
+            **os.environ,
+            'CUDA_VISIBLE_DEVICES': str(s.gpu) if isinstance(s.gpu, int) else '',
+            'OMP_NUM_THREADS': str(threads),
+            'TOKENIZERS_PARALLELISM': 'false',
+            'HF_HUB_OFFLINE': '1',
+            'TRANSFORMERS_OFFLINE': '1',
+        }
+        log = open(run.path / 'logs' / f'{s.name}.log', 'ab')
+        s.handle = subprocess.Popen(
+            [sys.executable, '-c', WORKER_CODE] + worker_argv(run, s, deadline, parent=os.getpid()),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            preexec_fn=_pdeathsig if sys.platform.startswith('linux') else None,
+        )
         s.pid = s.handle.pid
         log.close()
+
     def exit_code(self, s: _Slot):
         "None while the worker runs; its exit status once it has ended (negative: killed by that signal)."
         return s.handle.poll()
+
     def stop(self, slots, wait_s):
         live = [s for s in slots if s.handle is not None and s.handle.poll() is None]
-        for s in live: s.handle.terminate()
+        for s in live:
+            s.handle.terminate()
         t_end = time.time() + wait_s
         for s in live:
-            try: s.handle.wait(timeout=max(0.05, t_end - time.time()))
-            except subprocess.TimeoutExpired: s.handle.kill(); s.handle.wait()
-    def close(self): pass
+            try:
+                s.handle.wait(timeout=max(0.05, t_end - time.time()))
+            except subprocess.TimeoutExpired:
+                s.handle.kill()
+                s.handle.wait()
+
+    def close(self):
+        pass
+
 
 def _log_tail(run, s, n=15):
-    f = run.path/'logs'/f'{s.name}.log'
+    f = run.path / 'logs' / f'{s.name}.log'
     return '\n'.join(f.read_text(errors='replace').splitlines()[-n:]) if f.exists() else '(no log)'
+
 
 def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     "Write config, frozen task set, order and the first (fallback) submission; return (tasks, bad) where bad maps task id -> test count."
     from arc_nb.data import parse_task
+
     if resume:
         tasks = run.tasks()
-        bad = json.loads((run.path/'bad_tasks.json').read_text()) if (run.path/'bad_tasks.json').exists() else {}
+        bad = json.loads((run.path / 'bad_tasks.json').read_text()) if (run.path / 'bad_tasks.json').exists() else {}
         return tasks, bad
     ch, sols, label = read_source(cfg.data)
     ids = select_tasks(list(ch), cfg.tasks, ch)
     tasks, bad = {}, {}
     for tid in ids:
-        try: tasks[tid] = parse_task(tid, ch[tid], sols.get(tid), path=label)
+        try:
+            tasks[tid] = parse_task(tid, ch[tid], sols.get(tid), path=label)
         except ARCDataError as e:
             bad[tid] = test_count(ch[tid])
-            run.emit('task_error', worker='launcher', pid=os.getpid(), phase=None, gpu=None, slot=None, task=tid, message=str(e))
+            run.emit(
+                'task_error',
+                worker='launcher',
+                pid=os.getpid(),
+                phase=None,
+                gpu=None,
+                slot=None,
+                task=tid,
+                message=str(e),
+            )
     write_json(run.config_file, cfg.to_dict(), indent=1)
     write_json(run.challenges_file, {k: t.to_json() for k, t in tasks.items()})
-    if tasks and all(t.has_solutions for t in tasks.values()): write_json(run.path/'solutions.json', {k: t.solutions() for k, t in tasks.items()})
-    write_json(run.path/'bad_tasks.json', bad)
+    if tasks and all(t.has_solutions for t in tasks.values()):
+        write_json(run.path / 'solutions.json', {k: t.solutions() for k, t in tasks.items()})
+    write_json(run.path / 'bad_tasks.json', bad)
     order = sorted(((k, task_tokens(COUNT_VOCAB, t)) for k, t in tasks.items()), key=lambda x: (-x[1], x[0]))
     write_json(run.order_file, order)
     return tasks, bad
@@ -587,27 +884,33 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
 @dataclass
 class Launch:
     "What the launcher knows while a run goes on; its steps: `open_run`, `start_slots`, `poll`, `stop_slots`, `finish`."
+
     cfg: RunConfig
     run: RunDir
     backend: object
     resume: bool
-    t_start: float                               # the time budget counts from here
-    tasks: dict = field(default_factory=dict)    # task id -> Task, the valid tasks of the run
-    bad: dict = field(default_factory=dict)      # malformed task id -> its number of test inputs
+    t_start: float  # the time budget counts from here
+    tasks: dict = field(default_factory=dict)  # task id -> Task, the valid tasks of the run
+    bad: dict = field(default_factory=dict)  # malformed task id -> its number of test inputs
     deadline: float | None = None
-    grace: float = 0.0                           # the launcher stops the workers this long before the deadline
-    cut: bool = False                            # the budget cut the run (or left no time to start it)
+    grace: float = 0.0  # the launcher stops the workers this long before the deadline
+    cut: bool = False  # the budget cut the run (or left no time to start it)
     slots: list = field(default_factory=list)
     threads: int = 1
-    mon: object = None                           # the monitor process
-    bar: object = None                           # the progress bar
-    offset: int = 0                              # bytes of events.jsonl read so far
-    loaded: set = field(default_factory=set)     # pids of the workers that have loaded their model
-    seen_pred: int = -1                          # predicted tasks at the last submission rewrite
+    mon: object = None  # the monitor process
+    bar: object = None  # the progress bar
+    offset: int = 0  # bytes of events.jsonl read so far
+    loaded: set = field(default_factory=set)  # pids of the workers that have loaded their model
+    seen_pred: int = -1  # predicted tasks at the last submission rewrite
+
     @property
-    def base(self): return dict(worker='launcher', pid=os.getpid(), phase=None, gpu=None, slot=None)
+    def base(self):
+        return dict(worker='launcher', pid=os.getpid(), phase=None, gpu=None, slot=None)
+
     @property
-    def worker_deadline(self): return None if self.deadline is None else self.deadline - self.grace
+    def worker_deadline(self):
+        return None if self.deadline is None else self.deadline - self.grace
+
 
 def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, started=None, **kw) -> Launch:
     "The run directory ready for workers: config, task set, order, a valid fallback submission, `run_start`, the model."
@@ -618,22 +921,26 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
         if not run.config_file.exists():
             raise RunError(f"{run.path} has no config.json: nothing to resume (start it without --resume)")
         cfg = replace(run.config(), time_budget=cfg.time_budget)
-        for f in (run.stop_file, run.train_done_file): f.unlink(missing_ok=True)
+        for f in (run.stop_file, run.train_done_file):
+            f.unlink(missing_ok=True)
     elif run.config_file.exists():
         raise RunError(f"{run.path} already holds a run: pass --resume to finish it, or choose another --out")
     L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, resume))
     write_submission(build_submission(run, L.tasks, L.bad), run.submission_file)  # valid from the first second
     if cfg.time_budget is not None:
         L.deadline, L.grace = t_start + cfg.time_budget, min(30.0, max(1.0, 0.03 * cfg.time_budget))
-    run.emit('run_start', **L.base, resume=resume, tasks=len(L.tasks), bad_tasks=len(L.bad),
-             time_budget=cfg.time_budget)
+    run.emit(
+        'run_start', **L.base, resume=resume, tasks=len(L.tasks), bad_tasks=len(L.bad), time_budget=cfg.time_budget
+    )
     L.cut = L.deadline is not None and time.time() >= L.deadline - L.grace - 1.0  # the budget is spent before any start
-    if cfg.model == 'tiny' and not (run.path/'tiny-model'/'config.json').exists() and not L.cut:
+    if cfg.model == 'tiny' and not (run.path / 'tiny-model' / 'config.json').exists() and not L.cut:
         from arc_nb.model import make_tiny_model
-        make_tiny_model(run.path/'tiny-model')
+
+        make_tiny_model(run.path / 'tiny-model')
     elif cfg.model != 'tiny' and not Path(cfg.model).is_dir():
-        raise RunError(f"model directory {cfg.model} does not exist "
-                       "(pass a local Hugging Face model folder, or --model tiny)")
+        raise RunError(
+            f"model directory {cfg.model} does not exist (pass a local Hugging Face model folder, or --model tiny)"
+        )
     return L
 
 # %% ../nbs/07_scheduler.ipynb
@@ -647,50 +954,72 @@ def start_slots(L: Launch, progress=True):
     L.threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // len(slots))
     todo = [t for t in L.tasks if not run.done(t, 'infer')]
     L.slots = [] if not todo or L.cut else slots
-    for s in L.slots: backend.start(run, s, L.worker_deadline, L.threads)
+    for s in L.slots:
+        backend.start(run, s, L.worker_deadline, L.threads)
     if L.slots and cfg.monitor_interval:
         L.mon = _start_monitor(run, cfg, resolve_gpus(cfg.gpus if isinstance(backend, LocalBackend) else 'auto'))
     if progress:
         from tqdm.auto import tqdm
-        L.bar = tqdm(total=len(L.tasks), desc='predicted', unit='task', initial=len(L.tasks) - len(todo),
-                     mininterval=2.0)
+
+        L.bar = tqdm(
+            total=len(L.tasks), desc='predicted', unit='task', initial=len(L.tasks) - len(todo), mininterval=2.0
+        )
+
 
 def tail_events(L: Launch):
     "The new lines of events.jsonl: which worker pids have loaded their model (start failures never did)."
     recs, L.offset = read_jsonl(L.run.events_file, L.offset)
     L.loaded.update(e['pid'] for e in recs if e.get('event') == 'model_load')
 
+
 def poll_slots(L: Launch):
     "Mark finished workers, restart dead ones (up to `max_restarts`); a failure before the model loads stops the run."
     run = L.run
     for s in L.slots:
         rc = None if s.finished or s.handle is None else L.backend.exit_code(s)
-        if rc is None: continue
-        if rc == 0: s.finished = True; continue
+        if rc is None:
+            continue
+        if rc == 0:
+            s.finished = True
+            continue
         if s.pid not in L.loaded and rc > 0 and rc != 3:  # an error exit before the model loaded (3: slot still held)
-            raise RunError(f"worker {s.name} failed on start (exit {rc}); its log "
-                           f"{run.path/'logs'/(s.name + '.log')} ends:\n{_log_tail(run, s)}")
+            raise RunError(
+                f"worker {s.name} failed on start (exit {rc}); its log "
+                f"{run.path / 'logs' / (s.name + '.log')} ends:\n{_log_tail(run, s)}"
+            )
         if s.restarts >= L.cfg.max_restarts:
             s.finished = True
-            run.emit('task_error', **L.base,
-                     message=f"worker {s.name} died {s.restarts + 1} times (exit {rc}); not restarted")
+            run.emit(
+                'task_error',
+                **L.base,
+                message=f"worker {s.name} died {s.restarts + 1} times (exit {rc}); not restarted",
+            )
             continue
         s.restarts += 1
-        run.emit('worker_restart', **L.base, message=f"worker {s.name} (pid {s.pid}) exited with {rc}; restarting",
-                 restarts=s.restarts, dead_pid=s.pid, dead_worker=s.name)  # seen dead now: its timeline ends
+        run.emit(
+            'worker_restart',
+            **L.base,
+            message=f"worker {s.name} (pid {s.pid}) exited with {rc}; restarting",
+            restarts=s.restarts,
+            dead_pid=s.pid,
+            dead_worker=s.name,
+        )  # seen dead now: its timeline ends
         L.backend.start(run, s, L.worker_deadline, L.threads)
+
 
 def update_submission(L: Launch):
     "Rewrite submission.json when more tasks are predicted; move the progress bar."
     run, tasks = L.run, L.tasks
     n_pred = sum(run.done(t, 'infer') for t in tasks)
     if n_pred != L.seen_pred:
-        write_submission(build_submission(run, tasks, L.bad), run.submission_file); L.seen_pred = n_pred
+        write_submission(build_submission(run, tasks, L.bad), run.submission_file)
+        L.seen_pred = n_pred
     if L.bar is not None:
         left = '' if L.deadline is None else f", {max(0, L.deadline - time.time()):.0f}s left"
         trained = sum(run.train_json(t).exists() for t in tasks)
         L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{left}", refresh=False)
         L.bar.update(n_pred - L.bar.n)  # redraws at most every mininterval
+
 
 def poll(L: Launch) -> bool:
     "One look at the run; True when it is over (every worker finished, or the deadline's grace is reached)."
@@ -700,44 +1029,66 @@ def poll(L: Launch) -> bool:
     if L.cfg.mode == 'split' and not L.run.train_done_file.exists() and all(s.finished for s in trainers):
         L.run.train_done_file.touch()
     update_submission(L)
-    if all(s.finished for s in L.slots): return True
-    if L.deadline is not None and time.time() >= L.deadline - L.grace: L.cut = True; return True
+    if all(s.finished for s in L.slots):
+        return True
+    if L.deadline is not None and time.time() >= L.deadline - L.grace:
+        L.cut = True
+        return True
     return False
 
 # %% ../nbs/07_scheduler.ipynb
 def stop_slots(L: Launch) -> dict:
     "STOP, then the workers and the monitor stopped; returns the final submission, written."
     L.run.stop_file.touch()
-    if L.mon is not None: L.mon.terminate()
+    if L.mon is not None:
+        L.mon.terminate()
     L.backend.stop(L.slots, min(L.grace / 2, 5.0) if L.cut else 10.0)
     L.backend.close()
     if L.mon is not None:
-        try: L.mon.wait(timeout=2)
-        except subprocess.TimeoutExpired: L.mon.kill()
-    if L.bar is not None: L.bar.close()
+        try:
+            L.mon.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            L.mon.kill()
+    if L.bar is not None:
+        L.bar.close()
     sub = build_submission(L.run, L.tasks, L.bad)
     write_submission(sub, L.run.submission_file)
     return sub
+
 
 def finish(L: Launch, sub: dict) -> dict:
     "`deadline` if the budget cut the run, the submission checked, score.json with solutions, `run_end`; the summary."
     run, tasks, bad = L.run, L.tasks, L.bad
     missing = [t for t in tasks if not run.predicted(t)]
-    if L.cut: run.emit('deadline', **L.base, message=f"time budget reached: {len(missing)} task(s) without predictions "
-                                                     "kept fallback attempts", tasks=missing)
+    if L.cut:
+        run.emit(
+            'deadline',
+            **L.base,
+            message=f"time budget reached: {len(missing)} task(s) without predictions kept fallback attempts",
+            tasks=missing,
+        )
     challenges = {**tasks, **{k: {'test': [None] * n} for k, n in bad.items()}}  # the submission is checked against it
     problems = validate_submission(sub, challenges)
-    if problems: raise RunError(f"the final submission is invalid (a bug): {problems[:3]}")
-    summary = {'run': str(run.path), 'tasks': len(tasks) + len(bad), 'bad_tasks': sorted(bad),
-               'trained': sum(run.train_json(t).exists() for t in tasks), 'predicted': len(tasks) - len(missing),
-               'seconds': time.time() - L.t_start, 'deadline_cut': L.cut}
-    if (run.path/'solutions.json').exists():
-        sols = json.loads((run.path/'solutions.json').read_text())
+    if problems:
+        raise RunError(f"the final submission is invalid (a bug): {problems[:3]}")
+    summary = {
+        'run': str(run.path),
+        'tasks': len(tasks) + len(bad),
+        'bad_tasks': sorted(bad),
+        'trained': sum(run.train_json(t).exists() for t in tasks),
+        'predicted': len(tasks) - len(missing),
+        'seconds': time.time() - L.t_start,
+        'deadline_cut': L.cut,
+    }
+    if (run.path / 'solutions.json').exists():
+        sols = json.loads((run.path / 'solutions.json').read_text())
         per = score_submission(sub, sols)['per_task'] | {k: 0.0 for k in bad}  # a malformed task scores nothing
         sc = {'score': 100 * sum(per.values()) / len(per), 'tasks': len(per), 'per_task': per}
-        write_json(run.score_file, sc); summary['score'] = sc['score']
+        write_json(run.score_file, sc)
+        summary['score'] = sc['score']
     run.emit('run_end', **L.base, **{k: v for k, v in summary.items() if k != 'run'})
     return summary
+
 
 def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, started=None, **kw) -> dict:
     """Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions
@@ -745,6 +1096,8 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
     L = open_run(cfg, resume=resume, backend=backend, started=started, **kw)
     start_slots(L, progress)
     try:
-        while not poll(L): time.sleep(0.25)
-    finally: sub = stop_slots(L)
+        while not poll(L):
+            time.sleep(0.25)
+    finally:
+        sub = stop_slots(L)
     return finish(L, sub)

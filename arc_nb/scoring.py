@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 import numpy as np
-from .data import Task, as_grid, grid_problem, load_tasks, read_source, write_json, ARCDataError
+from .data import Task, grid_problem, read_source, write_json, ARCDataError
 
 # %% auto 0
 __all__ = ['fallback_attempts', 'test_count', 'bad_task_attempts', 'make_submission', 'write_submission', 'validate_submission',
@@ -23,7 +23,8 @@ def fallback_attempts(task: Task) -> list[dict]:
         cmap = {}
         for ex in task.train:
             if ex.input.shape == ex.output.shape:
-                for a, b in zip(ex.input.ravel().tolist(), ex.output.ravel().tolist()): cmap.setdefault(a, b)
+                for a, b in zip(ex.input.ravel().tolist(), ex.output.ravel().tolist()):
+                    cmap.setdefault(a, b)
         a2 = [[cmap.get(v, v) for v in row] for row in a1]
         if a2 == a1:  # a second, different guess: the most common train-output colour on the input's shape
             outs = np.concatenate([ex.output.ravel() for ex in task.train])
@@ -32,10 +33,12 @@ def fallback_attempts(task: Task) -> list[dict]:
         out.append({'attempt_1': a1, 'attempt_2': a2})
     return out
 
+
 def test_count(entry) -> int:
     "How many test entries a raw (possibly malformed) challenge entry lists; at least 1."
     t = entry.get('test') if isinstance(entry, dict) else None
     return len(t) if isinstance(t, list) and t else 1
+
 
 def bad_task_attempts(n: int) -> list[dict]:
     "Attempts for a task that could not be parsed: a 1x1 black grid per test entry, so the submission stays valid."
@@ -53,10 +56,12 @@ def make_submission(tasks: dict[str, Task], predictions: dict | None = None) -> 
             guesses = [g for g in (pred[i] if i < len(pred) else []) if g is not None and grid_problem(g) is None]
             guesses = [np.asarray(g).tolist() for g in guesses][:2]
             for g in (fb[i]['attempt_1'], fb[i]['attempt_2']):  # pad with fallbacks
-                if len(guesses) < 2: guesses.append(g)
+                if len(guesses) < 2:
+                    guesses.append(g)
             entries.append({'attempt_1': guesses[0], 'attempt_2': guesses[1]})
         sub[tid] = entries
     return sub
+
 
 def write_submission(sub: dict, path):
     "Write a submission atomically (temp file + rename), so a reader or a kill never sees half of it."
@@ -66,20 +71,31 @@ def write_submission(sub: dict, path):
 def _n_tests(challenges) -> dict[str, int]:
     return {k: (len(v.test) if isinstance(v, Task) else len(v['test'])) for k, v in challenges.items()}
 
+
 def validate_submission(sub, challenges) -> list[str]:
     "Problems of `sub` against `challenges` (tasks or a Kaggle challenges dict); empty when valid."
-    if not isinstance(sub, dict): return [f"submission must be an object of task id -> list, got {type(sub).__name__}"]
+    if not isinstance(sub, dict):
+        return [f"submission must be an object of task id -> list, got {type(sub).__name__}"]
     problems, need = [], _n_tests(challenges)
     for tid, n in need.items():
-        if tid not in sub: problems.append(f"task {tid}: missing"); continue
+        if tid not in sub:
+            problems.append(f"task {tid}: missing")
+            continue
         entries = sub[tid]
-        if not isinstance(entries, list): problems.append(f"task {tid}: must be a list of {n} entries"); continue
-        if len(entries) != n: problems.append(f"task {tid}: {len(entries)} test entries, expected {n}")
+        if not isinstance(entries, list):
+            problems.append(f"task {tid}: must be a list of {n} entries")
+            continue
+        if len(entries) != n:
+            problems.append(f"task {tid}: {len(entries)} test entries, expected {n}")
         for i, e in enumerate(entries):
-            if not isinstance(e, dict): problems.append(f"task {tid}: test {i}: must be an object with attempt_1 and attempt_2"); continue
+            if not isinstance(e, dict):
+                problems.append(f"task {tid}: test {i}: must be an object with attempt_1 and attempt_2")
+                continue
             for a in ('attempt_1', 'attempt_2'):
-                if a not in e: problems.append(f"task {tid}: test {i}: {a} missing")
-                elif (p := grid_problem(e[a])): problems.append(f"task {tid}: test {i}: {a}: {p}")
+                if a not in e:
+                    problems.append(f"task {tid}: test {i}: {a} missing")
+                elif p := grid_problem(e[a]):
+                    problems.append(f"task {tid}: test {i}: {a}: {p}")
     problems += [f"task {tid}: not in the challenges" for tid in sub if tid not in need]
     return problems
 
@@ -88,10 +104,12 @@ def _solution_grids(solutions) -> dict[str, list]:
     out = {}
     for k, v in solutions.items():
         if isinstance(v, Task):
-            if not v.has_solutions: raise ARCDataError("task has no known test outputs to score against", task_id=k)
+            if not v.has_solutions:
+                raise ARCDataError("task has no known test outputs to score against", task_id=k)
             v = v.solutions()
         out[k] = v
     return out
+
 
 def score_task(entries, answers) -> float:
     "Fraction of the test inputs where `attempt_1` or `attempt_2` equals the answer."
@@ -103,6 +121,7 @@ def score_task(entries, answers) -> float:
         hit += any(e.get(a) == ans for a in ('attempt_1', 'attempt_2'))
     return hit / len(answers)
 
+
 def score_submission(sub: dict, solutions) -> dict:
     "`{'score': percent, 'tasks': N, 'per_task': {id: fraction}}` by the ARC Prize rule."
     sols = _solution_grids(solutions)
@@ -112,20 +131,29 @@ def score_submission(sub: dict, solutions) -> dict:
 # %% ../nbs/01_scoring.ipynb
 def load_submission(path) -> dict:
     path = Path(path)
-    if not path.exists(): raise ARCDataError("submission file does not exist", path=path)
-    try: return json.loads(path.read_text())
-    except json.JSONDecodeError as e: raise ARCDataError(f"submission is not valid JSON ({e})", path=path) from None
+    if not path.exists():
+        raise ARCDataError("submission file does not exist", path=path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ARCDataError(f"submission is not valid JSON ({e})", path=path) from None
+
 
 def read_solutions(source) -> dict:
     "Kaggle solutions dict from a `*_solutions.json`, a challenges file with solutions beside it, or a named set."
     p = Path(source)
     if p.is_file() and not p.name.endswith('_challenges.json'):
         d = json.loads(p.read_text())
-        if isinstance(d, dict) and all(isinstance(v, list) and v and isinstance(v[0], list) and v[0] and isinstance(v[0][0], list) for v in d.values()):
+        if isinstance(d, dict) and all(
+            isinstance(v, list) and v and isinstance(v[0], list) and v[0] and isinstance(v[0][0], list)
+            for v in d.values()
+        ):
             return d
     _, sols, label = read_source(source)
-    if not sols: raise ARCDataError("no solutions found", path=label)
+    if not sols:
+        raise ARCDataError("no solutions found", path=label)
     return sols
+
 
 def read_challenges(source) -> dict:
     return read_source(source)[0]

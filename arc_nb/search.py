@@ -15,48 +15,68 @@ __all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'forward', 'model_context', 'che
 @dataclass
 class WorkCount:
     "Running totals of what forward passes did in this process (see `useful_work` in 09_plots)."
-    steps: int = 0   # decode steps: passes that feed one new token per row
-    rows: int = 0    # tokens those steps fed (a step of B rows counts B)
-    kv: int = 0      # keys those steps attended to: the sum over steps of rows x context length
+
+    steps: int = 0  # decode steps: passes that feed one new token per row
+    rows: int = 0  # tokens those steps fed (a step of B rows counts B)
+    kv: int = 0  # keys those steps attended to: the sum over steps of rows x context length
     tokens: int = 0  # tokens of multi-token passes (prompt prefill, rescoring)
-    ctx: int = 0     # the sum of those tokens' context lengths (their attention work)
-    def step(self, rows, context): self.steps += 1; self.rows += rows; self.kv += rows * context
+    ctx: int = 0  # the sum of those tokens' context lengths (their attention work)
+
+    def step(self, rows, context):
+        self.steps += 1
+        self.rows += rows
+        self.kv += rows * context
+
     def passed(self, rows, start, n):
         "A pass of `n` tokens per row after `start` cached ones."
-        self.tokens += rows * n; self.ctx += rows * (n * start + n * (n + 1) // 2)
+        self.tokens += rows * n
+        self.ctx += rows * (n * start + n * (n + 1) // 2)
+
     def since(self, before: 'WorkCount') -> dict:
         "What was done after the copy `before` was taken."
         return {k: v - getattr(before, k) for k, v in asdict(self).items()}
-    def copy(self) -> 'WorkCount': return WorkCount(**asdict(self))
+
+    def copy(self) -> 'WorkCount':
+        return WorkCount(**asdict(self))
+
 
 WORK = WorkCount()  # this process's totals: `predict_task` records differences
 
 # %% ../nbs/06a_search.ipynb
 def _select(cache, idx):
     "A new cache holding rows `idx` of `cache` (the original is left as it is)."
-    c = copy.copy(cache); c.layers = [copy.copy(l) for l in cache.layers]
+    c = copy.copy(cache)
+    c.layers = [copy.copy(l) for l in cache.layers]
     c.batch_select_indices(idx)
     return c
 
+
 _CACHE_KW = {}
+
+
 def _cache_kw(model) -> str:
     """transformers 5.2x renamed the forward argument `past_key_values` to `cache`; use whichever this model takes
     (looked up once per class)."""
     import inspect
+
     base = model.get_base_model() if hasattr(model, 'get_base_model') else model
     k = type(base)
     if k not in _CACHE_KW:
         _CACHE_KW[k] = 'cache' if 'cache' in inspect.signature(base.forward).parameters else 'past_key_values'
     return _CACHE_KW[k]
 
+
 def forward(model, ids, cache=None, *, last_only=False):
     """One forward pass with the KV cache on: (logits, cache). `last_only` computes logits for the last position alone
     (prefill)."""
     kw = {_cache_kw(model): cache} if cache is not None else {}
-    if last_only: kw['logits_to_keep'] = 1
+    if last_only:
+        kw['logits_to_keep'] = 1
     start, (rows, n) = (cache.get_seq_length() if cache is not None else 0), ids.shape
-    if n == 1 and start > 0: WORK.step(rows, start + 1)
-    else: WORK.passed(rows, start, n)
+    if n == 1 and start > 0:
+        WORK.step(rows, start + 1)
+    else:
+        WORK.passed(rows, start, n)
     o = model(input_ids=ids, use_cache=True, **kw)
     return o.logits, (o['cache'] if 'cache' in o else o.past_key_values)
 
@@ -66,16 +86,20 @@ def model_context(model) -> int | None:
     cfg = model.config if hasattr(model, 'config') else None
     return getattr(cfg, 'max_position_embeddings', None) or getattr(cfg, 'n_positions', None)
 
+
 def check_args(model, prompt_ids, min_prob, max_new_tokens) -> int:
     """Check a search's arguments (errors that say what to do); the number of new tokens the model's context leaves room
     for."""
     if min_prob is not None and not (0 < min_prob <= 1):
         raise ValueError(f"min_prob must be in (0, 1], or None for greedy; got {min_prob}")
-    if max_new_tokens < 1: raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    if max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     ctx = model_context(model)
     if ctx is not None and len(prompt_ids) >= ctx:
-        raise ValueError(f"prompt of {len(prompt_ids)} tokens is longer than the model's context of {ctx} tokens: "
-                         "lower max_seq_len so fit_prompt drops context pairs")
+        raise ValueError(
+            f"prompt of {len(prompt_ids)} tokens is longer than the model's context of {ctx} tokens: "
+            "lower max_seq_len so fit_prompt drops context pairs"
+        )
     return max_new_tokens if ctx is None else min(max_new_tokens, ctx - len(prompt_ids))
 
 # %% ../nbs/06a_search.ipynb
@@ -88,8 +112,11 @@ def expand(lp, branches, floor, eos_token_id, last: bool, done: list):
     keep_r, keep_t = [], []
     for r, t, s in zip(rows.tolist(), toks.tolist(), total[rows, toks].tolist()):
         seq = branches[r][0] + (t,)
-        if t == eos_token_id: done.append((list(seq), s))
-        elif not last: keep_r.append(r); keep_t.append((seq, s))
+        if t == eos_token_id:
+            done.append((list(seq), s))
+        elif not last:
+            keep_r.append(r)
+            keep_t.append((seq, s))
     return keep_r, keep_t
 
 # %% ../nbs/06a_search.ipynb
@@ -100,7 +127,8 @@ def dfs_sample(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max
     max_new_tokens = check_args(model, prompt_ids, min_prob, max_new_tokens)
     dev = model.device
     logits, cache = forward(model, torch.as_tensor([list(prompt_ids)], device=dev), last_only=True)
-    if min_prob is None: return _greedy(model, logits, cache, max_new_tokens, eos_token_id)
+    if min_prob is None:
+        return _greedy(model, logits, cache, max_new_tokens, eos_token_id)
     floor, max_batch = math.log(min_prob), max_batch or max(1, int(1 / min_prob))
     # a group: (cache, logits of its branches' next token [B, V], branches [(tokens, logprob)])
     groups, done = [(cache, logits[:, -1], [((), 0.0)])], []
@@ -114,22 +142,28 @@ def dfs_sample(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max
                 nxt.append((cache, keep_t))
                 continue
             for i in range(0, len(keep_r), max_batch):
-                rr, bt = keep_r[i:i + max_batch], keep_t[i:i + max_batch]
+                rr, bt = keep_r[i : i + max_batch], keep_t[i : i + max_batch]
                 nxt.append((_select(cache, torch.tensor(rr, device=dev)), bt))
-        if not nxt: break
+        if not nxt:
+            break
         groups = []
         for cache, bt in nxt:
             logits, cache = forward(model, torch.tensor([[s[-1]] for s, _ in bt], device=dev), cache)
             groups.append((cache, logits[:, -1], bt))
     return sorted(done, key=lambda x: (-x[1], x[0]))
 
+
 def _greedy(model, logits, cache, max_new_tokens, eos):
     seq, lp = [], 0.0
     for _ in range(max_new_tokens):
         l = torch.log_softmax(logits[:, -1].float(), -1)[0]
-        t = int(l.argmax()); seq.append(t); lp += float(l[t])
-        if t == eos: return [(seq, lp)]
-        if len(seq) < max_new_tokens: logits, cache = forward(model, torch.tensor([[t]], device=model.device), cache)
+        t = int(l.argmax())
+        seq.append(t)
+        lp += float(l[t])
+        if t == eos:
+            return [(seq, lp)]
+        if len(seq) < max_new_tokens:
+            logits, cache = forward(model, torch.tensor([[t]], device=model.device), cache)
     return []
 
 # %% ../nbs/06a_search.ipynb
@@ -139,16 +173,21 @@ def dfs_recursive(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id):
     max_new_tokens = check_args(model, prompt_ids, min_prob, max_new_tokens)
     floor, dev, done = math.log(min_prob), model.device, []
     logits, cache = forward(model, torch.as_tensor([list(prompt_ids)], device=dev), last_only=True)
+
     def visit(logits, seq, s):
         lp = torch.log_softmax(logits.float(), -1).double()[0]
         for t in torch.nonzero(lp + s >= floor).flatten().tolist():
             s2 = s + float(lp[t])
-            if t == eos_token_id: done.append((seq + [t], s2)); continue
-            if len(seq) + 1 >= max_new_tokens: continue
+            if t == eos_token_id:
+                done.append((seq + [t], s2))
+                continue
+            if len(seq) + 1 >= max_new_tokens:
+                continue
             n = cache.get_seq_length()
             lg, _ = forward(model, torch.tensor([[t]], device=dev), cache)
             visit(lg[:, -1], seq + [t], s2)
             cache.crop(n - cache.get_seq_length())  # transformers 5: a negative count of tokens to drop
+
     visit(logits[:, -1], [], 0.0)
     return sorted(done, key=lambda x: (-x[1], x[0]))
 

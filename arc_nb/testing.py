@@ -18,56 +18,88 @@ __all__ = ['compact_vocab', 'llama', 'small_model', 'gpt2', 'with_lora', 'peaked
 # %% ../nbs/13_testing.ipynb
 @functools.lru_cache(None)
 def _compact():
-    tok = make_compact_tokenizer(); return len(tok), check_tokenizer(tok)
+    tok = make_compact_tokenizer()
+    return len(tok), check_tokenizer(tok)
+
 
 def compact_vocab() -> Vocab:
     "The compact tokenizer's `Vocab` (made once): the vocabulary of the models below."
     return _compact()[1]
 
+
 def llama(seed, layers=2, hidden=32, heads=4, kv_heads=2, **kw):
     "A tiny random Llama in the compact vocabulary, in eval mode; `kw` go to `LlamaConfig` (rope scaling, ...)."
     from transformers import LlamaConfig, LlamaForCausalLM
+
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=_compact()[0], hidden_size=hidden, intermediate_size=2 * hidden,
-                      num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                      max_position_embeddings=512, tie_word_embeddings=False, **kw)
+    cfg = LlamaConfig(
+        vocab_size=_compact()[0],
+        hidden_size=hidden,
+        intermediate_size=2 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=False,
+        **kw,
+    )
     return LlamaForCausalLM(cfg).eval()
+
 
 def small_model(cls, config_cls, seed, **kw):
     "A small random decoder of another Llama-shaped family (Mistral, Qwen2): `cls(config_cls(...))`, in eval mode."
     torch.manual_seed(seed)
-    return cls(config_cls(vocab_size=_compact()[0], hidden_size=48, intermediate_size=96, num_hidden_layers=2,
-                          num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=512,
-                          tie_word_embeddings=False, **kw)).eval()
+    return cls(
+        config_cls(
+            vocab_size=_compact()[0],
+            hidden_size=48,
+            intermediate_size=96,
+            num_hidden_layers=2,
+            num_attention_heads=6,
+            num_key_value_heads=2,
+            max_position_embeddings=512,
+            tie_word_embeddings=False,
+            **kw,
+        )
+    ).eval()
+
 
 def gpt2(seed, **kw):
     "A tiny random GPT-2 (not Llama-shaped: the static-cache decoder refuses it)."
     from transformers import GPT2Config, GPT2LMHeadModel
+
     torch.manual_seed(seed)
-    return GPT2LMHeadModel(GPT2Config(vocab_size=_compact()[0], n_embd=32, n_layer=2, n_head=4,
-                                      **{'n_positions': 512, **kw})).eval()
+    return GPT2LMHeadModel(
+        GPT2Config(vocab_size=_compact()[0], n_embd=32, n_layer=2, n_head=4, **{'n_positions': 512, **kw})
+    ).eval()
+
 
 def with_lora(m, r=4, alpha=8, std=0.5):
     "`m` under a peft LoRA on all linear layers, its `B` matrices random (peft starts them at zero: no effect)."
     from peft import LoraConfig, get_peft_model
+
     pm = get_peft_model(m, LoraConfig(r=r, target_modules='all-linear', lora_alpha=alpha))
     with torch.no_grad():
         for n, p in pm.named_parameters():
-            if 'lora_B' in n: p.normal_(0, std)  # a non-trivial adapter
+            if 'lora_B' in n:
+                p.normal_(0, std)  # a non-trivial adapter
     return pm.eval()
 
 # %% ../nbs/13_testing.ipynb
 def peaked(model, factor=12.0):
     "Scale the output layer of `model` in place so its next-token distributions are peaked (for tests and demos)."
-    with torch.no_grad(): model.get_output_embeddings().weight.mul_(factor)
+    with torch.no_grad():
+        model.get_output_embeddings().weight.mul_(factor)
     return model
+
 
 def boost_eos(m, amount, eos_token_id=None):
     "Add `amount` to the end token's logit (a bias on the output layer), so that sequences end sooner; in place."
     eos = compact_vocab().eos if eos_token_id is None else eos_token_id
     with torch.no_grad():
         head = m.get_output_embeddings()
-        if head.bias is None: head.bias = torch.nn.Parameter(torch.zeros(head.weight.shape[0]))
+        if head.bias is None:
+            head.bias = torch.nn.Parameter(torch.zeros(head.weight.shape[0]))
         head.bias[eos] += amount
     return m
 
@@ -77,7 +109,8 @@ def enumerate_sequences(model, prompt_ids, *, depth, eos_token_id, min_prob):
     done, frontier = [], [([], 0.0)]
     with torch.inference_mode():
         for _ in range(depth):
-            if not frontier: break
+            if not frontier:
+                break
             ids = torch.tensor([list(prompt_ids) + s for s, _ in frontier], device=model.device)
             lp = torch.log_softmax(model(input_ids=ids).logits[:, -1].float(), -1).double()
             nxt = []
@@ -94,17 +127,28 @@ def memorize_answers(model, v: Vocab, task: Task, *, steps=200, lr=3e-3, target_
     opt = torch.optim.AdamW([p for p in model.parameters()], lr=lr)
     model.train()
     for step in range(steps):
-        loss = sum(model(input_ids=torch.as_tensor(s.input_ids[None], device=model.device),
-                         labels=torch.as_tensor(s.labels[None], device=model.device)).loss for s in seqs) / len(seqs)
-        loss.backward(); opt.step(); opt.zero_grad()
-        if loss.item() < target_loss: break
+        loss = sum(
+            model(
+                input_ids=torch.as_tensor(s.input_ids[None], device=model.device),
+                labels=torch.as_tensor(s.labels[None], device=model.device),
+            ).loss
+            for s in seqs
+        ) / len(seqs)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        if loss.item() < target_loss:
+            break
     model.eval()
     return loss.item()
 
 # %% ../nbs/13_testing.ipynb
 class FakeVLLM:
     "Answers `generate` in vLLM's documented output structure, from a transformers model (greedy only). For tests."
-    def __init__(self, model, eos): self.model, self.eos = model, eos
+
+    def __init__(self, model, eos):
+        self.model, self.eos = model, eos
+
     def generate(self, reqs, params, lora_request=None, use_tqdm=False):
         params = params if isinstance(params, list) else [params] * len(reqs)
         outs = []
@@ -114,7 +158,8 @@ class FakeVLLM:
                 with torch.inference_mode():
                     lp = torch.log_softmax(self.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
                 pl = [None] + [{t: NS(logprob=float(lp[j, t]))} for j, t in enumerate(ids[1:])]
-                outs.append(NS(prompt_logprobs=pl, outputs=[])); continue
+                outs.append(NS(prompt_logprobs=pl, outputs=[]))
+                continue
             g = dfs_sample(self.model, ids, min_prob=None, max_new_tokens=sp.max_tokens, eos_token_id=self.eos)
             outs.append(NS(outputs=[NS(token_ids=s, cumulative_logprob=l) for s, l in g], prompt_logprobs=None))
         return outs

@@ -5,8 +5,7 @@
 # %% ../nbs/05_ttt.ipynb 4
 from __future__ import annotations
 import math, time
-from dataclasses import dataclass, field, asdict, fields
-import numpy as np
+from dataclasses import dataclass, asdict
 import torch
 from .data import Task
 from .augment import random_transform, task_rng  # task_rng: also arc_nb.ttt.task_rng, as before
@@ -20,46 +19,57 @@ __all__ = ['TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences', 'tra
 @dataclass
 class TTTConfig:
     "Everything that decides a task's adapter (with the task and the seed)."
+
     epochs: int = 10
     lr: float = 1e-4
     lora_rank: int = 32
-    lora_alpha: int | None = None      # None: equal to lora_rank
+    lora_alpha: int | None = None  # None: equal to lora_rank
     lora_dropout: float = 0.0
-    lora_dtype: str = 'float32'         # LoRA weights in fp32 (peft's default) or 'base' (the model's dtype, e.g. bf16)
+    lora_dtype: str = 'float32'  # LoRA weights in fp32 (peft's default) or 'base' (the model's dtype, e.g. bf16)
     max_seq_len: int = 8192
     batch_size: int = 1
-    d8: bool = True                    # augmentations drawn per sequence
+    d8: bool = True  # augmentations drawn per sequence
     colors: bool = True
     keep_background: bool = True
     shuffle: bool = True
-    loss_on: str = 'query'             # 'query' or 'outputs' (see encode_prompt)
+    loss_on: str = 'query'  # 'query' or 'outputs' (see encode_prompt)
     seed: int = 0
     gradient_checkpointing: str = 'auto'  # 'on', 'off', or 'auto': on for CUDA sequences longer than checkpoint_above
     checkpoint_above: int = 4096
     weight_decay: float = 0.0
     warmup_steps: int = 0
-    schedule: str = 'cosine'           # 'cosine' or 'constant' after warmup
+    schedule: str = 'cosine'  # 'cosine' or 'constant' after warmup
     max_grad_norm: float | None = 1.0
+
     def __post_init__(self):
-        if self.batch_size < 1: raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
-        if self.epochs < 0: raise ValueError(f"epochs must be 0 or more, not {self.epochs}")
-        if self.gradient_checkpointing not in ('on', 'off', 'auto'): raise ValueError("gradient_checkpointing must be 'on', 'off' or 'auto'")
-        if self.schedule not in ('cosine', 'constant'): raise ValueError("schedule must be 'cosine' or 'constant'")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {self.batch_size}")
+        if self.epochs < 0:
+            raise ValueError(f"epochs must be 0 or more, not {self.epochs}")
+        if self.gradient_checkpointing not in ('on', 'off', 'auto'):
+            raise ValueError("gradient_checkpointing must be 'on', 'off' or 'auto'")
+        if self.schedule not in ('cosine', 'constant'):
+            raise ValueError("schedule must be 'cosine' or 'constant'")
+
 
 @dataclass
 class TrainResult:
     task: str
     steps: int
-    tokens: int                 # tokens fed through the model (padding excluded)
-    loss_tokens: int            # tokens that carried loss
-    losses: list                # mean loss per step
+    tokens: int  # tokens fed through the model (padding excluded)
+    loss_tokens: int  # tokens that carried loss
+    losses: list  # mean loss per step
     seconds: float
-    n_dropped: int              # context pairs dropped (all sequences together) to fit max_seq_len
+    n_dropped: int  # context pairs dropped (all sequences together) to fit max_seq_len
     gradient_checkpointing: bool
-    tokens_sq: int = 0          # the sum of the squared sequence lengths: the attention work of training (see useful_work)
+    tokens_sq: int = 0  # the sum of the squared sequence lengths: the attention work of training (see useful_work)
+
     @property
-    def final_loss(self): return self.losses[-1] if self.losses else None
-    def to_json(self): return {**asdict(self), 'final_loss': self.final_loss}
+    def final_loss(self):
+        return self.losses[-1] if self.losses else None
+
+    def to_json(self):
+        return {**asdict(self), 'final_loss': self.final_loss}
 
 # %% ../nbs/05_ttt.ipynb
 def task_sequences(v: Vocab, task: Task, cfg: TTTConfig):
@@ -69,38 +79,63 @@ def task_sequences(v: Vocab, task: Task, cfg: TTTConfig):
     for _ in range(cfg.epochs):
         for k in rng.permutation(len(views)):
             ctx, qi, qo = views[k]
-            tr = random_transform(rng, len(ctx), d8=cfg.d8, colors=cfg.colors, keep_background=cfg.keep_background, shuffle=cfg.shuffle)
+            tr = random_transform(
+                rng, len(ctx), d8=cfg.d8, colors=cfg.colors, keep_background=cfg.keep_background, shuffle=cfg.shuffle
+            )
             ctx = [ctx[i] for i in tr.order] if tr.order is not None else ctx
-            seqs.append(fit_prompt(v, [(tr.grid(i), tr.grid(o)) for i, o in ctx], tr.grid(qi), tr.grid(qo),
-                                   max_seq_len=cfg.max_seq_len, task_id=task.id, loss_on=cfg.loss_on))
+            seqs.append(
+                fit_prompt(
+                    v,
+                    [(tr.grid(i), tr.grid(o)) for i, o in ctx],
+                    tr.grid(qi),
+                    tr.grid(qo),
+                    max_seq_len=cfg.max_seq_len,
+                    task_id=task.id,
+                    loss_on=cfg.loss_on,
+                )
+            )
     return seqs
 
 # %% ../nbs/05_ttt.ipynb
 def _use_checkpointing(cfg, model, longest):
-    if cfg.gradient_checkpointing == 'auto': return model.device.type == 'cuda' and longest > cfg.checkpoint_above
+    if cfg.gradient_checkpointing == 'auto':
+        return model.device.type == 'cuda' and longest > cfg.checkpoint_above
     return cfg.gradient_checkpointing == 'on'
+
 
 def _batches(seqs, bs, pad_id, device):
     for i in range(0, len(seqs), bs):
-        chunk = seqs[i:i + bs]; n = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), n), pad_id, dtype=torch.long); lab = torch.full_like(ids, IGNORE); att = torch.zeros_like(ids)
+        chunk = seqs[i : i + bs]
+        n = max(len(s) for s in chunk)
+        ids = torch.full((len(chunk), n), pad_id, dtype=torch.long)
+        lab = torch.full_like(ids, IGNORE)
+        att = torch.zeros_like(ids)
         for j, s in enumerate(chunk):
-            ids[j, :len(s)] = torch.from_numpy(s.input_ids); lab[j, :len(s)] = torch.from_numpy(s.labels); att[j, :len(s)] = 1
+            ids[j, : len(s)] = torch.from_numpy(s.input_ids)
+            lab[j, : len(s)] = torch.from_numpy(s.labels)
+            att[j, : len(s)] = 1
         yield ids.to(device), lab.to(device), att.to(device)
+
 
 def _lr_lambda(cfg, total):
     def f(step):
-        if step < cfg.warmup_steps: return (step + 1) / (cfg.warmup_steps + 1)
-        if cfg.schedule == 'constant': return 1.0
+        if step < cfg.warmup_steps:
+            return (step + 1) / (cfg.warmup_steps + 1)
+        if cfg.schedule == 'constant':
+            return 1.0
         p = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * p))
+
     return f
+
 
 def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> TrainResult:
     "Train the resident LoRA on encoded sequences (an optimizer and schedule made here); the model is left in eval mode with its cache setting restored."
     t0 = time.perf_counter()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=model.device.type == 'cuda')  # one kernel for all LoRA tensors
+    opt = torch.optim.AdamW(
+        params, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=model.device.type == 'cuda'
+    )  # one kernel for all LoRA tensors
     total = math.ceil(len(seqs) / cfg.batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, total))
     ckpt = _use_checkpointing(cfg, model, max((len(s) for s in seqs), default=0))
@@ -110,27 +145,45 @@ def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> 
     losses, tokens, loss_tokens, tokens_sq = [], 0, 0, 0
     torch.manual_seed(cfg.seed)  # LoRA dropout draws from here
     conf.use_cache = False
-    if ckpt: model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+    if ckpt:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
     model.train()
     try:
         for ids, lab, att in _batches(seqs, cfg.batch_size, pad, model.device):
             out = model(input_ids=ids, attention_mask=att, labels=lab, use_cache=False)
             out.loss.backward()
-            if cfg.max_grad_norm: torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-            opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-            losses.append(out.loss.item()); tokens += int(att.sum()); loss_tokens += int((lab[:, 1:] != IGNORE).sum())
+            if cfg.max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(out.loss.item())
+            tokens += int(att.sum())
+            loss_tokens += int((lab[:, 1:] != IGNORE).sum())
             tokens_sq += int((att.sum(1) ** 2).sum())
     finally:
         model.eval()
-        if ckpt: model.gradient_checkpointing_disable()
+        if ckpt:
+            model.gradient_checkpointing_disable()
         conf.use_cache = use_cache
-    return TrainResult(task_id, len(losses), tokens, loss_tokens, losses, time.perf_counter() - t0,
-                       sum(s.n_dropped for s in seqs), ckpt, tokens_sq)
+    return TrainResult(
+        task_id,
+        len(losses),
+        tokens,
+        loss_tokens,
+        losses,
+        time.perf_counter() - t0,
+        sum(s.n_dropped for s in seqs),
+        ckpt,
+        tokens_sq,
+    )
+
 
 def train_task(model, v: Vocab, task: Task, cfg: TTTConfig, *, reset=True) -> TrainResult:
     "Reset the resident LoRA (with `cfg.seed`) and train it on `task`'s augmented views; see `train_sequences`."
     t0 = time.perf_counter()
-    if reset: reset_lora(model, cfg.seed)
+    if reset:
+        reset_lora(model, cfg.seed)
     r = train_sequences(model, task_sequences(v, task, cfg), cfg, task_id=task.id, pad_id=v.eos)
     r.seconds = time.perf_counter() - t0
     return r
