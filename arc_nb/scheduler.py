@@ -19,15 +19,16 @@ from arc_nb.scoring import (
 )
 from .encoding import task_tokens, COUNT_VOCAB  # COUNT_VOCAB: also arc_nb.scheduler.COUNT_VOCAB
 from typing import TYPE_CHECKING
+
 if TYPE_CHECKING:  # annotations only: importing them here would load torch with the scheduler
     from arc_nb.ttt import TTTConfig
     from arc_nb.inference import InferConfig
 
 # %% auto 0
 __all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'RunError',
-           'worker_setup', 'timed', 'Worker', 'worker_device', 'worker_main', 'resolve_gpus', 'task_cells',
-           'select_tasks', 'build_submission', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots',
-           'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch']
+           'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus', 'task_cells', 'select_tasks',
+           'build_submission', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots', 'tail_events',
+           'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch', 'Worker']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -404,222 +405,6 @@ class timed:
         self.end = time.time()
         if err is None and self.emit is not None:
             self.emit(self.event, **self.fields, seconds=self.seconds)
-
-# %% ../nbs/07_scheduler.ipynb
-class Worker:
-    "One slot's worker: its run directory, phase, device, model and estimate of seconds per task."
-
-    def __init__(self, run: RunDir, phase: str, gpu, label: str, slot: int, deadline=None, parent=None):
-        self.rundir, self.phase, self.gpu, self.deadline, self.parent = run, phase, gpu, deadline, parent
-        self.cfg = run.config()
-        self.name = f"{phase}-{label}-{slot}"
-        shown_gpu = gpu if gpu is not None or label == 'cpu' else label  # a logical CPU device by its label
-        self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
-        self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
-
-    def emit(self, event, **kw):
-        return self.rundir.emit(event, **self.base, **kw)
-
-    def time_left(self):
-        return math.inf if self.deadline is None else self.deadline - time.time()
-
-    def stopped(self):
-        "RUN/STOP is there, or the launcher died."
-        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
-
-    def load(self):
-        "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
-        import torch
-        from arc_nb.model import load_base, attach_lora, AdapterWriter
-        from arc_nb.encoding import check_tokenizer
-
-        cfg, run = self.cfg, self.rundir
-        if self.gpu is None:
-            torch.set_num_threads(cfg.cpu_threads or 1)
-        with timed() as t:
-            dev = 'cuda:0' if self.gpu is not None else 'cpu'
-            dtype = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if self.gpu is not None else 'float32')
-            model_path = run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model
-            model, self.tok = load_base(model_path, device=dev, dtype=dtype)
-            self.vocab = check_tokenizer(self.tok)
-            self.tcfg, self.icfg = tc, _ = cfg.ttt(), cfg.infer()
-            self.model = attach_lora(
-                model,
-                rank=tc.lora_rank,
-                alpha=tc.lora_alpha,
-                dropout=tc.lora_dropout,
-                seed=tc.seed,
-                lora_dtype=tc.lora_dtype,
-            )
-            if os.environ.get(SETUP_ENV):
-                worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
-            self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
-        self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
-        self.tasks, self.order = run.tasks(), run.order()
-        self.est = _Estimator(run.events(), dict(json.loads(run.order_file.read_text())))
-
-    def need(self, tid):
-        "Estimated seconds of this worker's phase(s) of task `tid`."
-        t = self.tasks[tid]
-        train = self.est.train(t, self.tcfg) if self.phase != 'infer' else 0
-        return train + (self.est.infer(t) if self.phase != 'train' else 0)
-
-    def next_task(self):
-        "(task, its claim lock): the longest task left that fits the deadline; None when none is left for this worker."
-        run = self.rundir
-        while not self.stopped():
-            pending = [t for t in self.order if not run.done(t, self.done_phase)]
-            if not pending:
-                return None
-            ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
-            fits = [t for t in ready if self.need(t) <= self.time_left()]
-            for tid in fits:
-                lock = run.claim(tid, self.phase)
-                if lock:
-                    return self.tasks[tid], lock
-            if self.time_left() <= 0:
-                return None
-            if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
-                self.emit(
-                    'deadline',
-                    message=f"{len(ready)} task(s) cannot finish before the deadline; left to fallback attempts",
-                    tasks=ready,
-                )
-                return None
-            if self.phase == 'infer' and not ready and run.train_done_file.exists():
-                return None  # no adapter will come
-            time.sleep(0.2)  # the rest is held by other workers (a killed one's task comes free) or not trained yet
-        return None
-
-    def train(self, task, tc):
-        "Reset the LoRA weights in place and train them on `task` (`adapter_reset`, `train_end`, train.json)."
-        from arc_nb.model import reset_lora
-        from arc_nb.ttt import train_task
-
-        with timed(self.emit, 'adapter_reset', task=task.id):
-            reset_lora(self.model, tc.seed)
-        r = train_task(self.model, self.vocab, task, tc, reset=False)
-        self.emit(
-            'train_end',
-            task=task.id,
-            steps=r.steps,
-            tokens=r.tokens,
-            tokens_sq=r.tokens_sq,
-            loss=r.final_loss,
-            seconds=r.seconds,
-            n_dropped=r.n_dropped,
-        )
-        write_json(self.rundir.train_json(task.id), r.to_json())
-        self.est.tr.append(r.seconds / max(r.tokens, 1))
-        return r
-
-    def save(self, task, lock):
-        "Hand the adapter to the background writer (`adapter_save`); it releases the claim once the files are in place."
-        run = self.rundir
-
-        def written(err, tid=task.id):
-            if err is not None:
-                self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
-                write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
-            lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
-
-        with timed(self.emit, 'adapter_save', task=task.id):
-            self.writer.save(self.model, run.adapter(task.id), on_done=written)
-
-    def infer(self, task, ic):
-        "Predict `task` with the adapter in the model: predictions.json and `infer_end` with the search's figures."
-        from arc_nb.inference import predict_task, write_predictions, HFBackend
-
-        with timed() as t:
-            backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
-            preds = predict_task(backend, self.vocab, task, ic)
-        write_predictions(self.rundir.predictions(task.id), task.id, preds, seconds=t.seconds)
-        st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
-        stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
-        work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
-        self.emit(
-            'infer_end',
-            task=task.id,
-            candidates=sum(len(p.candidates) for p in preds),
-            tokens=sum(p.tokens for p in preds),
-            tests=len(preds),
-            seconds=t.seconds,
-            decode_s=sum(p.decode_s for p in preds),
-            score_s=sum(p.score_s for p in preds),
-            work=work,
-            decode={k: st[k] for k in stats} if st else 'eager',
-        )
-        return preds
-
-    def work(self, task, tc, ic, lock) -> bool:
-        "This worker's phase of `task`; True when the claim was handed to the adapter writer (it releases it)."
-        if self.phase in ('train', 'fused'):
-            self.train(task, tc)
-        if self.phase == 'train':
-            self.save(task, lock)
-            return True
-        if self.phase == 'infer':
-            from arc_nb.model import load_adapter_weights
-
-            with timed(self.emit, 'adapter_load', task=task.id):
-                load_adapter_weights(self.model, self.rundir.adapter(task.id))
-        with timed() as t:
-            self.infer(task, ic)
-        self.est.inf.append(t.seconds / len(task.test))
-        return False
-
-    def attempt(self, task, lock) -> bool:
-        "`work`, again with half the `max_seq_len` after an out-of-memory error; other errors: `task_error`."
-        tc, ic = self.tcfg, self.icfg
-        try:
-            for retry in (False, True):
-                try:
-                    return self.work(task, tc, ic, lock)
-                except Exception as e:
-                    if retry or not _is_oom(e):
-                        raise
-                    if self.gpu is not None:
-                        import torch
-
-                        torch.cuda.empty_cache()
-                    tc, ic = replace(tc, max_seq_len=tc.max_seq_len // 2), replace(ic, max_seq_len=ic.max_seq_len // 2)
-                    self.emit(
-                        'task_error',
-                        task=task.id,
-                        message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}",
-                        retry=True,
-                    )
-        except Exception as e:
-            msg = f"{type(e).__name__}: {e}"
-            self.emit('task_error', task=task.id, message=msg)
-            write_json(
-                self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
-            )
-        return False
-
-    def do(self, task, lock):
-        "A claimed task from `claim` to `task_end`; the claim is released unless the adapter writer holds it."
-        handed = False
-        with timed() as t:
-            self.emit('claim', task=task.id)
-            try:
-                handed = self.attempt(task, lock)
-            finally:
-                self.emit('task_end', task=task.id, seconds=t.seconds)
-                if not handed:
-                    lock.release()
-
-    def run(self):
-        "Claim and do tasks until none is left for this worker; the last adapter is on disk before `worker_exit`."
-        while (claimed := self.next_task()) is not None:
-            self.do(*claimed)
-        self.writer.wait()
-        if self.gpu is None:
-            self.emit('worker_exit')
-            return
-        import torch
-
-        self.emit('worker_exit', peak_mem_gb=torch.cuda.max_memory_reserved() / 2**30)
 
 # %% ../nbs/07_scheduler.ipynb
 def worker_device(gpu_arg: str):
@@ -1101,3 +886,248 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
     finally:
         sub = stop_slots(L)
     return finish(L, sub)
+
+# %% ../nbs/07_scheduler.ipynb
+def _method_of(cls):
+    """Make the decorated function a method of `cls`: `Worker` grows over the cells below, each method tested where it
+    appears (those cells are `exporti`: the methods do not join the module's `__all__`)."""
+
+    def add(f):
+        setattr(cls, f.__name__, f)
+        return f
+
+    return add
+
+# %% ../nbs/07_scheduler.ipynb
+class Worker:
+    "One slot's worker: its run directory, phase, device, model and estimate of seconds per task."
+
+    def __init__(self, run: RunDir, phase: str, gpu, label: str, slot: int, deadline=None, parent=None):
+        self.rundir, self.phase, self.gpu, self.deadline, self.parent = run, phase, gpu, deadline, parent
+        self.cfg = run.config()
+        self.name = f"{phase}-{label}-{slot}"
+        shown_gpu = gpu if gpu is not None or label == 'cpu' else label  # a logical CPU device by its label
+        self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
+        self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
+
+    def emit(self, event, **kw):
+        return self.rundir.emit(event, **self.base, **kw)
+
+    def time_left(self):
+        return math.inf if self.deadline is None else self.deadline - time.time()
+
+    def stopped(self):
+        "RUN/STOP is there, or the launcher died."
+        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
+
+    def load(self):
+        "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
+        import torch
+        from arc_nb.model import load_base, attach_lora, AdapterWriter
+        from arc_nb.encoding import check_tokenizer
+
+        cfg, run = self.cfg, self.rundir
+        if self.gpu is None:
+            torch.set_num_threads(cfg.cpu_threads or 1)
+        with timed() as t:
+            dev = 'cuda:0' if self.gpu is not None else 'cpu'
+            dtype = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if self.gpu is not None else 'float32')
+            model_path = run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model
+            model, self.tok = load_base(model_path, device=dev, dtype=dtype)
+            self.vocab = check_tokenizer(self.tok)
+            self.tcfg, self.icfg = tc, _ = cfg.ttt(), cfg.infer()
+            self.model = attach_lora(
+                model,
+                rank=tc.lora_rank,
+                alpha=tc.lora_alpha,
+                dropout=tc.lora_dropout,
+                seed=tc.seed,
+                lora_dtype=tc.lora_dtype,
+            )
+            if os.environ.get(SETUP_ENV):
+                worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
+            self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
+        self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
+        self.tasks, self.order = run.tasks(), run.order()
+        self.est = _Estimator(run.events(), dict(json.loads(run.order_file.read_text())))
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def need(self, tid):
+    "Estimated seconds of this worker's phase(s) of task `tid`."
+    t = self.tasks[tid]
+    train = self.est.train(t, self.tcfg) if self.phase != 'infer' else 0
+    return train + (self.est.infer(t) if self.phase != 'train' else 0)
+
+
+@_method_of(Worker)
+def next_task(self):
+    "(task, its claim lock): the longest task left that fits the deadline; None when none is left for this worker."
+    run = self.rundir
+    while not self.stopped():
+        pending = [t for t in self.order if not run.done(t, self.done_phase)]
+        if not pending:
+            return None
+        ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
+        fits = [t for t in ready if self.need(t) <= self.time_left()]
+        for tid in fits:
+            lock = run.claim(tid, self.phase)
+            if lock:
+                return self.tasks[tid], lock
+        if self.time_left() <= 0:
+            return None
+        if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
+            self.emit(
+                'deadline',
+                message=f"{len(ready)} task(s) cannot finish before the deadline; left to fallback attempts",
+                tasks=ready,
+            )
+            return None
+        if self.phase == 'infer' and not ready and run.train_done_file.exists():
+            return None  # no adapter will come
+        time.sleep(0.2)  # the rest is held by other workers (a killed one's task comes free) or not trained yet
+    return None
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def train(self, task, tc):
+    "Reset the LoRA weights in place and train them on `task` (`adapter_reset`, `train_end`, train.json)."
+    from arc_nb.model import reset_lora
+    from arc_nb.ttt import train_task
+
+    with timed(self.emit, 'adapter_reset', task=task.id):
+        reset_lora(self.model, tc.seed)
+    r = train_task(self.model, self.vocab, task, tc, reset=False)
+    self.emit(
+        'train_end',
+        task=task.id,
+        steps=r.steps,
+        tokens=r.tokens,
+        tokens_sq=r.tokens_sq,
+        loss=r.final_loss,
+        seconds=r.seconds,
+        n_dropped=r.n_dropped,
+    )
+    write_json(self.rundir.train_json(task.id), r.to_json())
+    self.est.tr.append(r.seconds / max(r.tokens, 1))
+    return r
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def save(self, task, lock):
+    "Hand the adapter to the background writer (`adapter_save`); it releases the claim once the files are in place."
+    run = self.rundir
+
+    def written(err, tid=task.id):
+        if err is not None:
+            self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
+            write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
+        lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
+
+    with timed(self.emit, 'adapter_save', task=task.id):
+        self.writer.save(self.model, run.adapter(task.id), on_done=written)
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def infer(self, task, ic):
+    "Predict `task` with the adapter in the model: predictions.json and `infer_end` with the search's figures."
+    from arc_nb.inference import predict_task, write_predictions, HFBackend
+
+    with timed() as t:
+        backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
+        preds = predict_task(backend, self.vocab, task, ic)
+    write_predictions(self.rundir.predictions(task.id), task.id, preds, seconds=t.seconds)
+    st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
+    stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
+    work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
+    self.emit(
+        'infer_end',
+        task=task.id,
+        candidates=sum(len(p.candidates) for p in preds),
+        tokens=sum(p.tokens for p in preds),
+        tests=len(preds),
+        seconds=t.seconds,
+        decode_s=sum(p.decode_s for p in preds),
+        score_s=sum(p.score_s for p in preds),
+        work=work,
+        decode={k: st[k] for k in stats} if st else 'eager',
+    )
+    return preds
+
+
+@_method_of(Worker)
+def work(self, task, tc, ic, lock) -> bool:
+    "This worker's phase of `task`; True when the claim was handed to the adapter writer (it releases it)."
+    if self.phase in ('train', 'fused'):
+        self.train(task, tc)
+    if self.phase == 'train':
+        self.save(task, lock)
+        return True
+    if self.phase == 'infer':
+        from arc_nb.model import load_adapter_weights
+
+        with timed(self.emit, 'adapter_load', task=task.id):
+            load_adapter_weights(self.model, self.rundir.adapter(task.id))
+    with timed() as t:
+        self.infer(task, ic)
+    self.est.inf.append(t.seconds / len(task.test))
+    return False
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def attempt(self, task, lock) -> bool:
+    "`work`, again with half the `max_seq_len` after an out-of-memory error; other errors: `task_error`."
+    tc, ic = self.tcfg, self.icfg
+    try:
+        for retry in (False, True):
+            try:
+                return self.work(task, tc, ic, lock)
+            except Exception as e:
+                if retry or not _is_oom(e):
+                    raise
+                if self.gpu is not None:
+                    import torch
+
+                    torch.cuda.empty_cache()
+                tc, ic = replace(tc, max_seq_len=tc.max_seq_len // 2), replace(ic, max_seq_len=ic.max_seq_len // 2)
+                self.emit(
+                    'task_error',
+                    task=task.id,
+                    message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}",
+                    retry=True,
+                )
+    except Exception as e:
+        msg = f"{type(e).__name__}: {e}"
+        self.emit('task_error', task=task.id, message=msg)
+        write_json(
+            self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
+        )
+    return False
+
+
+@_method_of(Worker)
+def do(self, task, lock):
+    "A claimed task from `claim` to `task_end`; the claim is released unless the adapter writer holds it."
+    handed = False
+    with timed() as t:
+        self.emit('claim', task=task.id)
+        try:
+            handed = self.attempt(task, lock)
+        finally:
+            self.emit('task_end', task=task.id, seconds=t.seconds)
+            if not handed:
+                lock.release()
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def run(self):
+    "Claim and do tasks until none is left for this worker; the last adapter is on disk before `worker_exit`."
+    while (claimed := self.next_task()) is not None:
+        self.do(*claimed)
+    self.writer.wait()
+    if self.gpu is None:
+        self.emit('worker_exit')
+        return
+    import torch
+
+    self.emit('worker_exit', peak_mem_gb=torch.cuda.max_memory_reserved() / 2**30)
