@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
 # %% auto 0
 __all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'RunError',
            'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus', 'task_cells', 'select_tasks',
-           'build_submission', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots', 'tail_events',
-           'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch', 'Worker']
+           'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots',
+           'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch', 'Worker']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -558,7 +558,9 @@ def _start_monitor(run, cfg, gpus):
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
-class _Slot:
+class Slot:
+    "One worker slot of the launcher: phase, GPU and index, process handle and restarts (shared with `07b_cluster`)."
+
     phase: str
     gpu: object
     slot: int
@@ -572,7 +574,7 @@ class _Slot:
         return f"{self.phase}-{'cpu' if self.gpu is None else self.gpu}-{self.slot}"
 
 
-def worker_argv(run, s: _Slot, deadline, parent=None, gpu_arg=None) -> list[str]:
+def worker_argv(run, s: Slot, deadline, parent=None, gpu_arg=None) -> list[str]:
     "The arguments of `worker_main` for slot `s`."
     g = gpu_arg if gpu_arg is not None else ('cpu' if s.gpu is None else str(s.gpu))
     return (
@@ -585,7 +587,7 @@ def worker_argv(run, s: _Slot, deadline, parent=None, gpu_arg=None) -> list[str]
 class LocalBackend:
     "Workers as subprocesses of the launcher, one per slot, pinned with CUDA_VISIBLE_DEVICES (the default backend)."
 
-    def start(self, run, s: _Slot, deadline, threads):
+    def start(self, run, s: Slot, deadline, threads):
         env = {
             **os.environ,
             'CUDA_VISIBLE_DEVICES': str(s.gpu) if isinstance(s.gpu, int) else '',
@@ -605,7 +607,7 @@ class LocalBackend:
         s.pid = s.handle.pid
         log.close()
 
-    def exit_code(self, s: _Slot):
+    def exit_code(self, s: Slot):
         "None while the worker runs; its exit status once it has ended (negative: killed by that signal)."
         return s.handle.poll()
 
@@ -735,7 +737,7 @@ def start_slots(L: Launch, progress=True):
     gpus = backend.gpus(cfg) if hasattr(backend, 'gpus') else resolve_gpus(cfg.gpus)
     split = [('train', cfg.train_slots), ('infer', cfg.infer_slots)]
     phases = [('fused', cfg.train_slots)] if cfg.mode == 'fused' else split
-    slots = [_Slot(ph, g, k) for g in gpus for ph, n in phases for k in range(n)]
+    slots = [Slot(ph, g, k) for g in gpus for ph, n in phases for k in range(n)]
     L.threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // len(slots))
     todo = [t for t in L.tasks if not run.done(t, 'infer')]
     L.slots = [] if not todo or L.cut else slots
