@@ -46,7 +46,7 @@ class _SlotWorker:
 
         return worker_main(argv)
 
-
+# %% ../nbs/07b_cluster.ipynb
 class RayBackend:
     "`launch` backend: one Ray actor per slot; fractional GPUs; Ray restarts killed actors."
 

@@ -118,7 +118,7 @@ def sweep_results(plan, out) -> pd.DataFrame:
 def _launch(cfg, progress=False):
     launch(cfg, resume=(Path(cfg.out) / 'config.json').exists(), progress=progress)  # a started run is resumed
 
-
+# %% ../nbs/10_experiments.ipynb
 def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: int = 1) -> pd.DataFrame:
     """One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table.
     `parallel` > 1 runs that many at once (each a launcher process with its own workers), for models too small to fill a GPU."""
@@ -146,7 +146,7 @@ def sweep_table(results: pd.DataFrame, param: str, metric='score') -> pd.DataFra
         rows.append({param: v, 'mean': m, 'ci_low': lo, 'ci_high': hi, 'seeds': len(g)})
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/10_experiments.ipynb
 def plot_sweep(results: pd.DataFrame, param: str, metric='score', ax=None, reference=None, ref_label='reference'):
     "Mean with its 95% interval over seeds per value of `param`, and every seed as a point; optional reference points."
     if ax is None:

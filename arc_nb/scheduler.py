@@ -67,6 +67,18 @@ def parse_tasks(x: str):
     return int(x) if x.isdigit() else x if x.startswith('smallest:') else [t for t in x.split(',') if t]
 
 # %% ../nbs/07_scheduler.ipynb
+def _method_of(cls):
+    """Make the decorated function a method of `cls`: a class grows over later cells (`RunConfig`,
+    `RunDir`, `Worker`), each method tested where it appears (those cells are `exporti`: the methods do not
+    join the module's `__all__`)."""
+
+    def add(f):
+        setattr(cls, f.__name__, f)
+        return f
+
+    return add
+
+# %% ../nbs/07_scheduler.ipynb
 @dataclass(init=False)
 class RunConfig:
     "Every setting of a run; the training and inference ones are held in a `TTTConfig` and an `InferConfig`."
@@ -142,73 +154,81 @@ class RunConfig:
             setattr(self, f.name, replace(cfg, **mine) if mine else cfg)  # the held config's own checks run here
         self.__post_init__()
 
-    def __post_init__(self):
-        if self.mode not in ('split', 'fused'):
-            raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
-        if self.train_slots < 1:
-            raise ValueError("train_slots must be at least 1")
-        if self.mode == 'split' and self.infer_slots < 1:
-            raise ValueError("infer_slots must be at least 1 in split mode")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError("time_budget must be positive")
-        for f in _held():
-            held, default = getattr(self, f.name), _owner(f)()
-            lost = [
-                g.name
-                for g in fields(held)
-                if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)
-            ]
-            if lost:
-                raise ValueError(
-                    f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
-                    "leave them at their defaults"
-                )
-        for k in self.names():  # a setting of several held configs (max_seq_len, seed) has one value
-            vals = {f.name: getattr(getattr(self, f.name), k) for f in _held() if k in f.metadata['settings']}
-            if len(set(map(repr, vals.values()))) > 1:
-                raise ValueError(f"{k} differs between {' and '.join(vals)}: a run has one {k}")
-
     def ttt(self):
         return self.ttt_config
 
     def infer(self):
         return self.infer_config
 
-    @classmethod
-    def names(cls) -> list[str]:
-        "Every setting's flat name, in order (the keys of config.json)."
-        return list(
-            dict.fromkeys(
-                n for f in fields(cls) for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name])
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(RunConfig)
+def __post_init__(self):
+    if self.mode not in ('split', 'fused'):
+        raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
+    if self.train_slots < 1:
+        raise ValueError("train_slots must be at least 1")
+    if self.mode == 'split' and self.infer_slots < 1:
+        raise ValueError("infer_slots must be at least 1 in split mode")
+    if self.time_budget is not None and self.time_budget <= 0:
+        raise ValueError("time_budget must be positive")
+    for f in _held():
+        held, default = getattr(self, f.name), _owner(f)()
+        lost = [
+            g.name
+            for g in fields(held)
+            if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)
+        ]
+        if lost:
+            raise ValueError(
+                f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
+                "leave them at their defaults"
             )
-        )
+    for k in self.names():  # a setting of several held configs (max_seq_len, seed) has one value
+        vals = {f.name: getattr(getattr(self, f.name), k) for f in _held() if k in f.metadata['settings']}
+        if len(set(map(repr, vals.values()))) > 1:
+            raise ValueError(f"{k} differs between {' and '.join(vals)}: a run has one {k}")
 
-    @classmethod
-    def settings(cls) -> list[tuple[str, object, str]]:
-        "(name, its flag's parser, its help) of every setting, in order; the held ones from the config that owns them."
-        out = {}
-        for f in fields(cls):
-            if 'owner' not in f.metadata:
-                out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help'])
-                continue
-            types = {g.name: g.type for g in fields(_owner(f))}
-            for k, h in f.metadata['settings'].items():
-                if h is None:
-                    continue  # declared with an earlier held config
-                h, parse = h if isinstance(h, tuple) else (h, None)
-                out[k] = (k, parse or _parser(types[k]), h)
-        return list(out.values())
-
-    def to_dict(self) -> dict:
-        "The flat settings (config.json)."
-        return {k: getattr(self, k) for k in self.names()}
-
-    @classmethod
-    def from_dict(cls, d: dict, source='config'):
-        _unknown(d, source)
-        return cls(**d)
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(RunConfig)
+@classmethod
+def names(cls) -> list[str]:
+    "Every setting's flat name, in order (the keys of config.json)."
+    return list(
+        dict.fromkeys(n for f in fields(cls) for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name]))
+    )
 
 
+@_method_of(RunConfig)
+@classmethod
+def settings(cls) -> list[tuple[str, object, str]]:
+    "(name, its flag's parser, its help) of every setting, in order; the held ones from the config that owns them."
+    out = {}
+    for f in fields(cls):
+        if 'owner' not in f.metadata:
+            out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help'])
+            continue
+        types = {g.name: g.type for g in fields(_owner(f))}
+        for k, h in f.metadata['settings'].items():
+            if h is None:
+                continue  # declared with an earlier held config
+            h, parse = h if isinstance(h, tuple) else (h, None)
+            out[k] = (k, parse or _parser(types[k]), h)
+    return list(out.values())
+
+
+@_method_of(RunConfig)
+def to_dict(self) -> dict:
+    "The flat settings (config.json)."
+    return {k: getattr(self, k) for k in self.names()}
+
+
+@_method_of(RunConfig)
+@classmethod
+def from_dict(cls, d: dict, source='config'):
+    _unknown(d, source)
+    return cls(**d)
+
+# %% ../nbs/07_scheduler.ipynb
 def _held():
     return [f for f in fields(RunConfig) if 'owner' in f.metadata]
 
@@ -284,53 +304,69 @@ class RunDir:
     def order(self) -> list[str]:
         return [t for t, _ in json.loads(self.order_file.read_text())]
 
-    # --- done-ness: an output under its final name (or a recorded failure) -----------------------------
-    def trained(self, tid):
-        return (self.adapter(tid) / 'adapter_model.safetensors').exists()
+# %% ../nbs/07_scheduler.ipynb
+# --- done-ness: an output under its final name (or a recorded failure) -----------------------------
+@_method_of(RunDir)
+def trained(self, tid):
+    return (self.adapter(tid) / 'adapter_model.safetensors').exists()
 
-    def predicted(self, tid):
-        return self.predictions(tid).exists()
 
-    def failed(self, tid, phase):
-        return self.error_file(tid, phase).exists()
+@_method_of(RunDir)
+def predicted(self, tid):
+    return self.predictions(tid).exists()
 
-    def done(self, tid, phase) -> bool:
-        if phase == 'train':
-            return self.trained(tid) or self.failed(tid, 'train')
-        return self.predicted(tid) or self.failed(tid, 'infer') or self.failed(tid, 'train')
 
-    # --- claims -------------------------------------------------------------------------------------------
-    def claim(self, tid, phase):
-        "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
-        if self.done(tid, phase):
-            return None
-        lock = FileLock(
-            self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
-        )  # the adapter writer thread may release it
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return None
-        if self.done(tid, phase):
-            lock.release()
-            return None  # finished between our check and our lock
-        return lock
+@_method_of(RunDir)
+def failed(self, tid, phase):
+    return self.error_file(tid, phase).exists()
 
-    def slot_lock(self, gpu, phase, slot):
-        lock = FileLock(self.locks / f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
-        lock.acquire(timeout=0)  # raises Timeout when the slot is taken
-        return lock
 
-    # --- events -------------------------------------------------------------------------------------------
-    def emit(self, event: str, **kw):
-        "Append one event line (a single O_APPEND write, so lines of concurrent writers never interleave)."
-        rec = {'time': time.time(), 'event': event, **kw}
-        append_jsonl(self.events_file, rec)
-        return rec
+@_method_of(RunDir)
+def done(self, tid, phase) -> bool:
+    if phase == 'train':
+        return self.trained(tid) or self.failed(tid, 'train')
+    return self.predicted(tid) or self.failed(tid, 'infer') or self.failed(tid, 'train')
 
-    def events(self) -> list[dict]:
-        "All complete event lines (a line being written at this instant is skipped)."
-        return read_jsonl(self.events_file)[0]
+
+# --- claims -------------------------------------------------------------------------------------------
+@_method_of(RunDir)
+def claim(self, tid, phase):
+    "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
+    if self.done(tid, phase):
+        return None
+    lock = FileLock(
+        self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
+    )  # the adapter writer thread may release it
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    if self.done(tid, phase):
+        lock.release()
+        return None  # finished between our check and our lock
+    return lock
+
+
+@_method_of(RunDir)
+def slot_lock(self, gpu, phase, slot):
+    lock = FileLock(self.locks / f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
+    lock.acquire(timeout=0)  # raises Timeout when the slot is taken
+    return lock
+
+
+# --- events -------------------------------------------------------------------------------------------
+@_method_of(RunDir)
+def emit(self, event: str, **kw):
+    "Append one event line (a single O_APPEND write, so lines of concurrent writers never interleave)."
+    rec = {'time': time.time(), 'event': event, **kw}
+    append_jsonl(self.events_file, rec)
+    return rec
+
+
+@_method_of(RunDir)
+def events(self) -> list[dict]:
+    "All complete event lines (a line being written at this instant is skipped)."
+    return read_jsonl(self.events_file)[0]
 
 # %% ../nbs/07_scheduler.ipynb
 def _is_oom(e):
@@ -495,7 +531,7 @@ def select_tasks(ids: list[str], sel, raw: dict | None = None) -> list[str]:
         raise ValueError(f"unknown task id(s): {', '.join(unknown)}")
     return sel
 
-
+# %% ../nbs/07_scheduler.ipynb
 def build_submission(run: RunDir, tasks: dict, bad: dict) -> dict:
     "The submission from every predictions.json there is, fallback attempts elsewhere; bad tasks get [[0]] guesses."
     from arc_nb.inference import attempts_of
@@ -583,7 +619,7 @@ def worker_argv(run, s: Slot, deadline, parent=None, gpu_arg=None) -> list[str]:
         + ([] if deadline is None else ['--deadline', str(deadline)])
     )
 
-
+# %% ../nbs/07_scheduler.ipynb
 class LocalBackend:
     "Workers as subprocesses of the launcher, one per slot, pinned with CUDA_VISIBLE_DEVICES (the default backend)."
 
@@ -631,7 +667,7 @@ def _log_tail(run, s, n=15):
     f = run.path / 'logs' / f'{s.name}.log'
     return '\n'.join(f.read_text(errors='replace').splitlines()[-n:]) if f.exists() else '(no log)'
 
-
+# %% ../nbs/07_scheduler.ipynb
 def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     "Write config, frozen task set, order and the first (fallback) submission; return (tasks, bad) where bad maps task id -> test count."
     from arc_nb.data import parse_task
@@ -758,7 +794,7 @@ def tail_events(L: Launch):
     recs, L.offset = read_jsonl(L.run.events_file, L.offset)
     L.loaded.update(e['pid'] for e in recs if e.get('event') == 'model_load')
 
-
+# %% ../nbs/07_scheduler.ipynb
 def poll_slots(L: Launch):
     "Mark finished workers, restart dead ones (up to `max_restarts`); a failure before the model loads stops the run."
     run = L.run
@@ -807,7 +843,7 @@ def update_submission(L: Launch):
         L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{left}", refresh=False)
         L.bar.update(n_pred - L.bar.n)  # redraws at most every mininterval
 
-
+# %% ../nbs/07_scheduler.ipynb
 def poll(L: Launch) -> bool:
     "One look at the run; True when it is over (every worker finished, or the deadline's grace is reached)."
     tail_events(L)
@@ -876,7 +912,7 @@ def finish(L: Launch, sub: dict) -> dict:
     run.emit('run_end', **L.base, **{k: v for k, v in summary.items() if k != 'run'})
     return summary
 
-
+# %% ../nbs/07_scheduler.ipynb
 def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, started=None, **kw) -> dict:
     """Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions
     are known. The time budget counts from `started` (a `time.time()`; default: now)."""
@@ -888,17 +924,6 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
     finally:
         sub = stop_slots(L)
     return finish(L, sub)
-
-# %% ../nbs/07_scheduler.ipynb
-def _method_of(cls):
-    """Make the decorated function a method of `cls`: `Worker` grows over the cells below, each method tested where it
-    appears (those cells are `exporti`: the methods do not join the module's `__all__`)."""
-
-    def add(f):
-        setattr(cls, f.__name__, f)
-        return f
-
-    return add
 
 # %% ../nbs/07_scheduler.ipynb
 class Worker:
