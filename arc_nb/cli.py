@@ -78,7 +78,7 @@ def _add_run_flags(s, defaults=True):
         shown = f"{hlp} [default: {getattr(dflt, dest)}]" if defaults else hlp
         s.add_argument(flag, dest=dest, type=parse, default=argparse.SUPPRESS, help=shown)
 
-
+# %% ../nbs/12_cli.ipynb
 def read_config_file(path) -> dict:
     "The settings of a `--config FILE` (JSON), or one clear error naming the file."
     p = Path(path)
@@ -105,7 +105,7 @@ def run_config_from_args(a):
         d['out'] = a.out
     return RunConfig.from_dict(d, a.config or 'command line')
 
-
+# %% ../nbs/12_cli.ipynb
 def cmd_run(a):
     "Per-task TTT over a task set: train a LoRA per task, predict, write RUN/submission.json (and RUN/score.json with solutions)."
     from arc_nb.scheduler import launch, RunConfig, RunError
@@ -153,7 +153,7 @@ def cmd_plot(a):
         print(p)
     return 0
 
-
+# %% ../nbs/12_cli.ipynb
 def _param_arg(x):
     "name=v1,v2,... with values parsed as JSON where they can be (numbers, null), strings otherwise."
     if '=' not in x:
@@ -203,7 +203,7 @@ def cmd_kaggle(a):
     print(f"wrote {nb} and {nb.parent / 'kernel-metadata.json'}", file=sys.stderr)
     return 0
 
-
+# %% ../nbs/12_cli.ipynb
 def cmd_pretrain(a):
     "Train (or resume) the small ARC model in OUT/checkpoint; with --export DIR, also write a --model folder."
     from arc_nb.pretrain import pretrain, export_model, resume_config, PretrainConfig
@@ -265,7 +265,7 @@ def _add_check_parsers(sub):
     s.add_argument('--seed', type=int, default=0)
     s.set_defaults(func=cmd_make_tiny_model)
 
-
+# %% ../nbs/12_cli.ipynb
 def _add_run_parsers(sub):
     "run, sweep and plot: their settings' flags come from `RunConfig` (`run_flags`)."
     s = sub.add_parser(
@@ -320,7 +320,7 @@ def _add_run_parsers(sub):
     s.add_argument('--out', help="folder for the files [default: RUN/plots]")
     s.set_defaults(func=cmd_plot)
 
-
+# %% ../nbs/12_cli.ipynb
 def _add_pretrain_parser(sub):
     "pretrain: its flags are PretrainConfig's (the checkpoint's settings win on resume)."
     from arc_nb.pretrain import PretrainConfig
@@ -375,7 +375,7 @@ def _add_kaggle_parser(sub):
     s.add_argument('--config', help="JSON file of run settings to carry (keys as in RUN/config.json)")
     s.set_defaults(func=cmd_kaggle)
 
-
+# %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     what = "Per-task test-time training on ARC: train a LoRA per task, predict, score."
     p = argparse.ArgumentParser(prog='arc-nb', description=what)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from .scheduler import RunConfig, launch, worker_argv, _Slot
+from .scheduler import RunConfig, launch, worker_argv, Slot
 
 
 def _ray():
@@ -46,7 +46,7 @@ class _SlotWorker:
 
         return worker_main(argv)
 
-
+# %% ../nbs/07b_cluster.ipynb
 class RayBackend:
     "`launch` backend: one Ray actor per slot; fractional GPUs; Ray restarts killed actors."
 
@@ -60,7 +60,7 @@ class RayBackend:
         n = int(self.ray.cluster_resources().get('GPU', 0)) if cfg.gpus != 'cpu' else 0
         return list(range(n)) or [None]
 
-    def start(self, run, s: _Slot, deadline, threads):
+    def start(self, run, s: Slot, deadline, threads):
         c = run.config()
         per_gpu = c.train_slots + (c.infer_slots if c.mode == 'split' else 0)
         res = dict(num_cpus=1) if s.gpu is None else dict(num_cpus=1, num_gpus=1 / per_gpu)
@@ -76,7 +76,7 @@ class RayBackend:
         s.handle = (a, a.run.remote(argv, env, str(run.path / 'logs' / f'{s.name}.log')))
         s.pid = self.ray.get(a.pid.remote())
 
-    def exit_code(self, s: _Slot):
+    def exit_code(self, s: Slot):
         a, ref = s.handle
         ready, _ = self.ray.wait([ref], timeout=0)
         if not ready:
@@ -116,7 +116,7 @@ def _run_one(cfg_dict):
 
 def sweep_ray(base: RunConfig, grid: dict, seeds, out, *, address=None):
     "Like `experiments.sweep`, with every (setting, seed) run a Ray task; finished runs are skipped."
-    from arc_nb.experiments import sweep_plan, sweep_results, _finished
+    from arc_nb.experiments import sweep_plan, sweep_results, finished
 
     ray = connect(address)
     plan = sweep_plan(base, grid, seeds, out)
@@ -125,5 +125,5 @@ def sweep_ray(base: RunConfig, grid: dict, seeds, out, *, address=None):
     task = ray.remote(_run_one).options(
         **(dict(num_gpus=1, num_cpus=1) if has_gpu else dict(num_cpus=slots)), max_retries=2
     )
-    ray.get([task.remote(cfg.to_dict()) for _, _, cfg in plan if not _finished(cfg.out)])
+    ray.get([task.remote(cfg.to_dict()) for _, _, cfg in plan if not finished(cfg.out)])
     return sweep_results(plan, out)

@@ -13,8 +13,8 @@ import matplotlib.pyplot as plt
 from .scheduler import RunConfig, RunDir, launch
 
 # %% auto 0
-__all__ = ['mean_ci', 'run_result', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table', 'plot_sweep', 'quick_mode',
-           'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base']
+__all__ = ['mean_ci', 'run_result', 'finished', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table', 'plot_sweep',
+           'quick_mode', 'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base']
 
 # %% ../nbs/10_experiments.ipynb
 _T975 = [
@@ -82,7 +82,8 @@ def run_result(run) -> dict:
     }
 
 
-def _finished(run):
+def finished(run) -> bool:
+    "True when the run directory `run` holds a finished run (its `run_end` event): a sweep skips it."
     return (
         any(e['event'] == 'run_end' for e in RunDir(run).events()) if (Path(run) / 'events.jsonl').exists() else False
     )
@@ -117,12 +118,12 @@ def sweep_results(plan, out) -> pd.DataFrame:
 def _launch(cfg, progress=False):
     launch(cfg, resume=(Path(cfg.out) / 'config.json').exists(), progress=progress)  # a started run is resumed
 
-
+# %% ../nbs/10_experiments.ipynb
 def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: int = 1) -> pd.DataFrame:
     """One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table.
     `parallel` > 1 runs that many at once (each a launcher process with its own workers), for models too small to fill a GPU."""
     plan = sweep_plan(base, grid, seeds, out)
-    todo = [cfg for _, _, cfg in plan if not _finished(cfg.out)]
+    todo = [cfg for _, _, cfg in plan if not finished(cfg.out)]
     if parallel > 1 and len(todo) > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
@@ -145,7 +146,7 @@ def sweep_table(results: pd.DataFrame, param: str, metric='score') -> pd.DataFra
         rows.append({param: v, 'mean': m, 'ci_low': lo, 'ci_high': hi, 'seeds': len(g)})
     return pd.DataFrame(rows)
 
-
+# %% ../nbs/10_experiments.ipynb
 def plot_sweep(results: pd.DataFrame, param: str, metric='score', ax=None, reference=None, ref_label='reference'):
     "Mean with its 95% interval over seeds per value of `param`, and every seed as a point; optional reference points."
     if ax is None:

@@ -26,9 +26,9 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
 
 # %% auto 0
 __all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'RunError',
-           'worker_setup', 'timed', 'Worker', 'worker_device', 'worker_main', 'resolve_gpus', 'task_cells',
-           'select_tasks', 'build_submission', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots',
-           'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch']
+           'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus', 'task_cells', 'select_tasks',
+           'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots',
+           'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch', 'Worker']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -65,6 +65,18 @@ def _parser(type_name: str):
 def parse_tasks(x: str):
     "`--tasks`: a number, smallest:N, or comma-separated task ids."
     return int(x) if x.isdigit() else x if x.startswith('smallest:') else [t for t in x.split(',') if t]
+
+# %% ../nbs/07_scheduler.ipynb
+def _method_of(cls):
+    """Make the decorated function a method of `cls`: a class grows over later cells (`RunConfig`,
+    `RunDir`, `Worker`), each method tested where it appears (those cells are `exporti`: the methods do not
+    join the module's `__all__`)."""
+
+    def add(f):
+        setattr(cls, f.__name__, f)
+        return f
+
+    return add
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass(init=False)
@@ -142,73 +154,81 @@ class RunConfig:
             setattr(self, f.name, replace(cfg, **mine) if mine else cfg)  # the held config's own checks run here
         self.__post_init__()
 
-    def __post_init__(self):
-        if self.mode not in ('split', 'fused'):
-            raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
-        if self.train_slots < 1:
-            raise ValueError("train_slots must be at least 1")
-        if self.mode == 'split' and self.infer_slots < 1:
-            raise ValueError("infer_slots must be at least 1 in split mode")
-        if self.time_budget is not None and self.time_budget <= 0:
-            raise ValueError("time_budget must be positive")
-        for f in _held():
-            held, default = getattr(self, f.name), _owner(f)()
-            lost = [
-                g.name
-                for g in fields(held)
-                if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)
-            ]
-            if lost:
-                raise ValueError(
-                    f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
-                    "leave them at their defaults"
-                )
-        for k in self.names():  # a setting of several held configs (max_seq_len, seed) has one value
-            vals = {f.name: getattr(getattr(self, f.name), k) for f in _held() if k in f.metadata['settings']}
-            if len(set(map(repr, vals.values()))) > 1:
-                raise ValueError(f"{k} differs between {' and '.join(vals)}: a run has one {k}")
-
     def ttt(self):
         return self.ttt_config
 
     def infer(self):
         return self.infer_config
 
-    @classmethod
-    def names(cls) -> list[str]:
-        "Every setting's flat name, in order (the keys of config.json)."
-        return list(
-            dict.fromkeys(
-                n for f in fields(cls) for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name])
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(RunConfig)
+def __post_init__(self):
+    if self.mode not in ('split', 'fused'):
+        raise ValueError(f"mode must be 'split' or 'fused', not {self.mode!r}")
+    if self.train_slots < 1:
+        raise ValueError("train_slots must be at least 1")
+    if self.mode == 'split' and self.infer_slots < 1:
+        raise ValueError("infer_slots must be at least 1 in split mode")
+    if self.time_budget is not None and self.time_budget <= 0:
+        raise ValueError("time_budget must be positive")
+    for f in _held():
+        held, default = getattr(self, f.name), _owner(f)()
+        lost = [
+            g.name
+            for g in fields(held)
+            if g.name not in f.metadata['settings'] and getattr(held, g.name) != getattr(default, g.name)
+        ]
+        if lost:
+            raise ValueError(
+                f"{f.name}: {', '.join(lost)} not run settings (config.json would lose them); "
+                "leave them at their defaults"
             )
-        )
+    for k in self.names():  # a setting of several held configs (max_seq_len, seed) has one value
+        vals = {f.name: getattr(getattr(self, f.name), k) for f in _held() if k in f.metadata['settings']}
+        if len(set(map(repr, vals.values()))) > 1:
+            raise ValueError(f"{k} differs between {' and '.join(vals)}: a run has one {k}")
 
-    @classmethod
-    def settings(cls) -> list[tuple[str, object, str]]:
-        "(name, its flag's parser, its help) of every setting, in order; the held ones from the config that owns them."
-        out = {}
-        for f in fields(cls):
-            if 'owner' not in f.metadata:
-                out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help'])
-                continue
-            types = {g.name: g.type for g in fields(_owner(f))}
-            for k, h in f.metadata['settings'].items():
-                if h is None:
-                    continue  # declared with an earlier held config
-                h, parse = h if isinstance(h, tuple) else (h, None)
-                out[k] = (k, parse or _parser(types[k]), h)
-        return list(out.values())
-
-    def to_dict(self) -> dict:
-        "The flat settings (config.json)."
-        return {k: getattr(self, k) for k in self.names()}
-
-    @classmethod
-    def from_dict(cls, d: dict, source='config'):
-        _unknown(d, source)
-        return cls(**d)
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(RunConfig)
+@classmethod
+def names(cls) -> list[str]:
+    "Every setting's flat name, in order (the keys of config.json)."
+    return list(
+        dict.fromkeys(n for f in fields(cls) for n in (f.metadata['settings'] if 'owner' in f.metadata else [f.name]))
+    )
 
 
+@_method_of(RunConfig)
+@classmethod
+def settings(cls) -> list[tuple[str, object, str]]:
+    "(name, its flag's parser, its help) of every setting, in order; the held ones from the config that owns them."
+    out = {}
+    for f in fields(cls):
+        if 'owner' not in f.metadata:
+            out[f.name] = (f.name, f.metadata['parse'] or _parser(f.type), f.metadata['help'])
+            continue
+        types = {g.name: g.type for g in fields(_owner(f))}
+        for k, h in f.metadata['settings'].items():
+            if h is None:
+                continue  # declared with an earlier held config
+            h, parse = h if isinstance(h, tuple) else (h, None)
+            out[k] = (k, parse or _parser(types[k]), h)
+    return list(out.values())
+
+
+@_method_of(RunConfig)
+def to_dict(self) -> dict:
+    "The flat settings (config.json)."
+    return {k: getattr(self, k) for k in self.names()}
+
+
+@_method_of(RunConfig)
+@classmethod
+def from_dict(cls, d: dict, source='config'):
+    _unknown(d, source)
+    return cls(**d)
+
+# %% ../nbs/07_scheduler.ipynb
 def _held():
     return [f for f in fields(RunConfig) if 'owner' in f.metadata]
 
@@ -284,53 +304,69 @@ class RunDir:
     def order(self) -> list[str]:
         return [t for t, _ in json.loads(self.order_file.read_text())]
 
-    # --- done-ness: an output under its final name (or a recorded failure) -----------------------------
-    def trained(self, tid):
-        return (self.adapter(tid) / 'adapter_model.safetensors').exists()
+# %% ../nbs/07_scheduler.ipynb
+# --- done-ness: an output under its final name (or a recorded failure) -----------------------------
+@_method_of(RunDir)
+def trained(self, tid):
+    return (self.adapter(tid) / 'adapter_model.safetensors').exists()
 
-    def predicted(self, tid):
-        return self.predictions(tid).exists()
 
-    def failed(self, tid, phase):
-        return self.error_file(tid, phase).exists()
+@_method_of(RunDir)
+def predicted(self, tid):
+    return self.predictions(tid).exists()
 
-    def done(self, tid, phase) -> bool:
-        if phase == 'train':
-            return self.trained(tid) or self.failed(tid, 'train')
-        return self.predicted(tid) or self.failed(tid, 'infer') or self.failed(tid, 'train')
 
-    # --- claims -------------------------------------------------------------------------------------------
-    def claim(self, tid, phase):
-        "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
-        if self.done(tid, phase):
-            return None
-        lock = FileLock(
-            self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
-        )  # the adapter writer thread may release it
-        try:
-            lock.acquire(timeout=0)
-        except Timeout:
-            return None
-        if self.done(tid, phase):
-            lock.release()
-            return None  # finished between our check and our lock
-        return lock
+@_method_of(RunDir)
+def failed(self, tid, phase):
+    return self.error_file(tid, phase).exists()
 
-    def slot_lock(self, gpu, phase, slot):
-        lock = FileLock(self.locks / f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
-        lock.acquire(timeout=0)  # raises Timeout when the slot is taken
-        return lock
 
-    # --- events -------------------------------------------------------------------------------------------
-    def emit(self, event: str, **kw):
-        "Append one event line (a single O_APPEND write, so lines of concurrent writers never interleave)."
-        rec = {'time': time.time(), 'event': event, **kw}
-        append_jsonl(self.events_file, rec)
-        return rec
+@_method_of(RunDir)
+def done(self, tid, phase) -> bool:
+    if phase == 'train':
+        return self.trained(tid) or self.failed(tid, 'train')
+    return self.predicted(tid) or self.failed(tid, 'infer') or self.failed(tid, 'train')
 
-    def events(self) -> list[dict]:
-        "All complete event lines (a line being written at this instant is skipped)."
-        return read_jsonl(self.events_file)[0]
+
+# --- claims -------------------------------------------------------------------------------------------
+@_method_of(RunDir)
+def claim(self, tid, phase):
+    "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
+    if self.done(tid, phase):
+        return None
+    lock = FileLock(
+        self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
+    )  # the adapter writer thread may release it
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        return None
+    if self.done(tid, phase):
+        lock.release()
+        return None  # finished between our check and our lock
+    return lock
+
+
+@_method_of(RunDir)
+def slot_lock(self, gpu, phase, slot):
+    lock = FileLock(self.locks / f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
+    lock.acquire(timeout=0)  # raises Timeout when the slot is taken
+    return lock
+
+
+# --- events -------------------------------------------------------------------------------------------
+@_method_of(RunDir)
+def emit(self, event: str, **kw):
+    "Append one event line (a single O_APPEND write, so lines of concurrent writers never interleave)."
+    rec = {'time': time.time(), 'event': event, **kw}
+    append_jsonl(self.events_file, rec)
+    return rec
+
+
+@_method_of(RunDir)
+def events(self) -> list[dict]:
+    "All complete event lines (a line being written at this instant is skipped)."
+    return read_jsonl(self.events_file)[0]
 
 # %% ../nbs/07_scheduler.ipynb
 def _is_oom(e):
@@ -405,222 +441,6 @@ class timed:
         self.end = time.time()
         if err is None and self.emit is not None:
             self.emit(self.event, **self.fields, seconds=self.seconds)
-
-# %% ../nbs/07_scheduler.ipynb
-class Worker:
-    "One slot's worker: its run directory, phase, device, model and estimate of seconds per task."
-
-    def __init__(self, run: RunDir, phase: str, gpu, label: str, slot: int, deadline=None, parent=None):
-        self.rundir, self.phase, self.gpu, self.deadline, self.parent = run, phase, gpu, deadline, parent
-        self.cfg = run.config()
-        self.name = f"{phase}-{label}-{slot}"
-        shown_gpu = gpu if gpu is not None or label == 'cpu' else label  # a logical CPU device by its label
-        self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
-        self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
-
-    def emit(self, event, **kw):
-        return self.rundir.emit(event, **self.base, **kw)
-
-    def time_left(self):
-        return math.inf if self.deadline is None else self.deadline - time.time()
-
-    def stopped(self):
-        "RUN/STOP is there, or the launcher died."
-        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
-
-    def load(self):
-        "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
-        import torch
-        from arc_nb.model import load_base, attach_lora, AdapterWriter
-        from arc_nb.encoding import check_tokenizer
-
-        cfg, run = self.cfg, self.rundir
-        if self.gpu is None:
-            torch.set_num_threads(cfg.cpu_threads or 1)
-        with timed() as t:
-            dev = 'cuda:0' if self.gpu is not None else 'cpu'
-            dtype = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if self.gpu is not None else 'float32')
-            model_path = run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model
-            model, self.tok = load_base(model_path, device=dev, dtype=dtype)
-            self.vocab = check_tokenizer(self.tok)
-            self.tcfg, self.icfg = tc, _ = cfg.ttt(), cfg.infer()
-            self.model = attach_lora(
-                model,
-                rank=tc.lora_rank,
-                alpha=tc.lora_alpha,
-                dropout=tc.lora_dropout,
-                seed=tc.seed,
-                lora_dtype=tc.lora_dtype,
-            )
-            if os.environ.get(SETUP_ENV):
-                worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
-            self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
-        self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
-        self.tasks, self.order = run.tasks(), run.order()
-        self.est = _Estimator(run.events(), dict(json.loads(run.order_file.read_text())))
-
-    def need(self, tid):
-        "Estimated seconds of this worker's phase(s) of task `tid`."
-        t = self.tasks[tid]
-        train = self.est.train(t, self.tcfg) if self.phase != 'infer' else 0
-        return train + (self.est.infer(t) if self.phase != 'train' else 0)
-
-    def next_task(self):
-        "(task, its claim lock): the longest task left that fits the deadline; None when none is left for this worker."
-        run = self.rundir
-        while not self.stopped():
-            pending = [t for t in self.order if not run.done(t, self.done_phase)]
-            if not pending:
-                return None
-            ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
-            fits = [t for t in ready if self.need(t) <= self.time_left()]
-            for tid in fits:
-                lock = run.claim(tid, self.phase)
-                if lock:
-                    return self.tasks[tid], lock
-            if self.time_left() <= 0:
-                return None
-            if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
-                self.emit(
-                    'deadline',
-                    message=f"{len(ready)} task(s) cannot finish before the deadline; left to fallback attempts",
-                    tasks=ready,
-                )
-                return None
-            if self.phase == 'infer' and not ready and run.train_done_file.exists():
-                return None  # no adapter will come
-            time.sleep(0.2)  # the rest is held by other workers (a killed one's task comes free) or not trained yet
-        return None
-
-    def train(self, task, tc):
-        "Reset the LoRA weights in place and train them on `task` (`adapter_reset`, `train_end`, train.json)."
-        from arc_nb.model import reset_lora
-        from arc_nb.ttt import train_task
-
-        with timed(self.emit, 'adapter_reset', task=task.id):
-            reset_lora(self.model, tc.seed)
-        r = train_task(self.model, self.vocab, task, tc, reset=False)
-        self.emit(
-            'train_end',
-            task=task.id,
-            steps=r.steps,
-            tokens=r.tokens,
-            tokens_sq=r.tokens_sq,
-            loss=r.final_loss,
-            seconds=r.seconds,
-            n_dropped=r.n_dropped,
-        )
-        write_json(self.rundir.train_json(task.id), r.to_json())
-        self.est.tr.append(r.seconds / max(r.tokens, 1))
-        return r
-
-    def save(self, task, lock):
-        "Hand the adapter to the background writer (`adapter_save`); it releases the claim once the files are in place."
-        run = self.rundir
-
-        def written(err, tid=task.id):
-            if err is not None:
-                self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
-                write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
-            lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
-
-        with timed(self.emit, 'adapter_save', task=task.id):
-            self.writer.save(self.model, run.adapter(task.id), on_done=written)
-
-    def infer(self, task, ic):
-        "Predict `task` with the adapter in the model: predictions.json and `infer_end` with the search's figures."
-        from arc_nb.inference import predict_task, write_predictions, HFBackend
-
-        with timed() as t:
-            backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
-            preds = predict_task(backend, self.vocab, task, ic)
-        write_predictions(self.rundir.predictions(task.id), task.id, preds, seconds=t.seconds)
-        st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
-        stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
-        work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
-        self.emit(
-            'infer_end',
-            task=task.id,
-            candidates=sum(len(p.candidates) for p in preds),
-            tokens=sum(p.tokens for p in preds),
-            tests=len(preds),
-            seconds=t.seconds,
-            decode_s=sum(p.decode_s for p in preds),
-            score_s=sum(p.score_s for p in preds),
-            work=work,
-            decode={k: st[k] for k in stats} if st else 'eager',
-        )
-        return preds
-
-    def work(self, task, tc, ic, lock) -> bool:
-        "This worker's phase of `task`; True when the claim was handed to the adapter writer (it releases it)."
-        if self.phase in ('train', 'fused'):
-            self.train(task, tc)
-        if self.phase == 'train':
-            self.save(task, lock)
-            return True
-        if self.phase == 'infer':
-            from arc_nb.model import load_adapter_weights
-
-            with timed(self.emit, 'adapter_load', task=task.id):
-                load_adapter_weights(self.model, self.rundir.adapter(task.id))
-        with timed() as t:
-            self.infer(task, ic)
-        self.est.inf.append(t.seconds / len(task.test))
-        return False
-
-    def attempt(self, task, lock) -> bool:
-        "`work`, again with half the `max_seq_len` after an out-of-memory error; other errors: `task_error`."
-        tc, ic = self.tcfg, self.icfg
-        try:
-            for retry in (False, True):
-                try:
-                    return self.work(task, tc, ic, lock)
-                except Exception as e:
-                    if retry or not _is_oom(e):
-                        raise
-                    if self.gpu is not None:
-                        import torch
-
-                        torch.cuda.empty_cache()
-                    tc, ic = replace(tc, max_seq_len=tc.max_seq_len // 2), replace(ic, max_seq_len=ic.max_seq_len // 2)
-                    self.emit(
-                        'task_error',
-                        task=task.id,
-                        message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}",
-                        retry=True,
-                    )
-        except Exception as e:
-            msg = f"{type(e).__name__}: {e}"
-            self.emit('task_error', task=task.id, message=msg)
-            write_json(
-                self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
-            )
-        return False
-
-    def do(self, task, lock):
-        "A claimed task from `claim` to `task_end`; the claim is released unless the adapter writer holds it."
-        handed = False
-        with timed() as t:
-            self.emit('claim', task=task.id)
-            try:
-                handed = self.attempt(task, lock)
-            finally:
-                self.emit('task_end', task=task.id, seconds=t.seconds)
-                if not handed:
-                    lock.release()
-
-    def run(self):
-        "Claim and do tasks until none is left for this worker; the last adapter is on disk before `worker_exit`."
-        while (claimed := self.next_task()) is not None:
-            self.do(*claimed)
-        self.writer.wait()
-        if self.gpu is None:
-            self.emit('worker_exit')
-            return
-        import torch
-
-        self.emit('worker_exit', peak_mem_gb=torch.cuda.max_memory_reserved() / 2**30)
 
 # %% ../nbs/07_scheduler.ipynb
 def worker_device(gpu_arg: str):
@@ -711,7 +531,7 @@ def select_tasks(ids: list[str], sel, raw: dict | None = None) -> list[str]:
         raise ValueError(f"unknown task id(s): {', '.join(unknown)}")
     return sel
 
-
+# %% ../nbs/07_scheduler.ipynb
 def build_submission(run: RunDir, tasks: dict, bad: dict) -> dict:
     "The submission from every predictions.json there is, fallback attempts elsewhere; bad tasks get [[0]] guesses."
     from arc_nb.inference import attempts_of
@@ -774,7 +594,9 @@ def _start_monitor(run, cfg, gpus):
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
-class _Slot:
+class Slot:
+    "One worker slot of the launcher: phase, GPU and index, process handle and restarts (shared with `07b_cluster`)."
+
     phase: str
     gpu: object
     slot: int
@@ -788,7 +610,7 @@ class _Slot:
         return f"{self.phase}-{'cpu' if self.gpu is None else self.gpu}-{self.slot}"
 
 
-def worker_argv(run, s: _Slot, deadline, parent=None, gpu_arg=None) -> list[str]:
+def worker_argv(run, s: Slot, deadline, parent=None, gpu_arg=None) -> list[str]:
     "The arguments of `worker_main` for slot `s`."
     g = gpu_arg if gpu_arg is not None else ('cpu' if s.gpu is None else str(s.gpu))
     return (
@@ -797,11 +619,11 @@ def worker_argv(run, s: _Slot, deadline, parent=None, gpu_arg=None) -> list[str]
         + ([] if deadline is None else ['--deadline', str(deadline)])
     )
 
-
+# %% ../nbs/07_scheduler.ipynb
 class LocalBackend:
     "Workers as subprocesses of the launcher, one per slot, pinned with CUDA_VISIBLE_DEVICES (the default backend)."
 
-    def start(self, run, s: _Slot, deadline, threads):
+    def start(self, run, s: Slot, deadline, threads):
         env = {
             **os.environ,
             'CUDA_VISIBLE_DEVICES': str(s.gpu) if isinstance(s.gpu, int) else '',
@@ -821,7 +643,7 @@ class LocalBackend:
         s.pid = s.handle.pid
         log.close()
 
-    def exit_code(self, s: _Slot):
+    def exit_code(self, s: Slot):
         "None while the worker runs; its exit status once it has ended (negative: killed by that signal)."
         return s.handle.poll()
 
@@ -845,7 +667,7 @@ def _log_tail(run, s, n=15):
     f = run.path / 'logs' / f'{s.name}.log'
     return '\n'.join(f.read_text(errors='replace').splitlines()[-n:]) if f.exists() else '(no log)'
 
-
+# %% ../nbs/07_scheduler.ipynb
 def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     "Write config, frozen task set, order and the first (fallback) submission; return (tasks, bad) where bad maps task id -> test count."
     from arc_nb.data import parse_task
@@ -951,7 +773,7 @@ def start_slots(L: Launch, progress=True):
     gpus = backend.gpus(cfg) if hasattr(backend, 'gpus') else resolve_gpus(cfg.gpus)
     split = [('train', cfg.train_slots), ('infer', cfg.infer_slots)]
     phases = [('fused', cfg.train_slots)] if cfg.mode == 'fused' else split
-    slots = [_Slot(ph, g, k) for g in gpus for ph, n in phases for k in range(n)]
+    slots = [Slot(ph, g, k) for g in gpus for ph, n in phases for k in range(n)]
     L.threads = cfg.cpu_threads or max(1, (os.cpu_count() or 1) // len(slots))
     todo = [t for t in L.tasks if not run.done(t, 'infer')]
     L.slots = [] if not todo or L.cut else slots
@@ -972,7 +794,7 @@ def tail_events(L: Launch):
     recs, L.offset = read_jsonl(L.run.events_file, L.offset)
     L.loaded.update(e['pid'] for e in recs if e.get('event') == 'model_load')
 
-
+# %% ../nbs/07_scheduler.ipynb
 def poll_slots(L: Launch):
     "Mark finished workers, restart dead ones (up to `max_restarts`); a failure before the model loads stops the run."
     run = L.run
@@ -1021,7 +843,7 @@ def update_submission(L: Launch):
         L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{left}", refresh=False)
         L.bar.update(n_pred - L.bar.n)  # redraws at most every mininterval
 
-
+# %% ../nbs/07_scheduler.ipynb
 def poll(L: Launch) -> bool:
     "One look at the run; True when it is over (every worker finished, or the deadline's grace is reached)."
     tail_events(L)
@@ -1090,7 +912,7 @@ def finish(L: Launch, sub: dict) -> dict:
     run.emit('run_end', **L.base, **{k: v for k, v in summary.items() if k != 'run'})
     return summary
 
-
+# %% ../nbs/07_scheduler.ipynb
 def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, started=None, **kw) -> dict:
     """Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions
     are known. The time budget counts from `started` (a `time.time()`; default: now)."""
@@ -1102,3 +924,237 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
     finally:
         sub = stop_slots(L)
     return finish(L, sub)
+
+# %% ../nbs/07_scheduler.ipynb
+class Worker:
+    "One slot's worker: its run directory, phase, device, model and estimate of seconds per task."
+
+    def __init__(self, run: RunDir, phase: str, gpu, label: str, slot: int, deadline=None, parent=None):
+        self.rundir, self.phase, self.gpu, self.deadline, self.parent = run, phase, gpu, deadline, parent
+        self.cfg = run.config()
+        self.name = f"{phase}-{label}-{slot}"
+        shown_gpu = gpu if gpu is not None or label == 'cpu' else label  # a logical CPU device by its label
+        self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
+        self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
+
+    def emit(self, event, **kw):
+        return self.rundir.emit(event, **self.base, **kw)
+
+    def time_left(self):
+        return math.inf if self.deadline is None else self.deadline - time.time()
+
+    def stopped(self):
+        "RUN/STOP is there, or the launcher died."
+        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
+
+    def load(self):
+        "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
+        import torch
+        from arc_nb.model import load_base, attach_lora, AdapterWriter
+        from arc_nb.encoding import check_tokenizer
+
+        cfg, run = self.cfg, self.rundir
+        if self.gpu is None:
+            torch.set_num_threads(cfg.cpu_threads or 1)
+        with timed() as t:
+            dev = 'cuda:0' if self.gpu is not None else 'cpu'
+            dtype = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if self.gpu is not None else 'float32')
+            model_path = run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model
+            model, self.tok = load_base(model_path, device=dev, dtype=dtype)
+            self.vocab = check_tokenizer(self.tok)
+            self.tcfg, self.icfg = tc, _ = cfg.ttt(), cfg.infer()
+            self.model = attach_lora(
+                model,
+                rank=tc.lora_rank,
+                alpha=tc.lora_alpha,
+                dropout=tc.lora_dropout,
+                seed=tc.seed,
+                lora_dtype=tc.lora_dtype,
+            )
+            if os.environ.get(SETUP_ENV):
+                worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
+            self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
+        self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
+        self.tasks, self.order = run.tasks(), run.order()
+        self.est = _Estimator(run.events(), dict(json.loads(run.order_file.read_text())))
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def need(self, tid):
+    "Estimated seconds of this worker's phase(s) of task `tid`."
+    t = self.tasks[tid]
+    train = self.est.train(t, self.tcfg) if self.phase != 'infer' else 0
+    return train + (self.est.infer(t) if self.phase != 'train' else 0)
+
+
+@_method_of(Worker)
+def next_task(self):
+    "(task, its claim lock): the longest task left that fits the deadline; None when none is left for this worker."
+    run = self.rundir
+    while not self.stopped():
+        pending = [t for t in self.order if not run.done(t, self.done_phase)]
+        if not pending:
+            return None
+        ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
+        fits = [t for t in ready if self.need(t) <= self.time_left()]
+        for tid in fits:
+            lock = run.claim(tid, self.phase)
+            if lock:
+                return self.tasks[tid], lock
+        if self.time_left() <= 0:
+            return None
+        if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
+            self.emit(
+                'deadline',
+                message=f"{len(ready)} task(s) cannot finish before the deadline; left to fallback attempts",
+                tasks=ready,
+            )
+            return None
+        if self.phase == 'infer' and not ready and run.train_done_file.exists():
+            return None  # no adapter will come
+        time.sleep(0.2)  # the rest is held by other workers (a killed one's task comes free) or not trained yet
+    return None
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def train(self, task, tc):
+    "Reset the LoRA weights in place and train them on `task` (`adapter_reset`, `train_end`, train.json)."
+    from arc_nb.model import reset_lora
+    from arc_nb.ttt import train_task
+
+    with timed(self.emit, 'adapter_reset', task=task.id):
+        reset_lora(self.model, tc.seed)
+    r = train_task(self.model, self.vocab, task, tc, reset=False)
+    self.emit(
+        'train_end',
+        task=task.id,
+        steps=r.steps,
+        tokens=r.tokens,
+        tokens_sq=r.tokens_sq,
+        loss=r.final_loss,
+        seconds=r.seconds,
+        n_dropped=r.n_dropped,
+    )
+    write_json(self.rundir.train_json(task.id), r.to_json())
+    self.est.tr.append(r.seconds / max(r.tokens, 1))
+    return r
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def save(self, task, lock):
+    "Hand the adapter to the background writer (`adapter_save`); it releases the claim once the files are in place."
+    run = self.rundir
+
+    def written(err, tid=task.id):
+        if err is not None:
+            self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
+            write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
+        lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
+
+    with timed(self.emit, 'adapter_save', task=task.id):
+        self.writer.save(self.model, run.adapter(task.id), on_done=written)
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def infer(self, task, ic):
+    "Predict `task` with the adapter in the model: predictions.json and `infer_end` with the search's figures."
+    from arc_nb.inference import predict_task, write_predictions, HFBackend
+
+    with timed() as t:
+        backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
+        preds = predict_task(backend, self.vocab, task, ic)
+    write_predictions(self.rundir.predictions(task.id), task.id, preds, seconds=t.seconds)
+    st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
+    stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
+    work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
+    self.emit(
+        'infer_end',
+        task=task.id,
+        candidates=sum(len(p.candidates) for p in preds),
+        tokens=sum(p.tokens for p in preds),
+        tests=len(preds),
+        seconds=t.seconds,
+        decode_s=sum(p.decode_s for p in preds),
+        score_s=sum(p.score_s for p in preds),
+        work=work,
+        decode={k: st[k] for k in stats} if st else 'eager',
+    )
+    return preds
+
+
+@_method_of(Worker)
+def work(self, task, tc, ic, lock) -> bool:
+    "This worker's phase of `task`; True when the claim was handed to the adapter writer (it releases it)."
+    if self.phase in ('train', 'fused'):
+        self.train(task, tc)
+    if self.phase == 'train':
+        self.save(task, lock)
+        return True
+    if self.phase == 'infer':
+        from arc_nb.model import load_adapter_weights
+
+        with timed(self.emit, 'adapter_load', task=task.id):
+            load_adapter_weights(self.model, self.rundir.adapter(task.id))
+    with timed() as t:
+        self.infer(task, ic)
+    self.est.inf.append(t.seconds / len(task.test))
+    return False
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def attempt(self, task, lock) -> bool:
+    "`work`, again with half the `max_seq_len` after an out-of-memory error; other errors: `task_error`."
+    tc, ic = self.tcfg, self.icfg
+    try:
+        for retry in (False, True):
+            try:
+                return self.work(task, tc, ic, lock)
+            except Exception as e:
+                if retry or not _is_oom(e):
+                    raise
+                if self.gpu is not None:
+                    import torch
+
+                    torch.cuda.empty_cache()
+                tc, ic = replace(tc, max_seq_len=tc.max_seq_len // 2), replace(ic, max_seq_len=ic.max_seq_len // 2)
+                self.emit(
+                    'task_error',
+                    task=task.id,
+                    message=f"out of memory; retrying with max_seq_len={tc.max_seq_len}: {e}",
+                    retry=True,
+                )
+    except Exception as e:
+        msg = f"{type(e).__name__}: {e}"
+        self.emit('task_error', task=task.id, message=msg)
+        write_json(
+            self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
+        )
+    return False
+
+
+@_method_of(Worker)
+def do(self, task, lock):
+    "A claimed task from `claim` to `task_end`; the claim is released unless the adapter writer holds it."
+    handed = False
+    with timed() as t:
+        self.emit('claim', task=task.id)
+        try:
+            handed = self.attempt(task, lock)
+        finally:
+            self.emit('task_end', task=task.id, seconds=t.seconds)
+            if not handed:
+                lock.release()
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def run(self):
+    "Claim and do tasks until none is left for this worker; the last adapter is on disk before `worker_exit`."
+    while (claimed := self.next_task()) is not None:
+        self.do(*claimed)
+    self.writer.wait()
+    if self.gpu is None:
+        self.emit('worker_exit')
+        return
+    import torch
+
+    self.emit('worker_exit', peak_mem_gb=torch.cuda.max_memory_reserved() / 2**30)
