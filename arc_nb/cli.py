@@ -107,7 +107,8 @@ def run_config_from_args(a):
 
 # %% ../nbs/12_cli.ipynb
 def cmd_run(a):
-    "Per-task TTT over a task set: train a LoRA per task, predict, write RUN/submission.json (and RUN/score.json with solutions)."
+    """Per-task TTT over a task set: train a LoRA per task, predict, write RUN/submission.json (and RUN/score.json with
+    solutions)."""
     from arc_nb.scheduler import launch, RunConfig, RunError
 
     if a.resume:
@@ -170,7 +171,8 @@ def _param_arg(x):
 
 
 def cmd_sweep(a):
-    "One `arc-nb run` per (setting, seed) under --out; finished runs are skipped; writes results.csv and a plot per swept setting."
+    """One `arc-nb run` per (setting, seed) under --out; finished runs are skipped; writes results.csv and a plot per
+    swept setting."""
     from arc_nb.experiments import sweep, plot_sweep, sweep_table
     import matplotlib
 
@@ -214,7 +216,8 @@ def cmd_pretrain(a):
     )  # a mismatch: ValueError, one line
     st = pretrain(a.out, cfg, time_limit=a.time_limit, max_steps=a.max_steps, progress=not a.quiet)
     print(
-        f"step {st['step']}, {st['tokens'] / 1e6:.1f}M tokens, {st['seconds']:.0f}s, loss {st['losses'][-1][1] if st['losses'] else float('nan'):.3f}",
+        f"step {st['step']}, {st['tokens'] / 1e6:.1f}M tokens, {st['seconds']:.0f}s, "
+        f"loss {st['losses'][-1][1] if st['losses'] else float('nan'):.3f}",
         file=sys.stderr,
     )
     if a.export:
@@ -228,7 +231,8 @@ def _backend_args(s):
         '--backend',
         choices=['local', 'ray'],
         default='local',
-        help="local: worker processes on this machine (default); ray: Ray actors on a cluster (pip install -e '.[ray]')",
+        help="local: worker processes on this machine (default); "
+        "ray: Ray actors on a cluster (pip install -e '.[ray]')",
     )
     s.add_argument(
         '--address',

@@ -120,8 +120,9 @@ def _launch(cfg, progress=False):
 
 # %% ../nbs/10_experiments.ipynb
 def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: int = 1) -> pd.DataFrame:
-    """One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the results table.
-    `parallel` > 1 runs that many at once (each a launcher process with its own workers), for models too small to fill a GPU."""
+    """One run per (setting of `grid`, seed) under `out`; finished runs are skipped; returns (and writes) the
+    results table. `parallel` > 1 runs that many at once (each a launcher process with its own workers), for models
+    too small to fill a GPU."""
     plan = sweep_plan(base, grid, seeds, out)
     todo = [cfg for _, _, cfg in plan if not finished(cfg.out)]
     if parallel > 1 and len(todo) > 1:
@@ -181,7 +182,8 @@ def plot_sweep(results: pd.DataFrame, param: str, metric='score', ax=None, refer
     ax.legend(fontsize=8)
     n = int(t.seeds.min()) if len(t) else 0
     ax.set_title(
-        f"{metric} by {param} ({n} seed{'s' if n != 1 else ''} per value{'; no interval with one seed' if n < 2 else ''})",
+        f"{metric} by {param} ({n} seed{'s' if n != 1 else ''} per value"
+        f"{'; no interval with one seed' if n < 2 else ''})",
         fontsize=10,
     )
     return ax
@@ -204,7 +206,8 @@ def repo_root(start=None) -> Path:
 
 
 def reference_figures(name: str) -> pd.DataFrame:
-    "One of the reference write-up's tables (`batch_size`, `gpu_slots`, `lb_inference_params`, `eval_min_prob`). Someone else's measurements."
+    """One of the reference write-up's tables (`batch_size`, `gpu_slots`, `lb_inference_params`, `eval_min_prob`).
+    Someone else's measurements."""
     return pd.read_csv(repo_root() / 'nbs' / 'analysis' / 'reference' / f'{name}.csv')
 
 
@@ -216,8 +219,9 @@ def benchmark_results(name: str) -> dict | None:
 
 def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
     """(base RunConfig, seeds) for an analysis sweep. Quick mode: the tiny random model, the 2 smallest ARC-AGI-2
-    evaluation tasks, 2 seeds, fused, on the CPU. Otherwise: the small ARC model (`models/arc-small`, or ARC_NB_MODEL)
-    on the ARC_NB_TASKS (100) ARC-AGI-1 evaluation tasks with the fewest grid cells, ARC_NB_SEEDS (3) seeds, every GPU."""
+    evaluation tasks, 2 seeds, fused, on the CPU. Otherwise: the small ARC model (`models/arc-small`, or
+    ARC_NB_MODEL) on the ARC_NB_TASKS (100) ARC-AGI-1 evaluation tasks with the fewest grid cells, ARC_NB_SEEDS (3)
+    seeds, every GPU."""
     quick = quick_mode() if quick is None else quick
     if quick:
         from arc_nb.data import load_tasks

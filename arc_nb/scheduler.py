@@ -400,11 +400,13 @@ class RunError(RuntimeError):
     "A run that cannot go on; the message says why and where to look."
 
 
-SETUP_ENV = 'ARC_NB_WORKER_SETUP'  # 'file.py:function' or 'module:function', called once per worker with (model, tokenizer, run)
+# 'file.py:function' or 'module:function', called once per worker with (model, tokenizer, run)
+SETUP_ENV = 'ARC_NB_WORKER_SETUP'
 
 
 def worker_setup(spec: str):
-    "The function that `ARC_NB_WORKER_SETUP` names: a Python file or an importable module, then ':' and a function name."
+    """The function that `ARC_NB_WORKER_SETUP` names: a Python file or an importable module, then ':' and a function
+    name."""
     import importlib, importlib.util
 
     where, _, name = spec.rpartition(':')
@@ -483,7 +485,8 @@ def worker_main(argv=None) -> int:
 
 # %% ../nbs/07_scheduler.ipynb
 def resolve_gpus(gpus) -> list:
-    "GPU indices to use; `[None]` means CPU slots; 'cpu:N' gives N logical CPU devices ('cpu0', ...), to exercise the multi-GPU logic on a CPU."
+    """GPU indices to use; `[None]` means CPU slots; 'cpu:N' gives N logical CPU devices ('cpu0', ...), to exercise the
+    multi-GPU logic on a CPU."""
     if gpus in (None, 'cpu'):
         return [None]
     if isinstance(gpus, str) and gpus.startswith('cpu:'):
@@ -560,7 +563,8 @@ def _pdeathsig():
 
 
 WORKER_CODE = 'import sys; from arc_nb.scheduler import worker_main; sys.exit(worker_main(sys.argv[1:]))'
-MONITOR_CODE = 'import sys; from arc_nb.monitor import monitor_main; sys.exit(monitor_main(sys.argv[1:]))'  # 08_monitor, run as a process
+# 08_monitor, run as a process
+MONITOR_CODE = 'import sys; from arc_nb.monitor import monitor_main; sys.exit(monitor_main(sys.argv[1:]))'
 
 
 def _start_monitor(run, cfg, gpus):
@@ -669,7 +673,8 @@ def _log_tail(run, s, n=15):
 
 # %% ../nbs/07_scheduler.ipynb
 def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
-    "Write config, frozen task set, order and the first (fallback) submission; return (tasks, bad) where bad maps task id -> test count."
+    """Write config, frozen task set, order and the first (fallback) submission; return (tasks, bad) where bad maps
+    task id -> test count."""
     from arc_nb.data import parse_task
 
     if resume:
