@@ -261,17 +261,11 @@ def export_model(ckpt, out) -> Path:
     return out
 
 # %% ../nbs/05b_pretrain.ipynb
-def pretrain(
-    out, cfg: PretrainConfig | None = None, *, time_limit=None, max_steps=None, device=None, log_every=50, progress=True
-) -> dict:
-    """Train (or resume) the small ARC model in `out/checkpoint` until `time_limit` seconds or `max_steps`; returns the
-    state."""
-    from arc_nb.model import load_base, resolve_device
+def _open(out: Path, cfg, dev):
+    "The model (from the checkpoint, or a new one in `out/init`), its optimizer and the training state."
+    from arc_nb.model import load_base
 
-    t_start = time.time()
-    out = Path(out)
     ck = out / 'checkpoint'
-    dev = resolve_device(device)
     cfg, resume = cfg or resume_config(out), (ck / 'state.json').exists()
     if resume:
         resume_config(out, **{k: getattr(cfg, k) for k in ARCH})  # the same architecture, or a clear error
@@ -287,30 +281,57 @@ def pretrain(
     )
     state = _load_moments(ck, model, opt) if resume else {'step': 0, 'tokens': 0, 'seconds': 0.0, 'losses': []}
     state['config'] = asdict(cfg)
-    s0 = state['step']
-    workers = (
-        cfg.workers
-        if cfg.workers is not None
-        else (min(8, max(1, (os.cpu_count() or 2) - 2)) if dev.type == 'cuda' else 0)
-    )
-    data = Batches(cfg, training_pairs(cfg), [cfg.seed, s0])  # a resumed run draws new sequences, reproducibly
-    loader = iter(
-        torch.utils.data.DataLoader(
-            data,
-            batch_size=None,
-            num_workers=workers,
-            pin_memory=dev.type == 'cuda',
-            **({'prefetch_factor': 4, 'persistent_workers': False} if workers else {}),
-        )
-    )
+    return cfg, model, opt, state
 
-    def lr_at(
-        s,
-    ):  # warmup, constant, then a linear decay to 10% over the last 20% of this call (each call ends on a usable model)
+
+def _batches(cfg, dev, s0):
+    "Batches drawn by DataLoader processes on a GPU (in-process on the CPU); a resumed run draws new ones, reproducibly."
+    workers = cfg.workers
+    if workers is None:
+        workers = min(8, max(1, (os.cpu_count() or 2) - 2)) if dev.type == 'cuda' else 0
+    data = Batches(cfg, training_pairs(cfg), [cfg.seed, s0])
+    more = {'prefetch_factor': 4, 'persistent_workers': False} if workers else {}
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=None, num_workers=workers, pin_memory=dev.type == 'cuda', **more
+    )
+    return iter(loader)
+
+
+def _lr_schedule(cfg, s0, t_start, time_limit, max_steps):
+    "Warmup, constant, then a linear decay to 10% over the last 20% of this call (each call ends on a usable model)."
+
+    def lr_at(s):
         f = min(1.0, (s - s0 + 1) / cfg.warmup_steps)
         done = ((time.time() - t_start) / time_limit) if time_limit else ((s - s0) / max_steps if max_steps else 0.0)
         return cfg.lr * f * (1.0 if done < 0.8 else 1.0 - 0.9 * min(1.0, (done - 0.8) / 0.2))
 
+    return lr_at
+
+
+def _train_step(model, opt, amp, x, y, lr):
+    "One optimizer step on a batch; returns the loss as a tensor (read only every `log_every` steps: no sync)."
+    for g in opt.param_groups:
+        g['lr'] = lr
+    with amp:
+        loss = model(input_ids=x, labels=y).loss  # right padding under causal attention: no mask needed
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+
+def pretrain(
+    out, cfg: PretrainConfig | None = None, *, time_limit=None, max_steps=None, device=None, log_every=50, progress=True
+) -> dict:
+    """Train (or resume) the small ARC model in `out/checkpoint` until `time_limit` seconds or `max_steps`; returns the
+    state."""
+    from arc_nb.model import resolve_device
+
+    t_start, out, dev = time.time(), Path(out), resolve_device(device)
+    cfg, model, opt, state = _open(out, cfg, dev)
+    s0 = state['step']
+    loader, lr_at = _batches(cfg, dev, s0), _lr_schedule(cfg, s0, t_start, time_limit, max_steps)
     model.train()
     model.config.use_cache = False
     bar = None
@@ -325,23 +346,14 @@ def pretrain(
         nonlocal t_acc
         state['seconds'] += time.time() - t_acc
         t_acc = time.time()
-        _save_ckpt(ck, model, opt, state)
+        _save_ckpt(out / 'checkpoint', model, opt, state)
 
-    while True:
-        if max_steps is not None and state['step'] >= max_steps:
-            break
-        if time_limit is not None and time.time() - t_start > time_limit:
-            break
+    while (max_steps is None or state['step'] < max_steps) and (
+        time_limit is None or time.time() - t_start <= time_limit
+    ):
         x, y, n = next(loader)
         x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
-        for g in opt.param_groups:
-            g['lr'] = lr_at(state['step'])
-        with amp:
-            loss = model(input_ids=x, labels=y).loss  # right padding under causal attention: no mask needed
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = _train_step(model, opt, amp, x, y, lr_at(state['step']))
         state['step'] += 1
         state['tokens'] += n
         tok_call += n
