@@ -25,10 +25,11 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
     from arc_nb.inference import InferConfig
 
 # %% auto 0
-__all__ = ['SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'RunError',
-           'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus', 'task_cells', 'select_tasks',
-           'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'Launch', 'open_run', 'start_slots',
-           'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch', 'Worker']
+__all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks',
+           'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
+           'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'Launch',
+           'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish',
+           'launch', 'Worker']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -79,6 +80,30 @@ def _method_of(cls):
     return add
 
 # %% ../nbs/07_scheduler.ipynb
+# the settings a run holds in its TTTConfig and InferConfig, with their help (the flags of `arc-nb run`);
+# None: the same value as the TTTConfig's (max_seq_len, seed)
+TTT_SETTINGS = dict(
+    epochs="TTT epochs per task",
+    lr="TTT learning rate",
+    lora_rank="LoRA rank",
+    lora_alpha="LoRA alpha (default: the rank)",
+    lora_dropout="LoRA dropout while training",
+    lora_dtype="LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)",
+    max_seq_len="longest training / inference sequence; longer tasks drop context examples",
+    batch_size="TTT batch size (1 trained best in the reference)",
+    gradient_checkpointing="'on', 'off', or 'auto' (on for CUDA sequences longer than TTTConfig.checkpoint_above)",
+    seed="seed of LoRA init, augmentations and views",
+)
+INFER_SETTINGS = dict(
+    n="augmented views per test input at inference",
+    min_prob=("DFS probability threshold, or 'none' for greedy", _none_or(float, 'greedy')),
+    max_new_tokens="longest answer generated (931: a 30x30 grid, its newlines and the end token)",
+    decode="DFS decode path: 'auto' (CUDA graphs on a GPU for Llama-style models), 'eager', 'static' or 'graph'",
+    max_seq_len=None,
+    seed=None,
+)
+
+# %% ../nbs/07_scheduler.ipynb
 @dataclass(init=False)
 class RunConfig:
     "Every setting of a run; the training and inference ones are held in a `TTTConfig` and an `InferConfig`."
@@ -109,28 +134,8 @@ class RunConfig:
         "split: train and inference workers; fused: each worker trains a task, then predicts "
         "it with the adapter in memory",
     )
-    ttt_config: TTTConfig = nested(
-        'arc_nb.ttt:TTTConfig',
-        epochs="TTT epochs per task",
-        lr="TTT learning rate",
-        lora_rank="LoRA rank",
-        lora_alpha="LoRA alpha (default: the rank)",
-        lora_dropout="LoRA dropout while training",
-        lora_dtype="LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)",
-        max_seq_len="longest training / inference sequence; longer tasks drop context examples",
-        batch_size="TTT batch size (1 trained best in the reference)",
-        gradient_checkpointing="'on', 'off', or 'auto' (on for CUDA sequences longer than TTTConfig.checkpoint_above)",
-        seed="seed of LoRA init, augmentations and views",
-    )
-    infer_config: InferConfig = nested(
-        'arc_nb.inference:InferConfig',
-        n="augmented views per test input at inference",
-        min_prob=("DFS probability threshold, or 'none' for greedy", _none_or(float, 'greedy')),
-        max_new_tokens="longest answer generated (931: a 30x30 grid, its newlines and the end token)",
-        decode="DFS decode path: 'auto' (CUDA graphs on a GPU for Llama-style models), 'eager', 'static' or 'graph'",
-        max_seq_len=None,
-        seed=None,
-    )
+    ttt_config: TTTConfig = nested('arc_nb.ttt:TTTConfig', **TTT_SETTINGS)
+    infer_config: InferConfig = nested('arc_nb.inference:InferConfig', **INFER_SETTINGS)
     time_budget: float | None = setting(
         None,
         "seconds for this invocation, counted from the command's start; a valid "
