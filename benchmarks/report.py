@@ -232,8 +232,8 @@ def workload(w):
       "each view's answer (a logit bias, `benchmarks/workload_bias.py`, the same in every way); `dfs` is the min_prob 0.17 DFS over a tree with two 50/50 "
       "branch points per view (four candidates a view). A random model cannot score; this measures cost. Commands, one `device` call each:\n")
     w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge benchmarks/results/workload_b.json benchmarks/results/workload_c.json --out benchmarks/results/workload.json\npython3 benchmarks/report.py\n```\n')
-    w('Every run had a time budget (seconds, the same for every way within a regime); a run that ends before it did all its tasks (the workers stop '
-      'claiming what their estimate says cannot finish). *done*: trained and every test input predicted. *useful %*: training and prefill/rescoring '
+    w('Every run had a time budget (seconds, the same for every way within a regime); it may end sooner, when the workers stop '
+      'claiming what their estimate says cannot finish before it. *done*: trained and every test input predicted. *useful %*: training and prefill/rescoring '
       'FLOPs over the measured 789 TFLOP/s plus decode weight-and-KV bytes over the measured 4.3 TB/s, per wall second (`arc_nb.plots.useful_work`, formulas in '
       'its chapter); *NVML %*: the mean of `nvidia-smi`-style utilisation samples, the reference\'s figure. Peak memory: torch\'s reserved memory per process '
       '(at its exit), and the GPU\'s used memory (NVML).\n')

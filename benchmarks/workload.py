@@ -22,7 +22,8 @@ greedy: batch-1 eager greedy), 2 train + 3 inference processes at a time. `arc_n
 defaults, split, 2 train + 3 inference slots. `arc_nb_best`: the settings of today's code that did best (BEST).
 `WAY:REGIME@T/I` runs a way with T train and I inference slots (the slot table).
 
-Every run has the same time budget (--budget, seconds); a run that ends earlier did all its tasks. Figures per
+Every run has a time budget (--budget or ~SECONDS; the same for every way within a regime); a run may end sooner,
+when its workers stop claiming what their estimate says cannot finish. Figures per
 run (`way_record`): tasks fully done (trained, every test input predicted) per GPU-hour, wall time, process-seconds
 split into load / train / decode / rescoring / other / idle, decode and training tokens, model loads, mean NVML
 utilisation, useful-work utilisation (`arc_nb.plots.useful_work`: training and prefill/rescoring FLOPs over the
