@@ -972,7 +972,8 @@ class Worker:
             model_path = run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model
             model, self.tok = load_base(model_path, device=dev, dtype=dtype)
             self.vocab = check_tokenizer(self.tok)
-            self.tcfg, self.icfg = tc, _ = cfg.ttt(), cfg.infer()
+            self.tcfg, self.icfg = cfg.ttt(), cfg.infer()
+            tc = self.tcfg
             self.model = attach_lora(
                 model,
                 rank=tc.lora_rank,
@@ -985,8 +986,9 @@ class Worker:
                 worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
             self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
         self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
-        self.tasks, self.order = run.tasks(), run.order()
-        self.est = _Estimator(run.events(), dict(json.loads(run.order_file.read_text())))
+        tokens = dict(json.loads(run.order_file.read_text()))  # task id -> tokens, longest first: one read
+        self.tasks, self.order = run.tasks(), list(tokens)
+        self.est = _Estimator(run.events(), tokens)
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
