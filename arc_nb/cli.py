@@ -135,7 +135,8 @@ def cmd_run(a):
         else f"{s['tasks']} tasks (no solutions to score against)"
     )
     print(
-        f"{score}; trained {s['trained']}, predicted {s['predicted']} in {s['seconds']:.0f}s"
+        f"{score}; trained {s['trained']}, predicted {s['predicted']}"
+        f"{' (%d at the quick pass)' % s['at_quick'] if s.get('at_quick') else ''} in {s['seconds']:.0f}s"
         f"{' (cut by the time budget)' if s['deadline_cut'] else ''}\n"
         f"submission: {s['run']}/submission.json   events: {s['run']}/events.jsonl\n"
         f"plots: arc-nb plot {s['run']}  (writes {s['run']}/plots/slots.png, resources.png, summary.md)",

@@ -187,13 +187,15 @@ def test_prompts(v: Vocab, task: Task, cfg: InferConfig, views=None) -> list[lis
     return out
 
 
-def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig) -> list[TestPrediction]:
-    """Candidates and top-2 attempts for every test input of `task`, in the original frame. `backend`: a model,
-    `HFBackend` or `VLLMBackend`."""
+def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig, tests=None) -> list[TestPrediction]:
+    """Candidates and top-2 attempts for every test input of `task` (or the indices `tests`), in the original frame.
+    `backend`: a model, `HFBackend` or `VLLMBackend`."""
     if not isinstance(backend, Backend):
         backend = HFBackend(backend, v.eos, cfg.max_batch, cfg.decode)
     views, fb, preds = task_views(task, cfg), fallback_attempts(task), []
     for i, prompts in enumerate(test_prompts(v, task, cfg, views)):
+        if tests is not None and i not in tests:
+            continue
         rooms = [min(cfg.max_new_tokens, cfg.max_seq_len - len(p)) for p in prompts]
         found, malformed = {}, 0
         w0, t0 = WORK.copy(), time.perf_counter()

@@ -29,7 +29,7 @@ __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITO
            'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
            'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'Launch',
            'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish',
-           'launch', 'Worker']
+           'launch', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -141,6 +141,11 @@ class RunConfig:
         "seconds for this invocation, counted from the command's start; a valid "
         "submission.json is final before it ends",
     )
+    quick_views: int | None = setting(
+        None,
+        "views of the quick pass (greedy, no rescoring) each task gets as soon as its adapter exists, before its full "
+        "search; 0: none; default: 2 with a time budget, 0 without",
+    )
     dtype: str = setting('auto', "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32")
     cpu_threads: int | None = setting(None, "torch threads per CPU worker (default: cores / workers)")
     max_restarts: int = setting(3, "restarts of a killed worker, per slot")
@@ -176,6 +181,8 @@ def __post_init__(self):
         raise ValueError("infer_slots must be at least 1 in split mode")
     if self.time_budget is not None and self.time_budget <= 0:
         raise ValueError("time_budget must be positive")
+    if self.quick_views is not None and self.quick_views < 0:
+        raise ValueError("quick_views must be 0 (no quick pass) or more")
     for f in _held():
         held, default = getattr(self, f.name), _owner(f)()
         lost = [
@@ -192,6 +199,15 @@ def __post_init__(self):
         vals = {f.name: getattr(getattr(self, f.name), k) for f in _held() if k in f.metadata['settings']}
         if len(set(map(repr, vals.values()))) > 1:
             raise ValueError(f"{k} differs between {' and '.join(vals)}: a run has one {k}")
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(RunConfig)
+def quick(self, ic=None) -> InferConfig | None:
+    """The quick pass's settings (over `ic`, default the run's): greedy on the first `quick_views` views, no rescoring
+    (its one or two candidates are both attempts anyway); None when the run has no quick pass."""
+    ic = ic or self.infer_config
+    k = self.quick_views if self.quick_views is not None else (2 if self.time_budget is not None else 0)
+    return replace(ic, n=min(k, ic.n), min_prob=None, rescore=False) if k else None
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(RunConfig)
@@ -293,6 +309,10 @@ class RunDir:
     def predictions(self, tid):
         return self.task_dir(tid) / 'predictions.json'
 
+    def partial(self, tid):
+        "Present: predictions.json holds test inputs at the quick pass only (their full search is still to come)."
+        return self.task_dir(tid) / 'partial'
+
     def train_json(self, tid):
         return self.task_dir(tid) / 'train.json'
 
@@ -328,9 +348,11 @@ def failed(self, tid, phase):
 
 @_method_of(RunDir)
 def done(self, tid, phase) -> bool:
+    "Is `phase` of task `tid` over: trained, or every test input predicted at the full pass (or failed)?"
     if phase == 'train':
         return self.trained(tid) or self.failed(tid, 'train')
-    return self.predicted(tid) or self.failed(tid, 'infer') or self.failed(tid, 'train')
+    full = self.predicted(tid) and not self.partial(tid).exists()
+    return full or self.failed(tid, 'infer') or self.failed(tid, 'train')
 
 
 # --- claims -------------------------------------------------------------------------------------------
@@ -358,7 +380,7 @@ def slot_lock(self, gpu, phase, slot):
     lock.acquire(timeout=0)  # raises Timeout when the slot is taken
     return lock
 
-
+# %% ../nbs/07_scheduler.ipynb
 # --- events -------------------------------------------------------------------------------------------
 @_method_of(RunDir)
 def emit(self, event: str, **kw):
@@ -379,26 +401,33 @@ def _is_oom(e):
 
 
 class _Estimator:
-    "Seconds per training token and per test input, from this run's finished tasks (a conservative median)."
+    """Seconds a task's training or pass will take, from the rates of this run's `k` most recent ones of each kind
+    (seconds per training token; per test input and task token for a pass): the GPU is shared, so the rates change as
+    workers come and go. `update` reads the events that every worker appended since the last call."""
 
-    def __init__(self, events, tokens):
-        self.tokens = tokens
-        self.tr, self.inf = [], []
-        for e in events:
+    def __init__(self, events_file, tokens, k=5):
+        self.file, self.tokens, self.k, self.offset = events_file, tokens, k, 0
+        self.rates = {'train': [], 'quick': [], 'full': []}
+        self.update()
+
+    def update(self):
+        evs, self.offset = read_jsonl(self.file, self.offset)
+        for e in evs:
             if e.get('event') == 'train_end' and e.get('tokens'):
-                self.tr.append(e['seconds'] / e['tokens'])
-            if e.get('event') == 'infer_end' and e.get('tests'):
-                self.inf.append(e['seconds'] / e['tests'])
+                self.rates['train'].append(e['seconds'] / e['tokens'])
+            if e.get('event') == 'infer_end' and e.get('tests') and e.get('task') in self.tokens:
+                size = e['tests'] * max(self.tokens[e['task']], 1)
+                self.rates[e.get('pass', 'full')].append(e['seconds'] / size)
+
+    def rate(self, kind):
+        xs = sorted(self.rates[kind][-self.k :])
+        return xs[len(xs) // 2] if xs else 0.0
 
     def train(self, task, cfg):
-        return (
-            0.0
-            if not self.tr
-            else sorted(self.tr)[len(self.tr) // 2] * cfg.epochs * len(task.train) * self.tokens[task.id]
-        )
+        return self.rate('train') * cfg.epochs * len(task.train) * self.tokens[task.id]
 
-    def infer(self, task):
-        return 0.0 if not self.inf else sorted(self.inf)[len(self.inf) // 2] * len(task.test)
+    def infer(self, task, kind='full', tests=None):
+        return self.rate(kind) * max(self.tokens[task.id], 1) * (len(task.test) if tests is None else tests)
 
 
 class RunError(RuntimeError):
@@ -734,7 +763,7 @@ class Launch:
     bar: object = None  # the progress bar
     offset: int = 0  # bytes of events.jsonl read so far
     loaded: set = field(default_factory=set)  # pids of the workers that have loaded their model
-    seen_pred: int = -1  # predicted tasks at the last submission rewrite
+    seen_pred: int = -1  # the predictions files' times at the last submission rewrite
 
     @property
     def base(self):
@@ -840,18 +869,29 @@ def poll_slots(L: Launch):
         L.backend.start(run, s, L.worker_deadline, L.threads)
 
 
+def _written(p):
+    "The modification time of a predictions.json (0 when there is none)."
+    try:
+        return p.stat().st_mtime_ns
+    except FileNotFoundError:
+        return 0
+
+
 def update_submission(L: Launch):
-    "Rewrite submission.json when more tasks are predicted; move the progress bar."
+    "Rewrite submission.json when a predictions.json was written (a pass, or a test input of one); move the progress bar."
     run, tasks = L.run, L.tasks
-    n_pred = sum(run.done(t, 'infer') for t in tasks)
-    if n_pred != L.seen_pred:
+    seen = sum(_written(run.predictions(t)) for t in tasks)
+    if seen != L.seen_pred:
         write_submission(build_submission(run, tasks, L.bad), run.submission_file)
-        L.seen_pred = n_pred
+        L.seen_pred = seen
     if L.bar is not None:
+        n_full = sum(run.done(t, 'infer') for t in tasks)
         left = '' if L.deadline is None else f", {max(0, L.deadline - time.time()):.0f}s left"
         trained = sum(run.train_json(t).exists() for t in tasks)
-        L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{left}", refresh=False)
-        L.bar.update(n_pred - L.bar.n)  # redraws at most every mininterval
+        quick = sum(run.partial(t).exists() for t in tasks)
+        quick = f", quick pass only {quick}" if quick else ''
+        L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{quick}{left}", refresh=False)
+        L.bar.update(n_full - L.bar.n)  # redraws at most every mininterval
 
 # %% ../nbs/07_scheduler.ipynb
 def poll(L: Launch) -> bool:
@@ -893,12 +933,17 @@ def finish(L: Launch, sub: dict) -> dict:
     "`deadline` if the budget cut the run, the submission checked, score.json with solutions, `run_end`; the summary."
     run, tasks, bad = L.run, L.tasks, L.bad
     missing = [t for t in tasks if not run.predicted(t)]
+    quick = [t for t in tasks if run.partial(t).exists()]
     if L.cut:
+        waiting = [t for t in missing if run.trained(t)]
         run.emit(
             'deadline',
             **L.base,
-            message=f"time budget reached: {len(missing)} task(s) without predictions kept fallback attempts",
+            message=f"time budget reached: {len(missing)} task(s) without predictions kept fallback attempts "
+            f"({len(waiting)} of them trained); {len(quick)} at the quick pass",
             tasks=missing,
+            trained_unpredicted=waiting,
+            at_quick=quick,
         )
     challenges = {**tasks, **{k: {'test': [None] * n} for k, n in bad.items()}}  # the submission is checked against it
     problems = validate_submission(sub, challenges)
@@ -910,6 +955,7 @@ def finish(L: Launch, sub: dict) -> dict:
         'bad_tasks': sorted(bad),
         'trained': sum(run.train_json(t).exists() for t in tasks),
         'predicted': len(tasks) - len(missing),
+        'at_quick': len(quick),
         'seconds': time.time() - L.t_start,
         'deadline_cut': L.cut,
     }
@@ -946,6 +992,7 @@ class Worker:
         shown_gpu = gpu if gpu is not None or label == 'cpu' else label  # a logical CPU device by its label
         self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
         self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
+        self.waiting = None  # a task claimed while a full search gave way to it (`give_way`)
 
     def emit(self, event, **kw):
         return self.rundir.emit(event, **self.base, **kw)
@@ -988,34 +1035,56 @@ class Worker:
         self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
         tokens = dict(json.loads(run.order_file.read_text()))  # task id -> tokens, longest first: one read
         self.tasks, self.order = run.tasks(), list(tokens)
-        self.est = _Estimator(run.events(), tokens)
+        self.est = _Estimator(run.events_file, tokens)
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
-def need(self, tid):
-    "Estimated seconds of this worker's phase(s) of task `tid`."
+def need(self, tid, kind=None):
+    """Estimated seconds of this worker's next work on task `tid`: its training, and (not for a train worker) a pass:
+    `kind`, by default the quick one when the run has quick passes and `tid` has none yet, else the full one."""
     t = self.tasks[tid]
     train = self.est.train(t, self.tcfg) if self.phase != 'infer' else 0
-    return train + (self.est.infer(t) if self.phase != 'train' else 0)
+    if self.phase == 'train':
+        return train
+    kind = kind or ('quick' if self.cfg.quick() is not None and not self.rundir.predicted(tid) else 'full')
+    return train + self.est.infer(t, kind)
+
+
+@_method_of(Worker)
+def choices(self):
+    """(the tasks to try to claim, best first; pending; ready). An inference worker puts the adapters that wait for their
+    quick pass first; then the longest tasks that fit; then, when a quick pass stands, the cheapest others (a full
+    search cut by the deadline loses nothing)."""
+    run = self.rundir
+    pending = [t for t in self.order if not run.done(t, self.done_phase)]
+    ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
+    quick = self.phase == 'infer' and self.cfg.quick() is not None
+    first = [t for t in ready if quick and not run.predicted(t)]
+    rest = [t for t in ready if t not in set(first)]
+    fits = [t for t in rest if self.need(t) <= self.time_left()]
+    late = sorted((t for t in rest if quick and t not in set(fits)), key=self.need)
+    return first + fits + late, pending, ready
 
 
 @_method_of(Worker)
 def next_task(self):
-    "(task, its claim lock): the longest task left that fits the deadline; None when none is left for this worker."
+    "(task, its claim lock): the first of `choices` that it can claim; None when none is left for this worker."
     run = self.rundir
     while not self.stopped():
-        pending = [t for t in self.order if not run.done(t, self.done_phase)]
+        if self.waiting is not None:  # claimed while a full search gave way (`give_way`)
+            claimed, self.waiting = self.waiting, None
+            return claimed
+        self.est.update()
+        order, pending, ready = self.choices()
         if not pending:
             return None
-        ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
-        fits = [t for t in ready if self.need(t) <= self.time_left()]
-        for tid in fits:
+        for tid in order:
             lock = run.claim(tid, self.phase)
             if lock:
                 return self.tasks[tid], lock
         if self.time_left() <= 0:
             return None
-        if ready and not fits:  # every task left would overrun the deadline: leave them to the fallbacks
+        if ready and not order:  # every task left would overrun the deadline: leave them to the fallbacks
             self.emit(
                 'deadline',
                 message=f"{len(ready)} task(s) cannot finish before the deadline; left to fallback attempts",
@@ -1048,7 +1117,6 @@ def train(self, task, tc):
         n_dropped=r.n_dropped,
     )
     write_json(self.rundir.train_json(task.id), r.to_json())
-    self.est.tr.append(r.seconds / max(r.tokens, 1))
     return r
 
 # %% ../nbs/07_scheduler.ipynb
@@ -1068,14 +1136,14 @@ def save(self, task, lock):
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
-def infer(self, task, ic):
-    "Predict `task` with the adapter in the model: predictions.json and `infer_end` with the search's figures."
-    from arc_nb.inference import predict_task, write_predictions, HFBackend
+def infer(self, task, ic, kind='full', tests=None):
+    """One pass (`kind`: 'quick' or 'full') over the test inputs `tests` (default: all) of `task`, with the adapter in the
+    model: its `TestPrediction`s, and `infer_end` with the search's figures."""
+    from arc_nb.inference import predict_task, HFBackend
 
     with timed() as t:
         backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
-        preds = predict_task(backend, self.vocab, task, ic)
-    write_predictions(self.rundir.predictions(task.id), task.id, preds, seconds=t.seconds)
+        preds = predict_task(backend, self.vocab, task, ic, tests=tests)
     st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
     stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
     work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
@@ -1090,6 +1158,7 @@ def infer(self, task, ic):
         score_s=sum(p.score_s for p in preds),
         work=work,
         decode={k: st[k] for k in stats} if st else 'eager',
+        **{'pass': kind},
     )
     return preds
 
@@ -1107,10 +1176,77 @@ def work(self, task, tc, ic, lock) -> bool:
 
         with timed(self.emit, 'adapter_load', task=task.id):
             load_adapter_weights(self.model, self.rundir.adapter(task.id))
-    with timed() as t:
-        self.infer(task, ic)
-    self.est.inf.append(t.seconds / len(task.test))
+    self.predict(task, ic)
     return False
+
+# %% ../nbs/07_scheduler.ipynb
+def merge_test(old: dict | None, new: dict) -> dict:
+    """Test input `new`'s prediction (a `TestPrediction.to_json()` with its `pass`), never worse than `old`: the model
+    attempts of the old pass take the places that the new one left to the fallbacks."""
+    n_new = 2 - new.get('from_fallback', 0)
+    if old is None or n_new >= 2:
+        return new
+    got = list(new['attempts'][:n_new])
+    got += [a for a in old['attempts'][: 2 - old.get('from_fallback', 0)] if a not in got][: 2 - n_new]
+    if len(got) == n_new:
+        return new
+    attempts = (got + [a for a in new['attempts'][n_new:] if a not in got] + new['attempts'])[:2]
+    return {**new, 'attempts': attempts, 'from_fallback': 2 - len(got), 'kept': old.get('pass')}
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def write(self, task, tests: dict, partial: bool):
+    """predictions.json from `tests` (index -> test input json), atomically; the `partial` marker is made before a file
+    with quick passes and removed after one without: a crash in between only repeats a full search."""
+    run = self.rundir
+    if partial:
+        run.task_dir(task.id).mkdir(parents=True, exist_ok=True)
+        run.partial(task.id).touch()
+    write_json(run.predictions(task.id), {'task': task.id, 'tests': [tests[i] for i in sorted(tests)]})
+    if not partial:
+        run.partial(task.id).unlink(missing_ok=True)
+
+
+@_method_of(Worker)
+def give_way(self):
+    """Between the test inputs of a full search: claim a task whose adapter waits for its quick pass, kept for
+    `next_task`; True when the search should stop there."""
+    run = self.rundir
+    if self.phase != 'infer' or self.cfg.quick() is None:
+        return False
+    for t in self.order:
+        if run.trained(t) and not run.predicted(t) and not run.done(t, 'infer'):
+            lock = run.claim(t, 'infer')
+            if lock:
+                self.waiting = (self.tasks[t], lock)
+                return True
+    return False
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def predict(self, task, ic):
+    """The passes `task` still needs, its adapter in the model: the quick one when the run has them and it has none yet
+    (an inference worker stops there: the next adapter's quick pass comes first), then the full search of each test
+    input not at it, written as each ends (a fused worker: when it fits the time left)."""
+    run, quick = self.rundir, self.cfg.quick(ic)
+    if quick is not None and not run.predicted(task.id):
+        preds = self.infer(task, quick, 'quick')
+        self.write(task, {p.index: {**p.to_json(), 'pass': 'quick'} for p in preds}, partial=True)
+        if self.phase == 'infer' or self.est.infer(task, 'full') > self.time_left():
+            return
+    old = {t['index']: t for t in json.loads(run.predictions(task.id).read_text())['tests']} if quick else {}
+    if not old:  # no quick pass: one full pass, written at its end
+        preds = self.infer(task, ic, 'full')
+        self.write(task, {p.index: {**p.to_json(), 'pass': 'full'} for p in preds}, partial=False)
+        return
+    for i in sorted(old):
+        if old[i].get('pass') == 'full':
+            continue
+        if self.give_way():
+            return
+        (p,) = self.infer(task, ic, 'full', tests=[i])
+        old[i] = merge_test(old[i], {**p.to_json(), 'pass': 'full'})
+        self.write(task, old, partial=any(t.get('pass') != 'full' for t in old.values()))
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)

@@ -19,7 +19,9 @@ Ways. `reload`: the reference's way, emulated: every task trained in a fresh pro
 from disk, attaches LoRA, trains (arc_nb's loop), saves; every task predicted in a fresh process that loads the
 base model, `PeftModel.from_pretrained` the adapter and decodes eagerly one sequence at a time (`dfs_recursive`;
 greedy: batch-1 eager greedy), 2 train + 3 inference processes at a time. `arc_nb`: `arc-nb run` with its
-defaults, split, 2 train + 3 inference slots. `arc_nb_best`: the settings of today's code that did best (BEST).
+defaults, split, 2 train + 3 inference slots. `arc_nb_best`: the settings of the issue-19 code that did best (BEST).
+`arc_nb_batched` (issue 21): BEST's slots and settings on the code that searches every view of a test input as one
+batch, with quick passes (a time budget turns them on); its results sit beside arc_nb_best's issue-19 records.
 `WAY:REGIME@T/I` runs a way with T train and I inference slots (the slot table).
 
 Every run has a time budget (--budget or ~SECONDS; the same for every way within a regime); a run may end sooner,
@@ -35,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'benchmarks'))
 
-WAY_NAMES = ('reload', 'arc_nb', 'arc_nb_best')
+WAY_NAMES = ('reload', 'arc_nb', 'arc_nb_best', 'arc_nb_batched')
 REFERENCE = dict(epochs=10, lr=1e-4, lora_rank=32, batch_size=1, max_seq_len=8192, n=8,  # the reference's settings
                  gradient_checkpointing='on')  # 2 train + 3 inference 7B processes fit 141 GB only so ('auto': 53 GB a train process, OOM)
 SMOKE = dict(epochs=1, n=2)                                                              # --smoke: the same code, seconds a task
@@ -70,7 +72,7 @@ def model_folder(shape):
 
 def settings_for(way, regime, smoke):
     s = dict(REFERENCE, **(SMOKE if smoke else {}), min_prob=MIN_PROB[regime])
-    if way == 'arc_nb_best': s.update(BEST['settings'])
+    if way in ('arc_nb_best', 'arc_nb_batched'): s.update(BEST['settings'])
     return s
 
 def write_run_files(run, tasks, cfg):
@@ -238,18 +240,23 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
         inside = sum(y - x for x, y in zip(cuts, cuts[1:]) if any(s0 < (x + y) / 2 < s1 for s0, s1 in spans))
         return inside / (b - a) if b > a else 0.0
     for tid, t in tasks.items():
-        a, b = tr[tr.task == tid], inf[inf.task == tid]
+        a, b = tr[tr.task == tid], inf[inf.task == tid]  # b: one row per pass (the full pass per test input after a quick one)
         pj = Path(run_path)/'tasks'/tid/'predictions.json'
         tests = json.loads(pj.read_text())['tests'] if pj.exists() else []
-        w = b.work.iloc[0] if len(b) and isinstance(b.work.iloc[0], dict) else {}
-        per.append(dict(task=tid, tests=len(t.test), trained=bool(len(a)), tests_predicted=int(b.tests.iloc[0]) if len(b) else 0,
-                        done=bool(len(a)) and len(b) > 0 and int(b.tests.iloc[0]) == len(t.test),
+        partial = (Path(run_path)/'tasks'/tid/'partial').exists()
+        works = [x for x in b.work if isinstance(x, dict)] if len(b) else []
+        w = {k: sum(x.get(k, 0) for x in works) for k in ('rows', 'steps', 'tokens')}
+        fsum = lambda col: float(pd.to_numeric(b[col]).sum()) if len(b) else None
+        n_full = sum(x.get('pass', 'full') == 'full' for x in tests)
+        per.append(dict(task=tid, tests=len(t.test), trained=bool(len(a)), tests_predicted=len(tests), tests_full=n_full,
+                        tests_at_fallback_with_adapter=(len(t.test) - len(tests)) if len(a) else 0,
+                        done=bool(len(a)) and not partial and len(tests) == len(t.test),
                         train_tokens=int(a.tokens.iloc[0]) if len(a) else 0, train_s=float(a.seconds.iloc[0]) if len(a) else None,
-                        decode_s=float(b.decode_s.iloc[0]) if len(b) else None, score_s=float(b.score_s.iloc[0]) if len(b) else None,
-                        infer_s=float(b.seconds.iloc[0]) if len(b) else None, decode_tokens=int(w.get('rows', 0)), decode_steps=int(w.get('steps', 0)),
-                        forward_tokens=int(w.get('tokens', 0)), decode_tokens_per_test=[x.get('work', {}).get('rows') for x in tests],
-                        ms_per_decode_step=1e3 * float(b.decode_s.iloc[0]) / max(int(w.get('steps', 0)), 1) if len(b) else None,
-                        infer_overlaps_training=overlap(float(b.time.iloc[0] - b.seconds.iloc[0]), float(b.time.iloc[0])) if len(b) else None))
+                        decode_s=fsum('decode_s'), score_s=fsum('score_s'), infer_s=fsum('seconds'), passes=len(b),
+                        decode_tokens=int(w['rows']), decode_steps=int(w['steps']), forward_tokens=int(w['tokens']),
+                        decode_tokens_per_test=[x.get('work', {}).get('rows') for x in tests],
+                        ms_per_decode_step=1e3 * fsum('decode_s') / max(int(w['steps']), 1) if len(b) else None,
+                        infer_overlaps_training=overlap(float((b.time - b.seconds).min()), float(b.time.max())) if len(b) else None))
     u = useful_work(run_path, model, hw, window=(res['t0'], res['t1']))
     wall = res['t1'] - res['t0']
     split = process_split(run_path, sum(slots), res['t0'], res['t1'])
@@ -263,6 +270,7 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
     r = r[(r.time >= res['t0']) & (r.time <= res['t1'])].dropna(subset=['gpu']) if len(r) else r
     return dict(way=way, regime=regime, slots=f'{slots[0]}/{slots[1]}', settings=settings, gpu=gpu_name, tasks=len(tasks), tasks_done=done,
                 tests=sum(p['tests'] for p in per), tests_predicted=sum(p['tests_predicted'] for p in per), trained=sum(p['trained'] for p in per),
+                tests_full=sum(p['tests_full'] for p in per), tests_at_fallback_with_adapter=sum(p['tests_at_fallback_with_adapter'] for p in per),
                 budget_s=settings.get('time_budget'), deadline_cut=res['cut'], wall_s=wall, tasks_per_gpu_hour=3600 * done / wall,
                 decode_tokens=u['decode_tokens'], decode_steps=u['decode_steps'], train_tokens=u['train_tokens'], forward_tokens=u['forward_tokens'],
                 model_loads=int(len(get('model_load'))), nvml_util_pct=u['nvml_util_pct'], useful_util_pct=u['useful_util_pct'],
@@ -279,7 +287,7 @@ def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
     spec, _, b = spec.partition('~')  # WAY:REGIME[@T/I][~SECONDS]: a budget of its own
     budget = float(b) if b else budget
     way, regime = spec.split('@')[0].split(':')
-    slots = tuple(map(int, spec.split('@')[1].split('/'))) if '@' in spec else (BEST['slots'] if way == 'arc_nb_best' else (2, 3))
+    slots = tuple(map(int, spec.split('@')[1].split('/'))) if '@' in spec else (BEST['slots'] if way in ('arc_nb_best', 'arc_nb_batched') else (2, 3))
     assert way in WAY_NAMES and regime in MIN_PROB, spec
     run_path = work_dir/spec.replace(':', '-').replace('@', '-').replace('/', '-')
     if run_path.exists(): shutil.rmtree(run_path)
@@ -308,7 +316,7 @@ def check_tokens(ways, expected):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--ways', default='arc_nb:greedy', help='WAY:REGIME[@T/I][~SECONDS], comma-separated; WAY in reload, arc_nb, arc_nb_best; '
+    ap.add_argument('--ways', default='arc_nb:greedy', help='WAY:REGIME[@T/I][~SECONDS], comma-separated; WAY in reload, arc_nb, arc_nb_best, arc_nb_batched; '
                     'REGIME greedy or dfs; @T/I: train/inference slots; ~SECONDS: this run\'s budget')
     ap.add_argument('--budget', type=float, default=180.0, help='seconds each run may take (the same for every way) [180]')
     ap.add_argument('--tasks', type=int, default=16, help='how many tasks of the selection [16]')
@@ -351,11 +359,24 @@ def main():
     icfg = RunConfig(**settings_for('arc_nb', 'greedy', a.smoke)).infer()
     res['tokens_check'] = check_tokens(ways, expected_rows(tasks, icfg, 'greedy'))
     save()
+    scheduled_records(ways, out.parent/'batched_inference.json')
     import tarfile
     with tarfile.open(out.with_suffix('.runs.tgz'), 'w:gz') as tf:  # events, resources, logs and config of every run, for a second look
         for f in sorted(work_dir.rglob('*')):
             if f.is_file() and (f.suffix in ('.jsonl', '.csv', '.log') or f.name in ('config.json', 'score.json')): tf.add(f, f.relative_to(work_dir))
     table(res)
+
+def scheduled_records(ways, path):
+    "Issue 21's `scheduled` records (in batched_inference.json beside the output): the budget and what each arc_nb_batched run did with it."
+    recs = [dict(way=w['way'], regime=w['regime'], slots=w['slots'], budget_s=w['budget_s'], used_s=w['wall_s'], tasks=w['tasks'],
+                 trained=w['trained'], tasks_done=w['tasks_done'], tests=w['tests'], tests_predicted=w['tests_predicted'],
+                 tests_full=w.get('tests_full'), tests_at_fallback_with_adapter=w.get('tests_at_fallback_with_adapter'),
+                 unused_pct=100 * max(0.0, w['budget_s'] - w['wall_s']) / w['budget_s'], work_remained=w['tasks_done'] < w['tasks'])
+            for w in ways if w['way'] == 'arc_nb_batched' and w.get('budget_s')]
+    if not recs: return
+    res = json.loads(path.read_text()) if path.exists() else {}
+    res['scheduled'] = [r for r in res.get('scheduled', []) if (r['regime'], r['slots']) not in {(x['regime'], x['slots']) for x in recs}] + recs
+    path.write_text(json.dumps(res, indent=1))
 
 # ---------------------------------------------------------------------------------------------------------
 def eval_work(settings):

@@ -1,5 +1,5 @@
 "The lock scheduler with real processes on CPU: every task once, fused == split, SIGKILL of workers and of the launcher, deadline, bad input."
-import json, os, signal, subprocess, sys, time
+import json, math, os, signal, subprocess, sys, time
 from collections import Counter
 from pathlib import Path
 import pytest
@@ -132,6 +132,35 @@ def test_time_budget_far_too_small(tmp_path):
     assert sorted(sub) == sorted(tasks) and validate_submission(sub, run.tasks()) == []
     assert any(e['event'] == 'deadline' for e in run.events())
     assert json.loads(r.stdout)['deadline_cut'] is True
+
+def test_moderate_budget_quick_passes_first(tmp_path):
+    """A budget shorter than the work (issue 21): every adapter gets its quick pass before the inference worker spends
+    time on a full search; full searches replace quick passes test input by test input; the cut keeps a valid submission."""
+    out, tasks, budget = tmp_path / 'anytime', BY_SIZE[:10], 50.0
+    t0 = time.time()
+    s = launch(RunConfig(out=str(out), tasks=tasks, time_budget=budget, **{**FAST, 'epochs': 1, 'n': 8, 'min_prob': 0.05},
+                         max_new_tokens=100), progress=False)
+    assert time.time() - t0 < budget + 4
+    run = RunDir(out)
+    sub = json.loads(run.submission_file.read_text())
+    assert sorted(sub) == sorted(tasks) and validate_submission(sub, run.tasks()) == []
+    ev = run.events()
+    ends = [e for e in ev if e['event'] == 'infer_end']
+    assert {e['pass'] for e in ends} == {'quick', 'full'}, [(e['task'], e['pass']) for e in ends]
+    saved = {e['task']: e['time'] for e in ev if e['event'] == 'adapter_save'}
+    quick = {e['task']: e['time'] for e in ends if e['pass'] == 'quick'}
+    for e in ends:
+        if e['pass'] == 'full':  # one inference worker: nothing waited for its quick pass when a full search began
+            start = e['time'] - e['seconds']
+            waiting = [t for t, at in saved.items() if at < start - 2 and not quick.get(t, math.inf) <= start]
+            assert not waiting, (e['task'], waiting)
+            assert quick[e['task']] <= start  # a task's full search comes after its quick pass
+    for t in tasks:  # a task at the full pass has every test input there; one at the quick pass has them all predicted
+        if run.predicted(t):
+            passes = {x['pass'] for x in json.loads(run.predictions(t).read_text())['tests']}
+            assert passes == {'full'} if run.done(t, 'infer') else 'quick' in passes
+    assert s['predicted'] >= 1 and s['predicted'] == sum(run.predicted(t) for t in tasks)
+    assert s['at_quick'] == sum(run.partial(t).exists() for t in tasks)
 
 def test_malformed_task_is_recorded_and_the_rest_scored(tmp_path):
     good = BY_SIZE[:3]
