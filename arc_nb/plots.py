@@ -46,6 +46,7 @@ COLORS = {
     'train': '#1976d2',
     'save': '#8e24aa',
     'predict': '#43a047',
+    'quick': '#a5d6a7',  # a quick pass (greedy, few views): the prediction that a full search replaces
     'error': '#e53935',
     'overhead': '#fdd835',
 }
@@ -63,7 +64,7 @@ def end_time(ev: pd.DataFrame, pid) -> float:
 
 
 def segments(ev: pd.DataFrame) -> pd.DataFrame:
-    "One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/predict/error/task), task, start, end."
+    "One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/quick/predict/error/task), task, start, end."
     rows = []
     if not len(ev):
         return pd.DataFrame(columns=['worker', 'pid', 'gpu', 'phase', 'slot', 'kind', 'task', 'start', 'end'])
@@ -78,9 +79,8 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         claims = g[g.event == 'claim']
         for _, e in g.iterrows():
             if e.event in SPAN_EVENTS and pd.notna(e.get('seconds')):
-                rows.append(
-                    {**base, 'kind': SPAN_EVENTS[e.event], 'task': e.task, 'start': e.time - e.seconds, 'end': e.time}
-                )
+                kind = 'quick' if e.event == 'infer_end' and e.get('pass') == 'quick' else SPAN_EVENTS[e.event]
+                rows.append({**base, 'kind': kind, 'task': e.task, 'start': e.time - e.seconds, 'end': e.time})
             elif e.event == 'task_end':
                 rows.append({**base, 'kind': 'task', 'task': e.task, 'start': e.time - e.seconds, 'end': e.time})
             elif e.event == 'task_error':
@@ -108,7 +108,7 @@ def summary(run) -> pd.DataFrame:
         load = g[g.kind == 'load'].eval('end - start').sum()
         task = g[g.kind == 'task'].eval('end - start').sum()
         train = g[g.kind == 'train'].eval('end - start').sum()
-        predict = g[g.kind == 'predict'].eval('end - start').sum()
+        predict = g[g.kind.isin(['predict', 'quick'])].eval('end - start').sum()
         tok = e[e.event.isin(['train_end', 'infer_end'])].get('tokens', pd.Series(dtype=float)).fillna(0).sum()
         out.append(
             dict(
@@ -257,7 +257,7 @@ def plot_slots(run, ax=None):
     seg = seg.assign(gkey=seg.gpu.fillna('').astype(str))  # GPU index, logical CPU device, or '' for the CPU
     names = seg.sort_values(['gkey', 'phase', 'slot']).worker.drop_duplicates().tolist()
     y = {n: i for i, n in enumerate(names)}
-    for kind in ['task', 'load', 'adapter', 'train', 'save', 'predict', 'error']:
+    for kind in ['task', 'load', 'adapter', 'train', 'save', 'quick', 'predict', 'error']:
         s = seg[seg.kind == kind]
         if not len(s):
             continue
@@ -280,11 +280,11 @@ def plot_slots(run, ax=None):
     ax.legend(
         handles=[
             Patch(color=COLORS[k], label=k if k != 'overhead' else 'task overhead')
-            for k in ['load', 'adapter', 'train', 'save', 'predict', 'overhead', 'error']
+            for k in ['load', 'adapter', 'train', 'save', 'quick', 'predict', 'overhead', 'error']
         ],
         loc='upper center',
         bbox_to_anchor=(0.5, -0.22),
-        ncol=7,
+        ncol=8,
         fontsize=8,
         frameon=False,
     )
