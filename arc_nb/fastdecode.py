@@ -279,24 +279,30 @@ class StaticKV:
 
     def __init__(self, n_layers, rows, kv_heads, length, head_dim, dtype, dev, rotary_emb):
         self.kv = torch.zeros(n_layers, 2, rows, kv_heads, length, head_dim, dtype=dtype, device=dev)
-        # a step's tokens and position: a captured graph reads them here
-        self.ids = torch.zeros(rows, dtype=torch.long, device=dev)
-        self.pos = torch.zeros(1, dtype=torch.long, device=dev)
+        # a step's inputs, one per row: token, position, prompt (an index for hooks); a captured graph reads them here
+        self.inp = torch.zeros(3, rows, dtype=torch.long, device=dev)
+        self.ids, self.pos, self.which = self.inp
         self.arange = torch.arange(length, device=dev)
         # the model's own rotary module, once for every position: the same cos/sin it computes per call
         cos, sin = rotary_emb(self.kv[0, 0, :1, 0, :1], self.arange[None])
         self.cos, self.sin = cos[0], sin[0]
         self.rows, self.length = rows, length
 
-    def prefill(self, layer_kv, P):
-        "Copy a prompt's keys and values (per layer, (k, v) [1, kv_heads, P, head_dim]) into row 0."
+    def prefill(self, layer_kv, P, row=0):
+        "Copy a prompt's keys and values (per layer, (k, v) [1, kv_heads, P, head_dim]) into row `row`."
         for l, (k, v) in enumerate(layer_kv):
-            self.kv[l, 0, :1, :, :P].copy_(k)
-            self.kv[l, 1, :1, :, :P].copy_(v)
+            self.kv[l, 0, row : row + 1, :, :P].copy_(k)
+            self.kv[l, 1, row : row + 1, :, :P].copy_(v)
+
+    def feed(self, tokens, pos, which):
+        "A step's inputs for the first rows (lists); the other rows get zeros (position 0: harmless). One copy."
+        pad = [0] * (self.rows - len(tokens))
+        self.inp.copy_(torch.tensor([tokens + pad, pos + pad, which + pad]), non_blocking=True)
 
     def gather(self, rows, n) -> bool:
-        """Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n; rows already in place are not
-        copied. Was anything copied?"""
+        """Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n (the longest row's: what a shorter
+        row copies past its own position is masked, then overwritten); rows already in place are not copied. Was anything
+        copied?"""
         move = [(j, r) for j, r in enumerate(rows) if j != r]
         if not move:
             return False
@@ -324,7 +330,18 @@ class FastDecoder:
     """`dfs_sample` over a static KV cache; on CUDA each decode step is a CUDA graph replay (one graph per batch and
     length bucket, captured once)."""
 
-    def __init__(self, model, *, graphs=None, max_rows=64, min_len=256, fuse=True, compile=None, exact_casts=True):
+    def __init__(
+        self,
+        model,
+        *,
+        graphs=None,
+        max_rows=64,
+        min_len=256,
+        fuse=True,
+        compile=None,
+        exact_casts=True,
+        max_cache_gb=None,
+    ):
         self.model, self.base = model, _base(model)
         self.inner, cfg = self.base.model, self.base.config
         why = unsupported(model)
@@ -338,60 +355,27 @@ class FastDecoder:
         self.graphs = (self.dev.type == 'cuda') if graphs is None else graphs
         self.max_rows, self.min_len, self.fuse = max_rows, min_len, fuse
         self.compile = (self.graphs and self.dev.type == 'cuda') if compile is None else compile
-        self.exact_casts = exact_casts
+        self.exact_casts, self.max_cache_gb = exact_casts, max_cache_gb
         self.cache: StaticKV | None = None
         self._graphs, self._pool = {}, None  # graph buckets (below)
         self._sig, self._layers, self._vers, self._k, self._copies = None, None, None, None, []  # weights (below)
-        self.stats = dict(
-            captures=0,
-            capture_s=0.0,
-            warmup_s=0.0,
-            replays=0,
-            eager_steps=0,
-            prefills=0,
-            gathers=0,
-            allocs=0,
-            invalidations=0,
-            fallbacks=0,
-            lora_refreshes=0,
-        )
+        counts = 'captures replays eager_steps prefills gathers allocs invalidations fallbacks lora_refreshes chunks'
+        self.stats = dict(dict.fromkeys(counts.split(), 0), capture_s=0.0, warmup_s=0.0)
         self.stepping = False  # True while a decode step runs (or is captured): hooks can read `pos`
 
     # the cache's tensors and sizes, under the names hooks and benchmarks read (`fd.pos` during a step)
     kv = property(lambda self: None if self.cache is None else self.cache.kv)
     pos = property(lambda self: self.cache.pos)
+    which = property(lambda self: self.cache.which)
     rows = property(lambda self: 0 if self.cache is None else self.cache.rows)
     length = property(lambda self: 0 if self.cache is None else self.cache.length)
 
-    def _drop_graphs(self):
-        """Forget the captured graphs and their memory pool: a pool must not be captured into again once its graphs are
-        gone (outputs still in use keep it alive, and CUDA's allocator asserts)."""
-        self._graphs, self._pool = {}, None
-
-    def _alloc(self, rows, length):
-        "A new static cache, at least as large as the old one; drops captured graphs (they read the old buffers)."
-        rows, length = max(rows, self.rows), max(length, self.length)
-        self._drop_graphs()
-        self.cache = None
-        if self.dev.type == 'cuda':
-            torch.cuda.empty_cache()
-        self.cache = StaticKV(
-            self.n_layers, rows, self.kv_heads, length, self.head_dim, self.dtype, self.dev, self.inner.rotary_emb
-        )
-        self.stats['allocs'] += 1
-
-    def _ensure(self, rows, length):
-        """Room for `rows` branches of `length` tokens: rows round up to a power of two, the length to one of at least
-        `min_len`."""
-        if self.cache is None or rows > self.rows or length > self.length:
-            self._alloc(pow2(rows), pow2(length, self.min_len))
-
-    def prefill(self, prompt_ids):
-        """The prompt through the model's own forward, its KV copied into cache row 0: log-probabilities [1, V] of the
-        first new token."""
+    def prefill(self, prompt_ids, row=0):
+        """The prompt through the model's own forward, its KV copied into cache row `row`: log-probabilities [1, V] of
+        the first new token."""
         P = len(prompt_ids)
         logits, cache = forward(self.model, torch.as_tensor([list(prompt_ids)], device=self.dev), last_only=True)
-        self.cache.prefill([_layer_kv(cache, l) for l in range(self.n_layers)], P)
+        self.cache.prefill([_layer_kv(cache, l) for l in range(self.n_layers)], P, row)
         self.stats['prefills'] += 1
         return torch.log_softmax(logits[:, -1].float(), -1)
 
@@ -403,6 +387,59 @@ class FastDecoder:
     def usable(self, total_len):
         "Can a search of `total_len` tokens run here? Not past a sliding window (the cache keeps every position)."
         return self.window is None or total_len <= self.window
+
+# %% ../nbs/06c_fastdecode.ipynb
+@_add_to(FastDecoder)
+def _drop_graphs(self):
+    """Forget the captured graphs and their memory pool: a pool must not be captured into again once its graphs are gone
+    (outputs still in use keep it alive, and CUDA's allocator asserts)."""
+    self._graphs, self._pool = {}, None
+
+
+@_add_to(FastDecoder)
+def _alloc(self, rows, length):
+    "A new static cache of `rows` x `length`; drops captured graphs (they read the old buffers)."
+    self._drop_graphs()
+    self.cache = None
+    if self.dev.type == 'cuda':
+        torch.cuda.empty_cache()
+    self.cache = StaticKV(
+        self.n_layers, rows, self.kv_heads, length, self.head_dim, self.dtype, self.dev, self.inner.rotary_emb
+    )
+    self.stats['allocs'] += 1
+
+
+@_add_to(FastDecoder)
+def row_bytes(self, length):
+    "Bytes of one cache row of `length` positions: every layer's keys and values."
+    return self.n_layers * 2 * self.kv_heads * length * self.head_dim * self.dtype.itemsize
+
+
+@_add_to(FastDecoder)
+def cache_budget(self) -> float:
+    """Bytes the static cache may take: `max_cache_gb`; else on CUDA half of the free memory (counting the cache's own
+    and the allocator's unused blocks); else unbounded."""
+    if self.max_cache_gb is not None:
+        return self.max_cache_gb * 2**30
+    if self.dev.type != 'cuda':
+        return math.inf
+    free, _ = torch.cuda.mem_get_info(self.dev)
+    spare = torch.cuda.memory_reserved(self.dev) - torch.cuda.memory_allocated(self.dev)
+    held = 0 if self.cache is None else self.cache.kv.numel() * self.cache.kv.element_size()
+    return (free + spare) / 2 + held
+
+
+@_add_to(FastDecoder)
+def _ensure(self, rows, length):
+    """Room for `rows` branches of `length` tokens (the length a power of two, at least `min_len`). A cache that holds
+    them stays; a new one keeps the old one's larger dimension when that fits `cache_budget`."""
+    L = pow2(length, self.min_len)
+    if self.cache is not None and rows <= self.rows and L <= self.length:
+        return
+    R2, L2 = max(rows, self.rows), max(L, self.length)
+    if R2 * self.row_bytes(L2) > self.cache_budget():
+        R2, L2 = rows, L
+    self._alloc(R2, L2)
 
 # %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
@@ -508,10 +545,19 @@ def _check_weights(self):
             self._vers = vers
 
 # %% ../nbs/06c_fastdecode.ipynb
+def _row_inputs(c, b, L):
+    """Rows :b's rotary tables [b, 1, hd] at their positions, their masks [b, 1, 1, L] (a row sees its positions up to
+    its own) and the index [b, 1, 1, 1] at which a row's new key and value go."""
+    pos = c.pos[:b]
+    cos, sin = c.cos.index_select(0, pos)[:, None], c.sin.index_select(0, pos)[:, None]
+    mask = (c.arange[:L][None] <= pos[:, None]).view(b, 1, 1, L)
+    return cos, sin, mask, pos.view(b, 1, 1, 1)
+
+# %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
 def _step_impl(self, b, L):
-    """Log-probabilities [b, V] of the next token for rows :b, each fed `ids[:b]` at position `pos`, attending to
-    positions :L."""
+    """Log-probabilities [b, V] of the next token for rows :b, row i fed `ids[i]` at position `pos[i]`, attending to its
+    positions up to `pos[i]` (all < L)."""
     self.stepping = True
     try:
         return self._step_fused(b, L) if self._layers is not None else self._step_modules(b, L)
@@ -523,10 +569,9 @@ def _step_impl(self, b, L):
 def _step_fused(self, b, L):
     "The step in few kernels: fused projections, one LoRA product per group, the elementwise work in `KERNELS`."
     c, K, H, KV, hd = self.cache, self._k, self.heads, self.kv_heads, self.head_dim
-    pos = c.pos
     h = self.inner.embed_tokens(c.ids[:b])  # [b, d]
-    cos, sin = c.cos.index_select(0, pos), c.sin.index_select(0, pos)  # [1, hd]
-    mask = (c.arange[:L] <= pos).view(1, 1, 1, L)
+    cos, sin, mask, at = _row_inputs(c, b, L)
+    at = at.expand(b, KV, 1, hd)
     pend = None  # the previous layer's down projection, added to the residual by the next norm
     for l, ly in enumerate(self._layers):
         if pend is None:
@@ -535,8 +580,8 @@ def _step_fused(self, b, L):
             h, x, x32 = K['add_norm'](h, *pend, *ly['n1'], ly['qkv'].dt)
         q, k, v = K['rope'](*ly['qkv'](x, x32), cos, sin, H, KV, hd)
         kc, vc = c.kv[l, 0, :b], c.kv[l, 1, :b]
-        kc.index_copy_(2, pos, k)
-        vc.index_copy_(2, pos, v)
+        kc.scatter_(2, at, k)
+        vc.scatter_(2, at, v)
         o = F.scaled_dot_product_attention(q, kc[:, :, :L], vc[:, :, :L], attn_mask=mask, scale=ly['scaling'])
         o, o32 = K['flat'](o, ly['o'].dt)
         h, x, x32 = K['add_norm'](h, *ly['o'](o, o32), *ly['n2'], ly['gu'].dt)
@@ -551,10 +596,9 @@ def _step_fused(self, b, L):
 def _step_modules(self, b, L):
     "The step through the model's own modules (`fuse=False`, or a model `unfusable` names), attention written here."
     c, H, KV, hd = self.cache, self.heads, self.kv_heads, self.head_dim
-    pos = c.pos
     h = self.inner.embed_tokens(c.ids[:b, None])  # [b, 1, d]
-    cos, sin = c.cos.index_select(0, pos)[None, None], c.sin.index_select(0, pos)[None, None]
-    mask = (c.arange[:L] <= pos).view(1, 1, 1, L)
+    cos, sin, mask, at = _row_inputs(c, b, L)
+    cos, sin, at = cos[:, None], sin[:, None], at.expand(b, KV, 1, hd)  # q, k: [b, heads, 1, hd]
     for l, layer in enumerate(self.inner.layers):
         a, r = layer.self_attn, h
         x = layer.input_layernorm(h)
@@ -563,8 +607,8 @@ def _step_modules(self, b, L):
         v = a.v_proj(x).view(b, 1, KV, hd).transpose(1, 2)
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         kc, vc = c.kv[l, 0, :b], c.kv[l, 1, :b]
-        kc.index_copy_(2, pos, k)
-        vc.index_copy_(2, pos, v)
+        kc.scatter_(2, at, k)
+        vc.scatter_(2, at, v)
         # grouped-query attention without repeat_kv: a key/value head's query heads act as its query positions
         o = F.scaled_dot_product_attention(
             q.reshape(b, KV, H // KV, hd), kc[:, :, :L], vc[:, :, :L], attn_mask=mask, scale=a.scaling
@@ -614,78 +658,150 @@ def _capture(self, b, L):
     return g, out
 
 
+def _count_step(pos):
+    "A step's useful work in `WORK`: one pass, its rows, each row's own context (`pos + 1` keys; a bucket computes more)."
+    WORK.step(len(pos), 0)
+    WORK.kv += sum(pos) + len(pos)
+
+
 @_add_to(FastDecoder)
-def step(self, tokens, pos):
-    """Feed `tokens[i]` to cache row i at position `pos`: next-token log-probabilities [len(tokens), V] (valid until the
-    next step)."""
+def step(self, tokens, pos, which=None):
+    """Feed `tokens[i]` to cache row i at position `pos[i]` (`pos`: a list, or one int for every row), for prompt
+    `which[i]` (hooks may read it; default 0): next-token log-probabilities [len(tokens), V] (valid until the next step)."""
     if self._sig is None:
         self._check_weights()
     m = len(tokens)
-    self.cache.ids[:m].copy_(torch.tensor(tokens, dtype=torch.long), non_blocking=True)
-    self.cache.pos.fill_(pos)
-    WORK.step(m, pos + 1)  # the useful work: m rows, pos + 1 keys each (a bucket may compute more)
+    pos = [pos] * m if isinstance(pos, int) else list(pos)
+    self.cache.feed(list(tokens), pos, [0] * m if which is None else list(which))
+    _count_step(pos)
+    n = max(pos) + 1  # the longest row's context
     if self.graphs:
-        b, L = pow2(m), min(pow2(pos + 1, self.min_len), self.length)
+        b, L = min(pow2(m), self.rows), min(pow2(n, self.min_len), self.length)
         g = self._graphs.get((b, L)) or self._capture(b, L)
         if g is not None:
             g[0].replay()
             self.stats['replays'] += 1
             return g[1][:m]
     self.stats['eager_steps'] += 1
-    return self._step_impl(m, pos + 1)
+    return self._step_impl(m, n)
+
+# %% ../nbs/06c_fastdecode.ipynb
+def _level(lp, front, floor, eos, lasts, dones):
+    """One level of the search for every prompt of a batch. `front`: the branches [((k, *tokens), logprob)], prompt k's,
+    row i of `lp` [B, V] for front[i]. `expand` over all rows; a finished sequence goes to `dones[k]`; the children of a
+    prompt at its last token (`lasts[k]`) are dropped, as `expand(last=True)` drops them. -> (parent rows, children)."""
+    done = []
+    keep_r, keep_t = expand(lp, front, floor, eos, False, done)
+    for seq, s in done:
+        dones[seq[0]].append((seq[1:], s))
+    kids = [(r, c) for r, c in zip(keep_r, keep_t) if not lasts[c[0][0]]]
+    return [r for r, _ in kids], [c for _, c in kids]
+
+# %% ../nbs/06c_fastdecode.ipynb
+@_add_to(FastDecoder)
+def _plan(self, needs, bound):
+    """Batches of prompts (`needs`: each prompt's tokens, prompt and new) whose rows, `bound` each, fit `cache_budget` at
+    the longest one's length: (lists of indices, rows per prompt: `bound`, or fewer when the budget holds fewer)."""
+    n, budget = len(needs), self.cache_budget()
+    L = pow2(max(needs), self.min_len)
+    cap = n * bound if budget == math.inf else int(budget // self.row_bytes(L))
+    if self.length >= L:
+        cap = max(cap, self.rows)  # the cache there holds them already
+    per = min(bound, max(cap, 1))
+    if per < bound:
+        _once(f"the memory budget holds {cap} cache rows of {L} tokens: fewer than a search may need ({bound})")
+    batches = -(-n // max(1, cap // per))
+    size = -(-n // batches)
+    return [list(range(i, min(i + size, n))) for i in range(0, n, size)], per
+
+# %% ../nbs/06c_fastdecode.ipynb
+@_add_to(FastDecoder)
+def _search(self, prompts, news, min_prob, eos, per, which):
+    """One batch: prompt k prefilled into row k, then one frontier. Per prompt `dfs_sample`'s list, or None when its live
+    branches outgrew its `per` rows in a full cache (it is searched again eagerly). `which`: the prompts' indices."""
+    P, n = [len(p) for p in prompts], len(prompts)
+    self._ensure(n * per, max(p + m for p, m in zip(P, news)))
+    self._check_weights()
+    lp = torch.cat([self.prefill(p, row=k) for k, p in enumerate(prompts)])
+    self.stats['chunks'] += 1
+    if min_prob is None:
+        return self._greedy_batch(lp, P, news, eos, which)
+    floor, front, dones, over = math.log(min_prob), [((k,), 0.0) for k in range(n)], [[] for _ in P], set()
+    for depth in range(max(news)):
+        rows, kids = _level(lp, front, floor, eos, [depth + 1 >= m for m in news], dones)
+        if len(rows) > self.rows:  # only when max_rows (or the memory budget) < 1/min_prob
+            ks = [s[0] for s, _ in kids]
+            over |= {k for k in set(ks) if ks.count(k) > per}
+            _log.info(
+                f"{len(rows)} live branches exceed the static cache's {self.rows} rows: prompts {over} run eagerly"
+            )
+            keep = [j for j, k in enumerate(ks) if k not in over]
+            rows, kids = [rows[j] for j in keep], [kids[j] for j in keep]
+        if not kids:
+            break
+        ks = [s[0] for s, _ in kids]
+        self.gather(rows, max(P[k] for k in ks) + depth)
+        lp, front = self.step([s[-1] for s, _ in kids], [P[k] + depth for k in ks], [which[k] for k in ks]), kids
+    return [None if k in over else sorted(d, key=lambda x: (-x[1], x[0])) for k, d in enumerate(dones)]
+
+
+@_add_to(FastDecoder)
+def _greedy_batch(self, lp, P, news, eos, which):
+    "`min_prob=None`: a row per prompt, its most probable token each step, until its end token or `news[k]` tokens."
+    seqs, score, out, live = [[] for _ in P], [0.0] * len(P), [[] for _ in P], list(range(len(P)))
+    for i in range(max(news)):
+        t = lp.argmax(-1)
+        toks, lps = t.tolist(), lp.gather(1, t[:, None])[:, 0].tolist()
+        keep = []
+        for r, k in enumerate(live):
+            seqs[k].append(toks[r])
+            score[k] += lps[r]
+            if toks[r] == eos:
+                out[k] = [(seqs[k], score[k])]
+            elif i + 1 < news[k]:
+                keep.append(r)
+        if not keep:
+            break
+        live = [live[r] for r in keep]
+        self.gather(keep, max(P[k] for k in live) + i)
+        lp = self.step([seqs[k][-1] for k in live], [P[k] + i for k in live], [which[k] for k in live])
+    return out
 
 # %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
 @torch.inference_mode()
-def dfs(self, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
-    """`dfs_sample`'s result (same list, same order) with a static cache. Branches are cache rows; a split is a row
-    gather."""
-    max_new_tokens = check_args(self.model, prompt_ids, min_prob, max_new_tokens)
-    P = len(prompt_ids)
-    kw = dict(min_prob=min_prob, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, max_batch=max_batch)
-    eager = lambda: dfs_sample(self.model, prompt_ids, **kw)
-    # dropout on, or longer than the sliding window
-    if random_forward(self.model) or not self.usable(P + max_new_tokens):
+def dfs_batch(self, prompts, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
+    """`dfs_sample(model, p, ...)`'s list (same list, same order) for each prompt `p`, every prompt's branches rows of
+    one cache. `max_new_tokens`: one for all, or a list (one per prompt). Batches as large as `cache_budget` allows."""
+    prompts = [list(p) for p in prompts]
+    news = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompts)
+    if len(news) != len(prompts):
+        raise ValueError(f"{len(news)} max_new_tokens for {len(prompts)} prompts")
+    news = [check_args(self.model, p, min_prob, m) for p, m in zip(prompts, news)]
+    out = [None] * len(prompts)
+    # dropout on, or longer than the sliding window: those prompts are searched eagerly
+    fast = [] if random_forward(self.model) else [i for i, p in enumerate(prompts) if self.usable(len(p) + news[i])]
+    if fast:
+        # live branches of a prompt <= 1/min_prob (disjoint events)
+        bound = 1 if min_prob is None else min(self.max_rows, max(1, int(1 / min_prob)))
+        batches, per = self._plan([len(prompts[i]) + news[i] for i in fast], bound)
+        for b in batches:
+            idx = [fast[j] for j in b]
+            got = self._search([prompts[i] for i in idx], [news[i] for i in idx], min_prob, eos_token_id, per, idx)
+            for i, r in zip(idx, got):
+                out[i] = r
+    for i in [i for i, r in enumerate(out) if r is None]:
         self.stats['fallbacks'] += 1
-        return eager()
-    # live branches <= 1/min_prob (disjoint events)
-    rows = 1 if min_prob is None else min(self.max_rows, max(1, int(1 / min_prob)))
-    self._ensure(rows, P + max_new_tokens)
-    self._check_weights()
-    lp = self.prefill(prompt_ids)
-    if min_prob is None:
-        return self._greedy(lp, P, max_new_tokens, eos_token_id)
-    floor, branches, done = math.log(min_prob), [((), 0.0)], []
-    for depth in range(max_new_tokens):
-        # dfs_sample's own step
-        keep_r, keep_t = expand(lp, branches, floor, eos_token_id, depth + 1 >= max_new_tokens, done)
-        if not keep_r:
-            break
-        if len(keep_r) > self.rows:  # only when max_rows < 1/min_prob
-            self.stats['fallbacks'] += 1
-            _log.info(
-                f"{len(keep_r)} live branches exceed the static cache's {self.rows} rows: this search runs eagerly"
-            )
-            return eager()
-        self.gather(keep_r, P + depth)
-        lp, branches = self.step([s[-1] for s, _ in keep_t], P + depth), keep_t
-    return sorted(done, key=lambda x: (-x[1], x[0]))
+        kw = dict(min_prob=min_prob, max_new_tokens=news[i], eos_token_id=eos_token_id, max_batch=max_batch)
+        out[i] = dfs_sample(self.model, prompts[i], **kw)
+    return out
 
 
 @_add_to(FastDecoder)
-def _greedy(self, lp, P, max_new_tokens, eos):
-    "`min_prob=None`: one row, the most probable token each step."
-    seq, s = [], 0.0
-    for i in range(max_new_tokens):
-        l = lp[0]
-        t = int(l.argmax())
-        seq.append(t)
-        s += float(l[t])
-        if t == eos:
-            return [(seq, s)]
-        if i + 1 < max_new_tokens:
-            lp = self.step([t], P + i)
-    return []
+def dfs(self, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
+    "`dfs_sample`'s result (same list, same order) for one prompt: `dfs_batch` of one."
+    kw = dict(min_prob=min_prob, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, max_batch=max_batch)
+    return self.dfs_batch([prompt_ids], **kw)[0]
 
 # %% ../nbs/06c_fastdecode.ipynb
 def fast_decoder(model, decode='auto', **kw) -> FastDecoder | None:

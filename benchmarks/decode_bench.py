@@ -79,8 +79,9 @@ class GraphAnswerBias(AnswerBias):
         if self.pos0 == 0: self.P = self.T; self.P_t.fill_(self.T)
     def post(self, mod, inp, out):
         if self.fd is not None and self.fd.stepping:
-            j = (self.fd.pos - (self.P_t - 1)).clamp(0, MAXLEN)  # rows past the answer are zero
-            return out + self.table.index_select(0, j)[None]
+            # a position per row (one prompt: the same for its rows); rows past the answer are zero
+            j = (self.fd.pos[: out.shape[0]] - (self.P_t - 1)).clamp(0, MAXLEN)
+            return out + self.table.index_select(0, j)[:, None]
         return super().post(mod, inp, out)
 
 def bias_for(v, task, tr, n_branch):

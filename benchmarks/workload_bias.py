@@ -77,8 +77,10 @@ class AnswerBias:
         decoders = self.model.__dict__.get('_arc_decoders', {}).values()  # arc_nb's graph decoder, when the worker made one
         fd = next((d for d in decoders if d.stepping), None)
         if fd is not None:  # a decode step, maybe being captured into a CUDA graph: tensor operations only
-            j = (fd.pos - (self.P - 1)).clamp(0, MAXLEN)
-            return out + self.bias.index_select(0, j)[None]
+            # a position per row; one table: right for one prompt's search at a time (FastDecoder.dfs), not for dfs_batch
+            # over several prompts (benchmarks/batched_inference.py's ViewBias biases those row by row)
+            j = (fd.pos[:out.shape[0]] - (self.P - 1)).clamp(0, MAXLEN)
+            return out + self.bias.index_select(0, j)[:, None]
         if not self.active: return out
         To = out.shape[1]
         j = torch.arange(self.pos0 + self.T - To, self.pos0 + self.T, device=out.device) - (self.P - 1)

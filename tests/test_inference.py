@@ -87,7 +87,36 @@ def test_vllm_backend_runs(tmp_path):
     assert len(preds) == len(task.test) and all(len(p.attempts) == 2 for p in preds)
 
 # --- the static-cache / CUDA-graph decoder (arc_nb.fastdecode) -------------------------------------------
-from arc_nb.fastdecode import FastDecoder, fast_decoder
+from arc_nb.fastdecode import FastDecoder, fast_decoder, pow2
+from arc_nb.testing import small_model
+from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
+
+class Dry(FastDecoder):
+    "The graph path's shapes on the CPU: each bucket's 'graph' replays its padded, masked step eagerly."
+    def _capture(self, b, L):
+        assert b <= self.rows and L <= self.length
+        out = self._step_impl(b, L).clone()
+        g = type('G', (), {'replay': lambda s: out.copy_(self._step_impl(b, L))})()
+        self._graphs[(b, L)] = (g, out); self.stats['captures'] += 1
+        return g, out
+
+def assert_same(got, ref, atol=1e-5):
+    "Per prompt: the same sequences in the same order, log-probs within atol."
+    assert len(got) == len(ref)
+    for k, (g, r) in enumerate(zip(got, ref)):
+        assert [s for s, _ in g] == [s for s, _ in r], k
+        assert np.allclose([l for _, l in g], [l for _, l in r], atol=atol, rtol=0), k
+
+def per_prompt(m, prompts, p, news):
+    "The oracle: dfs_sample on each prompt alone."
+    news = news if isinstance(news, list) else [news] * len(prompts)
+    return [dfs_sample(m, q, min_prob=p, max_new_tokens=n, eos_token_id=V.eos) for q, n in zip(prompts, news)]
+
+# prompts of four different lengths, searched as one batch
+BATCH = [PROMPTS[1], PROMPTS[0][:-1] + [V.cells[i % 10] for i in range(13)] + PROMPTS[0][-1:], PROMPTS[2], PROMPTS[0]]
+BATCH_MODELS = {**{k: f for k, f in MODELS.items() if k != 'gpt2'},
+                'mistral': lambda: boost_eos(peaked(small_model(MistralForCausalLM, MistralConfig, 1, sliding_window=None), 10), 2.0),
+                'qwen2': lambda: boost_eos(peaked(small_model(Qwen2ForCausalLM, Qwen2Config, 2), 10), 2.0)}
 
 @pytest.mark.parametrize('name', list(MODELS))
 def test_static_decoder_matches_dfs_sample(name):
@@ -146,6 +175,17 @@ def test_graph_decoder_cuda():
         assert [s for s, _ in got] == [s for s, _ in ref] and np.allclose([l for _, l in got], [l for _, l in ref], atol=1e-4, rtol=0)
     assert fd.stats['allocs'] == allocs + 1 and fd.stats['captures'] > captures and fd.stats['eager_steps'] == 0
     assert fast_decoder(m) is not None and fast_decoder(m).graphs  # 'auto' on a GPU
+    # all prompts as one batch (different lengths, per-prompt max_new_tokens): each prompt's dfs_sample list
+    prompts = BATCH + [long]
+    for rnd in range(2):
+        for p in (0.01, 0.05, 0.3, None):  # the most rows first: the cache grows once
+            news = [9, 5, 9, 7, 9]
+            got = fd.dfs_batch(prompts, min_prob=p, max_new_tokens=news, eos_token_id=V.eos)
+            assert_same(got, per_prompt(m, prompts, p, news), atol=1e-4)
+        if rnd == 0: captures, allocs = fd.stats['captures'], fd.stats['allocs']
+    # a second batch of the same shapes: replays only
+    assert (fd.stats['captures'], fd.stats['allocs']) == (captures, allocs) and fd.stats['eager_steps'] == 0
+    assert all(b <= fd.rows for b, _ in fd._graphs) and fd.stats['fallbacks'] == 0
 
 def test_compiled_step_matches_dfs_sample():
     "The step's elementwise functions through torch.compile (inductor, here on the CPU): the same lists as dfs_sample."
@@ -162,12 +202,6 @@ def test_compiled_step_matches_dfs_sample():
 @pytest.mark.parametrize('name', ['llama-b-gqa', 'llama-lora'])
 def test_graph_buckets_dry_run(name):
     "The graph path's shapes (rows padded to a power of two, attention over a masked length bucket), replayed eagerly on the CPU."
-    class Dry(FastDecoder):
-        def _capture(self, b, L):
-            out = self._step_impl(b, L).clone()
-            g = type('G', (), {'replay': lambda s: out.copy_(self._step_impl(b, L))})()
-            self._graphs[(b, L)] = (g, out); self.stats['captures'] += 1
-            return g, out
     m = MODELS[name]()
     fd = Dry(m, graphs=True, max_rows=512, min_len=16)
     for prompt in PROMPTS:
@@ -177,3 +211,55 @@ def test_graph_buckets_dry_run(name):
             assert [s for s, _ in got] == [s for s, _ in ref], p
             assert np.allclose([l for _, l in got], [l for _, l in ref], atol=1e-5, rtol=0)
     assert fd.stats['replays'] > 0 and fd.stats['eager_steps'] == 0
+
+@pytest.mark.parametrize('mode', ['static', 'dry-graph'])
+@pytest.mark.parametrize('name', list(BATCH_MODELS))
+def test_dfs_batch_matches_dfs_sample(name, mode):
+    """dfs_batch over prompts of different lengths = dfs_sample on each alone (same lists, same order, log-probs within 1e-5),
+    for every threshold and greedy, one max_new_tokens for all or one per prompt; static cache, and the graph path's buckets."""
+    m = BATCH_MODELS[name]()
+    fd = FastDecoder(m, max_rows=512) if mode == 'static' else Dry(m, graphs=True, max_rows=512, min_len=16)
+    assert len({len(p) for p in BATCH}) == 4
+    probs = (0.9, 0.3, 0.05, 0.01, 0.002, None) if mode == 'static' else (0.3, 0.01, None)
+    found, multi = 0, 0
+    for p in probs:
+        for news in (9, [3, 9, 6, 1]):
+            ref = per_prompt(m, BATCH, p, news)
+            assert_same(fd.dfs_batch(BATCH, min_prob=p, max_new_tokens=news, eos_token_id=V.eos), ref)
+            found += sum(map(len, ref))
+            multi += sum(len(r) > 0 for r in ref) > 1  # several prompts with candidates in one batch
+    assert found > 20 and multi > 2 and fd.stats['fallbacks'] == 0 and fd.stats['gathers'] > 0
+    if mode == 'dry-graph':
+        assert fd.stats['replays'] > 0 and fd.stats['eager_steps'] == 0 and any(b > 4 for b, _ in fd._graphs)
+    if name == 'llama-lora':  # LoRA switched off, then on again: the decoder follows
+        with m.disable_adapter():
+            for p in (0.05, None):
+                assert_same(fd.dfs_batch(BATCH, min_prob=p, max_new_tokens=9, eos_token_id=V.eos), per_prompt(m, BATCH, p, 9))
+        assert_same(fd.dfs_batch(BATCH, min_prob=0.05, max_new_tokens=9, eos_token_id=V.eos), per_prompt(m, BATCH, 0.05, 9))
+        assert fd.stats['invalidations'] == (2 if mode == 'dry-graph' else 0)  # captured graphs baked the switch in: captured again
+
+def test_dfs_batch_chunks_by_memory():
+    """A cache budget of 20 rows: the prompts go in several batches (two of 10 rows at min_prob 0.1; a prompt that outgrows its
+    rows is searched eagerly); the same lists, the cache within the budget."""
+    m = MODELS['llama-b-gqa']()
+    fd = Dry(m, graphs=True, max_rows=512, min_len=16)
+    L = pow2(max(map(len, BATCH)) + 10, 16)
+    fd.max_cache_gb = 20 * fd.row_bytes(L) / 2**30
+    for p, news, batches, eager in ((0.1, 10, 2, 0), (0.05, [10, 4, 10, 7], 4, 0), (0.002, 10, 4, 3), (None, [10, 3, 10, 10], 1, 0)):
+        c0, f0 = fd.stats['chunks'], fd.stats['fallbacks']
+        ref = per_prompt(m, BATCH, p, news)
+        assert_same(fd.dfs_batch(BATCH, min_prob=p, max_new_tokens=news, eos_token_id=V.eos), ref)
+        assert (fd.stats['chunks'] - c0, fd.stats['fallbacks'] - f0) == (batches, eager), p
+        assert any(len(s) > 1 for r in ref for s, _ in r), p  # candidates that need decode steps
+    assert (fd.rows, fd.length) == (20, L) and fd.rows * fd.row_bytes(fd.length) <= fd.cache_budget()
+    assert fd.stats['replays'] > 0 and all(b <= 20 for b, _ in fd._graphs)
+
+def test_dfs_batch_fallbacks():
+    "A sliding window shorter than one prompt's search: that prompt alone runs eagerly; errors name the mismatch."
+    m = boost_eos(peaked(small_model(MistralForCausalLM, MistralConfig, 1, sliding_window=20), 10), 2.0)
+    fd = FastDecoder(m, max_rows=512)
+    ref = per_prompt(m, BATCH, 0.01, 8)
+    assert_same(fd.dfs_batch(BATCH, min_prob=0.01, max_new_tokens=8, eos_token_id=V.eos), ref)
+    assert fd.stats['fallbacks'] == sum(len(p) + 8 > 20 for p in BATCH) and 0 < fd.stats['fallbacks'] < len(BATCH)
+    with pytest.raises(ValueError, match='max_new_tokens for'):
+        fd.dfs_batch(BATCH, min_prob=0.1, max_new_tokens=[3, 4], eos_token_id=V.eos)

@@ -1,0 +1,216 @@
+"""Batched inference benchmark: all n views of one test input searched as one batch (FastDecoder.dfs_batch) against the
+views one after another (FastDecoder.dfs), both with arc_nb's static KV cache and CUDA graphs.
+
+    python3 benchmarks/batched_inference.py --out $OUT             # GPU: random 7.24B Llama (bf16, LoRA r32), real ARC-AGI-2 tasks
+    python3 benchmarks/batched_inference.py --smoke --out /tmp/bi  # the same code on a tiny model, on the CPU, in seconds
+
+Writes the key `one_test_input` (and `one_test_input_info`) of OUT/batched_inference.json (OUT may also name a .json
+file); other keys of an existing file are kept.
+
+Section one_test_input. The model: decode_bench's `make_model` (gpu_bench's random 7.24B Llama, bf16 on the GPU, LoRA
+r32 on all linear layers with a random adapter). For each task (default: four of workload.py's selection, answers of
+36-153 tokens, prompts of 0.9K-2.7K tokens), the n=8 views of its first test input (`test_prompts`, as predict_task
+decodes them), in two regimes: `greedy` (min_prob None) and `dfs` (min_prob 0.17). A random model writes no grids, so
+a logit bias makes each view's answer the likely continuation: workload_bias's answers (greedy writes the view's answer
+then the end token; dfs: two positions split about 50/50, four candidates a view), applied per row (`ViewBias`: each
+row's prompt and position, read from the decoder's `which` and `pos` tensors, so it works inside the CUDA graphs).
+Each (task, regime): one warm-up of both ways (graph captures happen there and are reported), then the timed runs:
+the sequential loop `[fd.dfs(p) for p in prompts]` and `fd.dfs_batch(prompts)`. One record per (model, regime):
+seconds of both, speedup, `same_candidates` (the fraction of prompts whose candidate sequence sets are identical),
+decode tokens (tokens fed to decode steps, the same in both ways) and decode tokens per second of each way.
+"""
+import argparse, json, platform, sys, time, traceback
+from pathlib import Path
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'benchmarks'))
+import torch
+import transformers
+transformers.utils.logging.disable_progress_bar()
+import peft
+from gpu_bench import SHAPES, clock, log, CUDA
+from decode_bench import make_model
+from workload import selection
+from workload_bias import answers, BETA, MAXLEN
+from arc_nb.encoding import output_tokens
+from arc_nb.inference import InferConfig, test_prompts
+from arc_nb.search import WORK
+from arc_nb.fastdecode import FastDecoder
+
+TASKS = ('89565ca0', '7b5033c1', '58490d8a', '136b0064')
+SMOKE_TASKS = ('e8686506',)
+REGIMES = {'greedy': None, 'dfs': 0.17}
+MAXP = 64  # prompts of one search, and prompts of one table, a hook can tell apart
+_BUFS = {}  # output-layer weight address -> the tables: made once per model, overwritten by each new ViewBias
+
+class ViewBias:
+    """workload_bias's answers, row by row. During a FastDecoder step each row's bias comes from its prompt (`fd.which`,
+    mapped to a table slot by `use`) and its position (`fd.pos`), in tensor operations only (a CUDA graph records them
+    and reads the current slots and positions when replayed). The tables are buffers made once per model and overwritten
+    by each new ViewBias, because a graph captured under one hook reads them when it is replayed under the next. In the
+    model's own forward (prefill, or an eager fallback) the prompt is the one seen at its prefill."""
+    def __init__(self, model, fd, table, beta=BETA):
+        base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+        head = base.get_output_embeddings()
+        dev, S = head.weight.device, len(table)
+        assert S <= MAXP and max(len(a) for a, _ in table.values()) <= MAXLEN
+        if head.weight.data_ptr() not in _BUFS:
+            z = lambda *shape: torch.zeros(*shape, dtype=torch.long, device=dev)
+            _BUFS[head.weight.data_ptr()] = (z(MAXP, MAXLEN), z(MAXP, MAXLEN), z(MAXP), z(MAXP), z(MAXP))
+        self.ans, self.alt, self.alen, self.plen, self.slot_of = _BUFS[head.weight.data_ptr()]
+        ans, alt = torch.zeros(MAXP, MAXLEN, dtype=torch.long), torch.full((MAXP, MAXLEN), -1, dtype=torch.long)
+        for s, (a, al) in enumerate(table.values()):
+            ans[s, :len(a)] = torch.tensor(a)
+            for j, t in al.items(): alt[s, j] = t
+        pad = [0] * (MAXP - S)
+        self.ans.copy_(ans); self.alt.copy_(alt)
+        self.alen.copy_(torch.tensor([len(a) for a, _ in table.values()] + pad))
+        self.plen.copy_(torch.tensor([len(k) for k in table] + pad))
+        self.slot_of.zero_()
+        self.fd, self.beta, self.slot = fd, beta, {k: s for s, k in enumerate(table)}
+        self.host = [(len(k), a, al) for k, (a, al) in table.items()]  # for the eager path
+        self.cur, self.pos0, self.T = None, 0, 0
+        self.handles = [base.register_forward_pre_hook(self.pre, with_kwargs=True), head.register_forward_hook(self.post)]
+
+    def use(self, prompts):
+        "Before a search of `prompts`: the table slot of each (the decoder's `which` is the index in `prompts`)."
+        self.slot_of[:len(prompts)].copy_(torch.tensor([self.slot[tuple(p)] for p in prompts]))
+
+    def pre(self, mod, args, kw):
+        ids = kw.get('input_ids', args[0] if args else None)
+        c = kw.get('cache', kw.get('past_key_values'))
+        self.pos0, self.T = (c.get_seq_length() if c is not None else 0), ids.shape[1]
+        if self.pos0 == 0: self.cur = self.slot.get(tuple(ids[0].tolist()))  # a prefill: which prompt
+
+    def rows_bias(self, out):
+        "[b, 1, V]: row i's bias at answer position pos[i] - (P - 1) of its prompt; zero outside the answer."
+        b, V = out.shape[0], out.shape[-1]
+        s = self.slot_of.index_select(0, self.fd.which[:b])
+        j = self.fd.pos[:b] - (self.plen.index_select(0, s) - 1)
+        ok = (j >= 0) & (j < self.alen.index_select(0, s))
+        jj = j.clamp(0, MAXLEN - 1)
+        a, al = self.ans[s, jj], self.alt[s, jj]
+        idx = torch.stack([a, al.clamp(min=0)], 1)
+        val = torch.stack([ok, ok & (al >= 0)], 1).to(out.dtype) * self.beta
+        return torch.zeros(b, V, dtype=out.dtype, device=out.device).scatter_add_(1, idx, val)[:, None]
+
+    def post(self, mod, inp, out):
+        if self.fd.stepping: return out + self.rows_bias(out)
+        if self.cur is None: return out
+        P, ans, alt = self.host[self.cur]
+        To = out.shape[1]
+        for t in range(To):
+            j = self.pos0 + self.T - To + t - (P - 1)
+            if 0 <= j < len(ans):
+                out[:, t, ans[j]] += self.beta
+                if j in alt: out[:, t, alt[j]] += self.beta
+        return out
+
+    def remove(self):
+        for h in self.handles: h.remove()
+
+def cand_sets(res): return [{tuple(s) for s, _ in r} for r in res]
+
+def run_case(fd, bias, v, prompts, min_prob, rooms, table):
+    "One (task, regime): warm-up of both ways, then both timed. Returns the row of the record."
+    kw = dict(min_prob=min_prob, max_new_tokens=rooms, eos_token_id=v.eos)
+    def sequential():
+        out = []
+        for p, r in zip(prompts, rooms):
+            bias.use([p]); out.append(fd.dfs(p, min_prob=min_prob, max_new_tokens=r, eos_token_id=v.eos))
+        return out
+    def batched():
+        bias.use(prompts); return fd.dfs_batch(prompts, **kw)
+    c0, s0 = fd.stats['captures'], fd.stats['capture_s']
+    tw, _ = clock(lambda: (batched(), sequential()))
+    c1, s1 = fd.stats['captures'], fd.stats['capture_s']
+    w0 = WORK.copy(); ts, seq = clock(sequential); ws = WORK.since(w0)
+    w0 = WORK.copy(); tb, bat = clock(batched); wb = WORK.since(w0)
+    same = [a == b for a, b in zip(cand_sets(seq), cand_sets(bat))]
+    found = [tuple(table[tuple(p)][0]) in c for p, c in zip(prompts, cand_sets(bat))]  # the bias worked: the answer is there
+    return dict(prompt_tokens=[len(p) for p in prompts], sequential_s=ts, batched_s=tb, speedup=ts / tb, same=same, answer_found=found,
+                candidates=[len(r) for r in seq], candidates_batched=[len(r) for r in bat],
+                decode_tokens=ws['rows'], decode_tokens_batched=wb['rows'], steps_sequential=ws['steps'], steps_batched=wb['steps'],
+                prefill_tokens=ws['tokens'], warmup_s=tw, warmup_captures=c1 - c0, warmup_capture_s=s1 - s0,
+                timed_captures=fd.stats['captures'] - c1)
+
+def bench_one_test_input(m, v, model_name, task_ids, n, budget_s):
+    "Per regime, the tasks' first test inputs under n views: sequential fd.dfs against fd.dfs_batch."
+    _, ev = selection(0)
+    fd = FastDecoder(m)
+    icfg = InferConfig(n=n)
+    records, t_start = [], time.perf_counter()
+    for regime, mp in REGIMES.items():
+        rows = []
+        for tid in task_ids:
+            if time.perf_counter() - t_start > budget_s:
+                log(f'  {regime} {tid}: skipped (the section\'s {budget_s:.0f}s budget is spent)'); continue
+            task = ev[tid]
+            table = answers(v, {tid: task}, icfg, regime)
+            prompts = test_prompts(v, task, icfg)[0]
+            rooms = [min(icfg.max_new_tokens, icfg.max_seq_len - len(p)) for p in prompts]
+            bias = ViewBias(m, fd, table)
+            try: r = run_case(fd, bias, v, prompts, mp, rooms, table)
+            finally: bias.remove()
+            r.update(task=tid, answer_tokens=output_tokens(task.test[0].output))
+            rows.append(r)
+            log(f"  {regime:6} {tid}: sequential {r['sequential_s']:.2f}s, batched {r['batched_s']:.2f}s ({r['speedup']:.1f}x), "
+                f"candidates {r['candidates']}, same {sum(r['same'])}/{len(r['same'])}, answer found {sum(r['answer_found'])}/{len(prompts)}, "
+                f"{r['decode_tokens']} decode tokens, "
+                f"warm-up {r['warmup_s']:.1f}s ({r['warmup_captures']} captures, {r['warmup_capture_s']:.1f}s)")
+        if not rows: continue
+        ts, tb = sum(r['sequential_s'] for r in rows), sum(r['batched_s'] for r in rows)
+        same = [x for r in rows for x in r['same']]
+        records.append(dict(model=model_name, regime=regime, min_prob=mp, n=n, tasks=[r['task'] for r in rows],
+                            sequential_s=ts, batched_s=tb, speedup=ts / tb, same_candidates=sum(same) / len(same),
+                            answer_found=sum(x for r in rows for x in r['answer_found']) / len(same),
+                            decode_tokens=sum(r['decode_tokens'] for r in rows),
+                            sequential_tokens_per_s=sum(r['decode_tokens'] for r in rows) / ts,
+                            batched_tokens_per_s=sum(r['decode_tokens_batched'] for r in rows) / tb,
+                            warmup_captures=sum(r['warmup_captures'] for r in rows), warmup_capture_s=sum(r['warmup_capture_s'] for r in rows),
+                            timed_captures=sum(r['timed_captures'] for r in rows), rows=rows))
+    stats = dict(fd.stats, cache_rows=fd.rows, cache_length=fd.length,
+                 cache_gb=fd.kv.numel() * fd.kv.element_size() / 2**30 if fd.kv is not None else 0.0)
+    for r in records: r['decoder'] = stats
+    return records
+
+def table(records):
+    lines = ['', 'model | regime | n | tasks | sequential s | batched s | speedup | same candidates | answer found | decode tok/s seq -> batched | captures (warm-up, timed)',
+             '---|---|---|---|---|---|---|---|---|---|---']
+    for r in records:
+        lines.append(f"{r['model']} | {r['regime']} | {r['n']} | {len(r['tasks'])} | {r['sequential_s']:.2f} | {r['batched_s']:.2f} | "
+                     f"{r['speedup']:.2f}x | {100 * r['same_candidates']:.0f}% | {100 * r['answer_found']:.0f}% | {r['sequential_tokens_per_s']:.0f} -> {r['batched_tokens_per_s']:.0f} | "
+                     f"{r['warmup_captures']}, {r['timed_captures']}")
+    return '\n'.join(lines)
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--out', default=str(ROOT/'benchmarks'/'results'), help='a folder (batched_inference.json is written there) or a .json file')
+    ap.add_argument('--smoke', action='store_true', help='a tiny model and one task, for a CPU check of the script')
+    ap.add_argument('--tasks', default=None, help=f"comma-separated ARC-AGI-2 evaluation task ids (default {','.join(TASKS)})")
+    ap.add_argument('--n', type=int, default=8, help='views per test input')
+    ap.add_argument('--budget-s', type=float, default=240, help='no new task is started after this many seconds of the section')
+    a = ap.parse_args()
+    if a.smoke and not CUDA: torch.set_num_threads(1)  # a tiny model: more threads only contend
+    out = Path(a.out); out = out if out.suffix == '.json' else out/'batched_inference.json'
+    shape = 'smoke' if a.smoke else '7b'
+    tasks = a.tasks.split(',') if a.tasks else list(SMOKE_TASKS if a.smoke else TASKS)
+    res = json.loads(out.read_text()) if out.exists() else {}
+    res['one_test_input_info'] = dict(date=time.strftime('%Y-%m-%d %H:%M:%S'), gpu=torch.cuda.get_device_name(0) if CUDA else platform.processor() or 'cpu',
+                                      torch=torch.__version__, transformers=transformers.__version__, peft=peft.__version__,
+                                      command=' '.join(sys.argv), shape=shape, shape_config=SHAPES[shape], lora='rank 32, alpha 32, all linear layers, fp32 weights')
+    T0 = time.perf_counter()
+    try:
+        t, (m, v, n_params) = clock(lambda: make_model(shape))
+        name = f'random {n_params / 1e9:.2f}B Llama + LoRA r32' if not a.smoke else f'smoke ({n_params / 1e6:.1f}M) + LoRA r32'
+        log(f'model {shape}: {n_params / 1e9:.3f}B parameters, made in {t:.1f}s')
+        res['one_test_input_info'].update(params=n_params, make_s=t)
+        res['one_test_input'] = bench_one_test_input(m, v, name, tasks, a.n, a.budget_s)
+    except Exception:
+        res['one_test_input'] = [dict(error=traceback.format_exc())]; log(res['one_test_input'][0]['error'])
+    res['one_test_input_info']['total_s'] = time.perf_counter() - T0
+    out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(res, indent=1, default=str))
+    recs = [r for r in res['one_test_input'] if 'error' not in r]
+    log(table(recs)); log(f'wrote {out} ({time.perf_counter() - T0:.0f}s)')
+
+if __name__ == '__main__':
+    main()
