@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_inference.ipynb 3
 from __future__ import annotations
-import math, time
+import functools, math, time
 from typing import Protocol, runtime_checkable
 from dataclasses import dataclass, field, asdict
 import numpy as np
@@ -15,12 +15,13 @@ from .encoding import Vocab, fit_prompt, decode_grid, grid_ids, output_tokens, t
 from .scoring import fallback_attempts
 
 # re-exported: callers import them from here too
-from .search import WORK, forward, dfs_sample, dfs_recursive, DECODE_MODES  # noqa: F401 (re-exported)
+from .search import WORK, forward, dfs_sample, dfs_batch, dfs_recursive, DECODE_MODES  # noqa: F401 (re-exported)
+from .search import pad_left, select_rows
 from .fastdecode import fast_decoder
 
 # %% auto 0
-__all__ = ['InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'view_prompt', 'score_candidates', 'Backend', 'HFBackend',
-           'test_prompts', 'predict_task', 'VLLMBackend', 'write_predictions', 'attempts_of']
+__all__ = ['InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'view_prompt', 'score_candidates', 'score_batch',
+           'Backend', 'HFBackend', 'test_prompts', 'predict_task', 'VLLMBackend', 'write_predictions', 'attempts_of']
 
 # %% ../nbs/06_inference.ipynb
 @dataclass
@@ -29,7 +30,7 @@ class InferConfig:
     min_prob: float | None = 0.17  # DFS threshold; None: greedy
     max_seq_len: int = 8192
     max_new_tokens: int = 931  # 30x30 grid + newlines + end token
-    max_batch: int | None = None
+    max_batch: int | None = None  # rows per decode pass, all views together (None: every branch at once)
     rescore: bool = True  # product of experts over all views
     d8: bool = True
     colors: bool = True
@@ -138,6 +139,54 @@ def score_candidates(model, prompt_ids, cand_ids: list[list[int]]) -> list[float
     return res
 
 # %% ../nbs/06_inference.ipynb
+def _runs(sizes, cap, base=0):
+    "Consecutive runs of `range(len(sizes))` whose rows x (base + longest size) stay within `cap` (None: one run)."
+    runs, big = [], 0
+    for k, s in enumerate(sizes):
+        if runs and (cap is None or (len(runs[-1]) + 1) * (base + max(big, s)) <= cap):
+            runs[-1].append(k)
+            big = max(big, s)
+        else:
+            runs.append([k])
+            big = s
+    return runs
+
+
+def _tails(model, cache, mask, rows, cs):
+    "The log-probability of each candidate's tokens after its first, candidate j on row `rows[j]` of `cache`: one pass."
+    dev, n = mask.device, max(map(len, cs)) - 1
+    pad = lambda xs: xs + [0] * (n - len(xs))  # right padding, masked (and causal: no real token sees it)
+    idx, past = torch.tensor(rows, device=dev), mask[rows]
+    ids, tgt = torch.tensor([pad(c[:-1]) for c in cs], device=dev), torch.tensor([pad(c[1:]) for c in cs], device=dev)
+    new = torch.tensor([pad([1] * (len(c) - 1)) for c in cs], device=dev)
+    pos = past.sum(-1, keepdim=True) + torch.arange(n, device=dev)
+    logits, _ = forward(model, ids, select_rows(cache, idx), mask=torch.cat([past, new], 1), pos=pos)
+    lp = torch.log_softmax(logits.float(), -1).gather(-1, tgt[..., None])[..., 0]
+    return torch.where(new.bool(), lp, 0).sum(-1).tolist()
+
+
+@torch.inference_mode()
+def score_batch(model, prompts, cands: list[list[list[int]]], max_tokens=None) -> list[list[float]]:
+    """`score_candidates` of every prompt and its candidates, batched: padded prefills of the prompts, then the (prompt,
+    candidate) pairs; a pass holds at most `max_tokens` rows x tokens, cached and new (None: no cap)."""
+    res, todo = [[0.0] * len(c) for c in cands], [i for i, c in enumerate(cands) if c]
+    for run in _runs([len(prompts[i]) for i in todo], max_tokens):
+        run = [todo[k] for k in run]
+        ids, mask, pos = pad_left([prompts[i] for i in run], model.device)
+        logits, cache = forward(model, ids, mask=mask, pos=pos, last_only=True)
+        # (prefill row, prompt, candidate index, candidate ids)
+        pairs = [(r, i, j, c) for r, i in enumerate(run) for j, c in enumerate(cands[i])]
+        lp = torch.log_softmax(logits[:, -1].float(), -1)
+        for (_, i, j, _), s in zip(pairs, lp[[x[0] for x in pairs], [x[3][0] for x in pairs]].tolist()):
+            res[i][j] = s  # the first token's
+        long = [x for x in pairs if len(x[3]) > 1]
+        for sub in _runs([len(x[3]) - 1 for x in long], max_tokens, mask.shape[1]):
+            part = [long[k] for k in sub]
+            for (_, i, j, _), s in zip(part, _tails(model, cache, mask, [x[0] for x in part], [x[3] for x in part])):
+                res[i][j] += s
+    return res
+
+# %% ../nbs/06_inference.ipynb
 @runtime_checkable
 class Backend(Protocol):
     """What `predict_task` asks of a decoder. `HFBackend` (a transformers model) and `VLLMBackend` are two; a plain
@@ -156,25 +205,25 @@ class Backend(Protocol):
 
 
 class HFBackend:
-    """The built-in backend: `dfs_sample` and `score_candidates` on a resident transformers (peft) model; `decode` picks
-    the decode path."""
+    """The built-in backend on a resident transformers (peft) model: `dfs_batch` and `score_batch`, all the prompts (the
+    views of a test input) in one batch; `decode` picks the decode path."""
+
+    score_tokens = 2**17  # rescoring: rows x tokens one pass may hold (16 GiB of KV cache for a Mistral-7B in bf16)
 
     def __init__(self, model, eos_token_id, max_batch=None, decode='auto'):
         self.model, self.eos, self.max_batch = model, eos_token_id, max_batch
-        # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_sample
+        # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_batch
         self.decoder = fast_decoder(model, decode)
 
     def sample(self, prompts, *, min_prob, max_new_tokens):
-        "Per prompt, the (ids, logprob) sequences to decode."
-        dfs = self.decoder.dfs if self.decoder is not None else (lambda p, **kw: dfs_sample(self.model, p, **kw))
-        return [
-            dfs(p, min_prob=min_prob, max_new_tokens=m, eos_token_id=self.eos, max_batch=self.max_batch)
-            for p, m in zip(prompts, max_new_tokens)
-        ]
+        "Per prompt, the (ids, logprob) sequences to decode: the prompts searched together."
+        dfs = self.decoder.dfs_batch if self.decoder is not None else functools.partial(dfs_batch, self.model)
+        kw = dict(min_prob=min_prob, eos_token_id=self.eos, max_batch=self.max_batch)
+        return dfs(prompts, max_new_tokens=list(max_new_tokens), **kw)
 
     def score(self, prompts, cands):
-        "Per prompt, the log-probability of each candidate continuation."
-        return [score_candidates(self.model, p, c) for p, c in zip(prompts, cands)]
+        "Per prompt, the log-probability of each candidate continuation: all prompts together, `score_tokens` per pass."
+        return score_batch(self.model, prompts, cands, self.score_tokens)
 
 # %% ../nbs/06_inference.ipynb
 def test_prompts(v: Vocab, task: Task, cfg: InferConfig, views=None) -> list[list[list[int]]]:

@@ -4,12 +4,13 @@
 
 # %% ../nbs/06a_search.ipynb 4
 from __future__ import annotations
-import copy, math
+import copy, itertools, math
 from dataclasses import dataclass, asdict
 import torch
 
 # %% auto 0
-__all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'forward', 'model_context', 'check_args', 'expand', 'dfs_sample', 'dfs_recursive']
+__all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'select_rows', 'forward', 'model_context', 'check_args', 'expand', 'dfs_sample',
+           'dfs_recursive', 'pad_left', 'dfs_batch']
 
 # %% ../nbs/06a_search.ipynb
 @dataclass
@@ -23,14 +24,16 @@ class WorkCount:
     ctx: int = 0  # the sum of those tokens' context lengths (their attention work)
 
     def step(self, rows, context):
+        "A step of `rows` rows reading `context` keys each (or a list: each row's own count)."
         self.steps += 1
         self.rows += rows
-        self.kv += rows * context
+        self.kv += sum(context) if isinstance(context, list) else rows * context
 
     def passed(self, rows, start, n):
-        "A pass of `n` tokens per row after `start` cached ones."
-        self.tokens += rows * n
-        self.ctx += rows * (n * start + n * (n + 1) // 2)
+        "A pass of `n` tokens per row after `start` cached ones (or lists: each row's own counts)."
+        s, k = ([x] * rows if isinstance(x, int) else x for x in (start, n))
+        self.tokens += sum(k)
+        self.ctx += sum(b * a + b * (b + 1) // 2 for a, b in zip(s, k))
 
     def since(self, before: 'WorkCount') -> dict:
         "What was done after the copy `before` was taken."
@@ -43,7 +46,7 @@ class WorkCount:
 WORK = WorkCount()  # this process's totals: `predict_task` records differences
 
 # %% ../nbs/06a_search.ipynb
-def _select(cache, idx):
+def select_rows(cache, idx):
     "A new cache holding rows `idx` of `cache` (the original is left as it is)."
     c = copy.copy(cache)
     c.layers = [copy.copy(l) for l in cache.layers]
@@ -66,17 +69,21 @@ def _cache_kw(model) -> str:
     return _CACHE_KW[k]
 
 
-def forward(model, ids, cache=None, *, last_only=False):
+def forward(model, ids, cache=None, *, last_only=False, mask=None, pos=None):
     """One forward pass with the KV cache on: (logits, cache). `last_only` computes logits for the last position alone
-    (prefill)."""
+    (prefill). Padded rows: `mask` [rows, cached + new] (1: a real token) and `pos` [rows, new], their position ids."""
     kw = {_cache_kw(model): cache} if cache is not None else {}
     if last_only:
         kw['logits_to_keep'] = 1
+    if mask is not None:
+        kw.update(attention_mask=mask, position_ids=pos)
     start, (rows, n) = (cache.get_seq_length() if cache is not None else 0), ids.shape
+    # useful work: each row's real tokens (the mask's), never the padding
+    real, new = (start + n, n) if mask is None else (mask.sum(-1).tolist(), mask[:, -n:].sum(-1).tolist())
     if n == 1 and start > 0:
-        WORK.step(rows, start + 1)
+        WORK.step(rows, real)
     else:
-        WORK.passed(rows, start, n)
+        WORK.passed(rows, start if mask is None else [a - b for a, b in zip(real, new)], new)
     o = model(input_ids=ids, use_cache=True, **kw)
     return o.logits, (o['cache'] if 'cache' in o else o.past_key_values)
 
@@ -143,7 +150,7 @@ def dfs_sample(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max
                 continue
             for i in range(0, len(keep_r), max_batch):
                 rr, bt = keep_r[i : i + max_batch], keep_t[i : i + max_batch]
-                nxt.append((_select(cache, torch.tensor(rr, device=dev)), bt))
+                nxt.append((select_rows(cache, torch.tensor(rr, device=dev)), bt))
         if not nxt:
             break
         groups = []
@@ -190,6 +197,82 @@ def dfs_recursive(model, prompt_ids, *, min_prob, max_new_tokens, eos_token_id):
 
     visit(logits[:, -1], [], 0.0)
     return sorted(done, key=lambda x: (-x[1], x[0]))
+
+# %% ../nbs/06a_search.ipynb
+def pad_left(prompts, device=None):
+    """`prompts` left-padded to the longest: ids, attention mask (1: a real token) and position ids (each row from 0,
+    as if alone), each [rows, longest]."""
+    L = max(map(len, prompts))
+    ids = torch.tensor([[0] * (L - len(p)) + list(p) for p in prompts], device=device)
+    mask = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts], device=device)
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
+
+# %% ../nbs/06a_search.ipynb
+def _top1(lp, branches, floor, eos_token_id, last: bool, done: list):
+    "Greedy's level, shaped like `expand`: each branch's most probable child (none past the limit but the end token)."
+    t = lp.argmax(-1)
+    keep_r, keep_t = [], []
+    for r, (tok, x) in enumerate(zip(t.tolist(), lp.gather(-1, t[:, None])[:, 0].tolist())):
+        seq, s = branches[r][0] + (tok,), branches[r][1] + x
+        if tok == eos_token_id:
+            done.append((list(seq), s))
+        elif not last:
+            keep_r.append(r)
+            keep_t.append((seq, s))
+    return keep_r, keep_t
+
+
+def _level(group, depth, limits, pick, floor, eos, max_batch, done):
+    """One level of a group (cache, mask, logits, branches [(prompt, tokens, logprob)]): each prompt's branches through
+    `pick` under that prompt's limit; the next level's groups (cache, mask, branches)."""
+    cache, mask, logits, branches = group
+    lp, keep_r, keep_t = torch.log_softmax(logits.float(), -1), [], []
+    for i, rows in itertools.groupby(range(len(branches)), lambda r: branches[r][0]):
+        rows = list(rows)  # contiguous: children keep their parents' order
+        a, b = rows[0], rows[-1] + 1
+        r, t = pick(lp[a:b], [x[1:] for x in branches[a:b]], floor, eos, depth + 1 >= limits[i], done[i])
+        keep_r += [a + x for x in r]
+        keep_t += [(i, *x) for x in t]
+    if keep_r == list(range(len(branches))) and len(keep_r) <= max_batch:
+        return [(cache, mask, keep_t)]  # every branch has exactly one child: the cache rows stay as they are, no copy
+    out = []
+    for k in range(0, len(keep_r), max_batch):
+        idx = torch.tensor(keep_r[k : k + max_batch], device=mask.device)
+        out.append((select_rows(cache, idx), mask[idx], keep_t[k : k + max_batch]))
+    return out
+
+
+def _step(model, cache, mask, branches):
+    "One decode step of a group: each branch's last token at its own next position, the mask one column longer."
+    mask = torch.cat([mask, mask.new_ones(len(branches), 1)], 1)
+    ids = torch.tensor([[s[-1]] for _, s, _ in branches], device=mask.device)
+    logits, cache = forward(model, ids, cache, mask=mask, pos=mask.sum(-1, keepdim=True) - 1)
+    return cache, mask, logits[:, -1], branches
+
+
+@torch.inference_mode()
+def dfs_batch(model, prompts, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
+    """`dfs_sample` of every prompt (`max_new_tokens`: one for all or one per prompt), searched together: one padded
+    prefill, one frontier of every prompt's branches, at most `max_batch` rows per pass."""
+    if not prompts:
+        return []
+    n = len(prompts)
+    limits = max_new_tokens if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * n
+    limits = [check_args(model, p, min_prob, m) for p, m in zip(prompts, limits)]
+    pick, floor = (_top1, None) if min_prob is None else (expand, math.log(min_prob))
+    max_batch = max_batch or (n if min_prob is None else n * max(1, int(1 / min_prob)))
+    groups, done = [], [[] for _ in prompts]
+    for k in range(0, n, max_batch):
+        idx = range(k, min(k + max_batch, n))
+        ids, mask, pos = pad_left([prompts[i] for i in idx], model.device)
+        logits, cache = forward(model, ids, mask=mask, pos=pos, last_only=True)
+        groups.append((cache, mask, logits[:, -1], [(i, (), 0.0) for i in idx]))
+    for depth in range(max(limits)):
+        nxt = [g for group in groups for g in _level(group, depth, limits, pick, floor, eos_token_id, max_batch, done)]
+        if not nxt:
+            break
+        groups = [_step(model, *g) for g in nxt]
+    return [sorted(x, key=lambda x: (-x[1], x[0])) for x in done]
 
 # %% ../nbs/06a_search.ipynb
 # the decode paths (06c_fastdecode): auto = CUDA graphs on a GPU where the model allows

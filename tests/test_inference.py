@@ -1,4 +1,4 @@
-"dfs_sample against brute-force enumeration on several small models; atomic predictions under SIGKILL; vLLM (skipped where absent)."
+"dfs_sample against brute-force enumeration on several small models; dfs_batch, score_batch and the batched backend against them; atomic predictions under SIGKILL; vLLM (skipped where absent)."
 import importlib.util, json, math, os, signal, subprocess, sys, textwrap, time
 import numpy as np
 import pytest
@@ -6,9 +6,9 @@ import torch
 import transformers
 transformers.utils.logging.disable_progress_bar()
 from arc_nb.encoding import check_tokenizer, make_compact_tokenizer, encode_prompt
-from arc_nb.search import dfs_sample, dfs_recursive
-from arc_nb.inference import score_candidates
-from arc_nb.testing import llama, gpt2, with_lora, boost_eos, peaked, enumerate_sequences
+from arc_nb.search import dfs_sample, dfs_recursive, dfs_batch, WORK
+from arc_nb.inference import score_candidates, score_batch
+from arc_nb.testing import llama, gpt2, with_lora, boost_eos, peaked, enumerate_sequences, small_model, memorize_answers, LoopBackend
 
 TOK = make_compact_tokenizer()
 V = check_tokenizer(TOK)
@@ -49,6 +49,116 @@ def test_frontier_stays_bounded():
     dfs_sample(m, PROMPTS[0], min_prob=0.05, max_new_tokens=6, eos_token_id=V.eos)
     h.remove()
     assert max(sizes) <= 20 and len(sizes) > 1
+
+# --- all the views of a test input in one batch: dfs_batch, score_batch, the batched backend ------------------------
+from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForCausalLM
+BATCH_MODELS = {**MODELS, 'gpt2': lambda: boost_eos(peaked(gpt2(2), 8), 4.0),  # absolute positions; ends often enough to find something
+                'mistral': lambda: boost_eos(peaked(small_model(MistralForCausalLM, MistralConfig, 4), 10), 2.0),
+                'mistral-window': lambda: boost_eos(peaked(small_model(MistralForCausalLM, MistralConfig, 4, sliding_window=12), 10), 2.0),
+                'qwen2': lambda: boost_eos(peaked(small_model(Qwen2ForCausalLM, Qwen2Config, 6), 10), 2.0)}
+USEFUL = ('rows', 'kv', 'tokens', 'ctx')
+
+def same(got, ref, atol):
+    assert [[s for s, _ in g] for g in got] == [[s for s, _ in r] for r in ref]
+    assert np.allclose([l for g in got for _, l in g], [l for r in ref for _, l in r], atol=atol, rtol=0)
+
+def rows_per_pass(m):
+    "A hook recording each forward's (rows, cached length, new length); remove it with .remove()."
+    seen = []
+    def pre(mod, a, kw):
+        c = kw.get('cache', kw.get('past_key_values'))
+        seen.append((kw['input_ids'].shape[0], c.get_seq_length() if c is not None else 0, kw['input_ids'].shape[1]))
+    h = m.register_forward_pre_hook(pre, with_kwargs=True)
+    h.seen = seen
+    return h
+
+@pytest.mark.parametrize('name', list(BATCH_MODELS))
+def test_dfs_batch_matches_dfs_sample(name):
+    """Prompts of 19, 24 and 7 tokens searched together, each with its own max_new_tokens: each prompt's dfs_sample list
+    (same order, log-probs within 1e-5) at five thresholds and greedy, in passes of any size up to max_batch; the same
+    useful work as the prompts one at a time, in as many passes as the deepest prompt's search."""
+    m, limits, found, h = BATCH_MODELS[name](), [3, 4, 2], 0, None
+    try:
+        h = rows_per_pass(m)
+        for p in (0.9, 0.3, 0.05, 0.01, 0.002):
+            ref, alone = [], []
+            for q, k in zip(PROMPTS, limits):
+                w0 = WORK.copy()
+                ref.append(dfs_sample(m, q, min_prob=p, max_new_tokens=k, eos_token_id=V.eos))
+                alone.append(WORK.since(w0))
+            for mb in (None, 3, 1) if p >= 0.05 else (None, 3):
+                h.seen.clear(); w0 = WORK.copy()
+                same(dfs_batch(m, PROMPTS, min_prob=p, max_new_tokens=limits, eos_token_id=V.eos, max_batch=mb), ref, 1e-5)
+                assert max(r for r, _, _ in h.seen) <= (mb or 3 * int(1 / p)), (p, mb)
+                if mb is None:
+                    w = WORK.since(w0)
+                    assert {k: w[k] for k in USEFUL} == {k: sum(a[k] for a in alone) for k in USEFUL}
+                    assert w['steps'] == max(a['steps'] for a in alone) and len(h.seen) == 1 + w['steps']
+            found += sum(map(len, ref))
+        same(dfs_batch(m, PROMPTS, min_prob=0.05, max_new_tokens=3, eos_token_id=V.eos),  # one limit for all
+             [dfs_sample(m, q, min_prob=0.05, max_new_tokens=3, eos_token_id=V.eos) for q in PROMPTS], 1e-5)
+    finally:
+        h.remove()
+    # greedy, with every token in turn as the end token: some runs end, others reach their limit (and give nothing)
+    ends = []
+    for eos in range(len(TOK)):
+        ref = [dfs_sample(m, q, min_prob=None, max_new_tokens=k, eos_token_id=eos) for q, k in zip(PROMPTS, (6, 9, 4))]
+        for mb in (None, 1) if eos == V.eos else (None,):
+            same(dfs_batch(m, PROMPTS, min_prob=None, max_new_tokens=[6, 9, 4], eos_token_id=eos, max_batch=mb), ref, 1e-5)
+        ends += [len(r) for r in ref]
+    assert found > 0 and 0 < sum(ends) < len(ends)
+
+@pytest.mark.parametrize('name', list(BATCH_MODELS))
+def test_score_batch_matches_score_candidates(name):
+    """Each prompt's score_candidates (within 1e-4) from one batch of all prompts and candidates (found ones and random
+    ones of 1 to 9 tokens; a prompt with none), and in passes capped by max_tokens."""
+    m, rng = BATCH_MODELS[name](), np.random.default_rng(0)
+    rand = lambda k: [int(t) for t in rng.integers(0, len(TOK), k)] + [V.eos]
+    prompts = PROMPTS + [PROMPTS[0][:5]]
+    cands = [[s for s, _ in dfs_sample(m, q, min_prob=0.02, max_new_tokens=4, eos_token_id=V.eos)] + [rand(k) for k in ks]
+             for q, ks in zip(PROMPTS, ([0, 6], [2], [3, 0, 8]))] + [[]]
+    ref = [score_candidates(m, p, c) for p, c in zip(prompts, cands)]
+    h = rows_per_pass(m)
+    try:
+        for cap in (None, 1, 64, 300):
+            h.seen.clear()
+            got = score_batch(m, prompts, cands, cap)
+            assert [len(g) for g in got] == [len(c) for c in cands]
+            assert np.allclose(np.concatenate(got), np.concatenate(ref), atol=1e-4, rtol=0), cap
+            assert len(h.seen) == 2 if cap is None else all(r == 1 or r * (c + n) <= cap for r, c, n in h.seen)
+    finally:
+        h.remove()
+
+@pytest.fixture(scope='module')
+def task_learned():
+    """A small task (two test inputs, prompts of 53 to 58 tokens) and a tiny Llama trained on its answers (identity view):
+    it writes grids, different ones under different views."""
+    from arc_nb.data import parse_task
+    g = lambda *rows: [list(r) for r in rows]
+    entry = {'train': [{'input': g([1, 2, 0], [0, 3, 0]), 'output': g([0, 2, 1], [0, 3, 0])},
+                       {'input': g([4, 4], [5, 0], [0, 6]), 'output': g([4, 4], [0, 5], [6, 0])}],
+             'test': [{'input': g([7, 0, 8], [0, 9, 1])}, {'input': g([2, 2, 3])}]}
+    task = parse_task('flip', entry, [g([8, 0, 7], [1, 9, 0]), g([3, 2, 2])])
+    m = llama(0, hidden=32)
+    assert memorize_answers(m, V, task, steps=150, lr=1e-2) < 0.01
+    return m, task
+
+@pytest.mark.parametrize('min_prob,max_batch', [(0.01, None), (0.05, 3), (None, None)])
+def test_predict_task_batched_equals_loop(task_learned, min_prob, max_batch):
+    """predict_task with the batched HFBackend decides what the view-at-a-time LoopBackend does: the same candidates,
+    found by the same views, the same attempts; the same decode rows and keys in fewer passes."""
+    from arc_nb.inference import predict_task, InferConfig, HFBackend
+    m, task = task_learned
+    cfg = InferConfig(n=4, min_prob=min_prob, max_batch=max_batch, max_new_tokens=40)
+    a, b = predict_task(LoopBackend(m, V.eos, max_batch), V, task, cfg), predict_task(HFBackend(m, V.eos, max_batch), V, task, cfg)
+    assert [p.attempts for p in a] == [p.attempts for p in b] and [p.malformed for p in a] == [p.malformed for p in b]
+    for x, y in zip(a, b):
+        assert [(c.grid, c.found_by) for c in x.candidates] == [(c.grid, c.found_by) for c in y.candidates]
+        assert np.allclose([c.dfs_logprob for c in x.candidates], [c.dfs_logprob for c in y.candidates], atol=1e-5, rtol=0)
+        assert np.allclose([c.scores for c in x.candidates], [c.scores for c in y.candidates], atol=1e-4, rtol=0)
+        assert (x.work['rows'], x.work['kv']) == (y.work['rows'], y.work['kv'])
+        assert max_batch is not None or y.work['steps'] < x.work['steps']  # all views' branches in one pass per level
+    assert all(len({k for c in p.candidates for k in c.found_by}) > 1 for p in b)  # several views found candidates
 
 WRITER = textwrap.dedent('''
     import sys, itertools
