@@ -12,8 +12,8 @@ r32 on all linear layers with a random adapter). For each task (default: four of
 36-153 tokens, prompts of 0.9K-2.7K tokens), the n=8 views of its first test input (`test_prompts`, as predict_task
 decodes them), in two regimes: `greedy` (min_prob None) and `dfs` (min_prob 0.17). A random model writes no grids, so
 a logit bias makes each view's answer the likely continuation: workload_bias's answers (greedy writes the view's answer
-then the end token; dfs: two positions split about 50/50, four candidates a view), applied per row (`ViewBias`: each
-row's prompt and position, read from the decoder's `which` and `pos` tensors, so it works inside the CUDA graphs).
+then the end token; dfs: two positions split about 50/50, four candidates a view), applied per row (workload_bias's `AnswerBias`:
+each row's prompt and position, read from the decoder's `which` and `pos` tensors, so it works inside the CUDA graphs).
 Each (task, regime): one warm-up of both ways (graph captures happen there and are reported), then the timed runs:
 the sequential loop `[fd.dfs(p) for p in prompts]` and `fd.dfs_batch(prompts)`. One record per (model, regime):
 seconds of both, speedup, `same_candidates` (the fraction of prompts whose candidate sequence sets are identical),
@@ -30,7 +30,7 @@ import peft
 from gpu_bench import SHAPES, clock, log, CUDA
 from decode_bench import make_model
 from workload import selection
-from workload_bias import answers, BETA, MAXLEN
+from workload_bias import answers, AnswerBias
 from arc_nb.encoding import output_tokens
 from arc_nb.inference import InferConfig, test_prompts
 from arc_nb.search import WORK
@@ -39,74 +39,6 @@ from arc_nb.fastdecode import FastDecoder
 TASKS = ('89565ca0', '7b5033c1', '58490d8a', '136b0064')
 SMOKE_TASKS = ('e8686506',)
 REGIMES = {'greedy': None, 'dfs': 0.17}
-MAXP = 64  # prompts of one search, and prompts of one table, a hook can tell apart
-_BUFS = {}  # output-layer weight address -> the tables: made once per model, overwritten by each new ViewBias
-
-class ViewBias:
-    """workload_bias's answers, row by row. During a FastDecoder step each row's bias comes from its prompt (`fd.which`,
-    mapped to a table slot by `use`) and its position (`fd.pos`), in tensor operations only (a CUDA graph records them
-    and reads the current slots and positions when replayed). The tables are buffers made once per model and overwritten
-    by each new ViewBias, because a graph captured under one hook reads them when it is replayed under the next. In the
-    model's own forward (prefill, or an eager fallback) the prompt is the one seen at its prefill."""
-    def __init__(self, model, fd, table, beta=BETA):
-        base = model.get_base_model() if hasattr(model, 'get_base_model') else model
-        head = base.get_output_embeddings()
-        dev, S = head.weight.device, len(table)
-        assert S <= MAXP and max(len(a) for a, _ in table.values()) <= MAXLEN
-        if head.weight.data_ptr() not in _BUFS:
-            z = lambda *shape: torch.zeros(*shape, dtype=torch.long, device=dev)
-            _BUFS[head.weight.data_ptr()] = (z(MAXP, MAXLEN), z(MAXP, MAXLEN), z(MAXP), z(MAXP), z(MAXP))
-        self.ans, self.alt, self.alen, self.plen, self.slot_of = _BUFS[head.weight.data_ptr()]
-        ans, alt = torch.zeros(MAXP, MAXLEN, dtype=torch.long), torch.full((MAXP, MAXLEN), -1, dtype=torch.long)
-        for s, (a, al) in enumerate(table.values()):
-            ans[s, :len(a)] = torch.tensor(a)
-            for j, t in al.items(): alt[s, j] = t
-        pad = [0] * (MAXP - S)
-        self.ans.copy_(ans); self.alt.copy_(alt)
-        self.alen.copy_(torch.tensor([len(a) for a, _ in table.values()] + pad))
-        self.plen.copy_(torch.tensor([len(k) for k in table] + pad))
-        self.slot_of.zero_()
-        self.fd, self.beta, self.slot = fd, beta, {k: s for s, k in enumerate(table)}
-        self.host = [(len(k), a, al) for k, (a, al) in table.items()]  # for the eager path
-        self.cur, self.pos0, self.T = None, 0, 0
-        self.handles = [base.register_forward_pre_hook(self.pre, with_kwargs=True), head.register_forward_hook(self.post)]
-
-    def use(self, prompts):
-        "Before a search of `prompts`: the table slot of each (the decoder's `which` is the index in `prompts`)."
-        self.slot_of[:len(prompts)].copy_(torch.tensor([self.slot[tuple(p)] for p in prompts]))
-
-    def pre(self, mod, args, kw):
-        ids = kw.get('input_ids', args[0] if args else None)
-        c = kw.get('cache', kw.get('past_key_values'))
-        self.pos0, self.T = (c.get_seq_length() if c is not None else 0), ids.shape[1]
-        if self.pos0 == 0: self.cur = self.slot.get(tuple(ids[0].tolist()))  # a prefill: which prompt
-
-    def rows_bias(self, out):
-        "[b, 1, V]: row i's bias at answer position pos[i] - (P - 1) of its prompt; zero outside the answer."
-        b, V = out.shape[0], out.shape[-1]
-        s = self.slot_of.index_select(0, self.fd.which[:b])
-        j = self.fd.pos[:b] - (self.plen.index_select(0, s) - 1)
-        ok = (j >= 0) & (j < self.alen.index_select(0, s))
-        jj = j.clamp(0, MAXLEN - 1)
-        a, al = self.ans[s, jj], self.alt[s, jj]
-        idx = torch.stack([a, al.clamp(min=0)], 1)
-        val = torch.stack([ok, ok & (al >= 0)], 1).to(out.dtype) * self.beta
-        return torch.zeros(b, V, dtype=out.dtype, device=out.device).scatter_add_(1, idx, val)[:, None]
-
-    def post(self, mod, inp, out):
-        if self.fd.stepping: return out + self.rows_bias(out)
-        if self.cur is None: return out
-        P, ans, alt = self.host[self.cur]
-        To = out.shape[1]
-        for t in range(To):
-            j = self.pos0 + self.T - To + t - (P - 1)
-            if 0 <= j < len(ans):
-                out[:, t, ans[j]] += self.beta
-                if j in alt: out[:, t, alt[j]] += self.beta
-        return out
-
-    def remove(self):
-        for h in self.handles: h.remove()
 
 def cand_sets(res): return [{tuple(s) for s, _ in r} for r in res]
 
@@ -137,6 +69,7 @@ def bench_one_test_input(m, v, model_name, task_ids, n, budget_s):
     "Per regime, the tasks' first test inputs under n views: sequential fd.dfs against fd.dfs_batch."
     _, ev = selection(0)
     fd = FastDecoder(m)
+    m.__dict__.setdefault('_arc_decoders', {})['bench'] = fd  # where the bias finds the decoder whose step is running
     icfg = InferConfig(n=n)
     records, t_start = [], time.perf_counter()
     for regime, mp in REGIMES.items():
@@ -148,7 +81,7 @@ def bench_one_test_input(m, v, model_name, task_ids, n, budget_s):
             table = answers(v, {tid: task}, icfg, regime)
             prompts = test_prompts(v, task, icfg)[0]
             rooms = [min(icfg.max_new_tokens, icfg.max_seq_len - len(p)) for p in prompts]
-            bias = ViewBias(m, fd, table)
+            bias = AnswerBias(m, table)  # per row during decode steps: `use` says which prompt each `which` is
             try: r = run_case(fd, bias, v, prompts, mp, rooms, table)
             finally: bias.remove()
             r.update(task=tid, answer_tokens=output_tokens(task.test[0].output))

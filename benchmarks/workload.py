@@ -73,6 +73,7 @@ def model_folder(shape):
 def settings_for(way, regime, smoke):
     s = dict(REFERENCE, **(SMOKE if smoke else {}), min_prob=MIN_PROB[regime])
     if way in ('arc_nb_best', 'arc_nb_batched'): s.update(BEST['settings'])
+    if way in ('arc_nb', 'arc_nb_best'): s['quick_views'] = 0  # issue 19's ways: one pass, the reload way's decode work
     return s
 
 def write_run_files(run, tasks, cfg):
@@ -97,7 +98,7 @@ def reload_worker(run_path, phase, tid, slot, gpu):
     from arc_nb.encoding import check_tokenizer
     from arc_nb.ttt import train_task
     from arc_nb.search import dfs_sample, dfs_recursive
-    from arc_nb.inference import predict_task, write_predictions, HFBackend
+    from arc_nb.inference import predict_task, write_predictions, HFBackend, score_candidates
     from arc_nb.data import write_json
     import workload_bias
     cfg = run.config(); tcfg, icfg = cfg.ttt(), cfg.infer()
@@ -125,6 +126,8 @@ def reload_worker(run_path, phase, tid, slot, gpu):
                 if min_prob is None:
                     return [dfs_sample(self.model, p, min_prob=None, max_new_tokens=m, eos_token_id=self.eos) for p, m in zip(prompts, max_new_tokens)]
                 return [dfs_recursive(self.model, p, min_prob=min_prob, max_new_tokens=m, eos_token_id=self.eos) for p, m in zip(prompts, max_new_tokens)]
+            def score(self, prompts, cands):  # and rescoring one view at a time (arc_nb's HFBackend batches them)
+                return [score_candidates(self.model, p, c) for p, c in zip(prompts, cands)]
         t = time.time(); preds = predict_task(OneAtATime(model, v.eos, decode='eager'), v, task, icfg); sec = time.time() - t
         write_predictions(run.predictions(tid), tid, preds, seconds=sec)
         work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
