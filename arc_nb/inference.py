@@ -21,7 +21,8 @@ from .fastdecode import fast_decoder
 
 # %% auto 0
 __all__ = ['InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'view_prompt', 'score_candidates', 'score_batch',
-           'Backend', 'HFBackend', 'test_prompts', 'predict_task', 'VLLMBackend', 'write_predictions', 'attempts_of']
+           'kv_bytes_per_token', 'Backend', 'HFBackend', 'test_prompts', 'predict_task', 'VLLMBackend',
+           'write_predictions', 'attempts_of']
 
 # %% ../nbs/06_inference.ipynb
 @dataclass
@@ -39,8 +40,13 @@ class InferConfig:
     seed: int = 0
     # 'auto': CUDA graphs on a GPU for Llama-style models, else eager; or 'eager' / 'static' / 'graph' (see fastdecode)
     decode: str = 'auto'
+    # GB of KV cache one search (and one rescoring pass) may hold; None: on a GPU the decoder takes half of what is free
+    # (a run's workers pass their equal share of the GPU instead, see 07_scheduler)
+    max_cache_gb: float | None = None
 
     def __post_init__(self):
+        if self.max_cache_gb is not None and self.max_cache_gb <= 0:
+            raise ValueError(f"max_cache_gb must be positive, or None for the default; got {self.max_cache_gb}")
         if self.decode not in DECODE_MODES:
             raise ValueError(f"decode must be one of {DECODE_MODES}, not {self.decode!r}")
         if self.n < 1:
@@ -187,6 +193,17 @@ def score_batch(model, prompts, cands: list[list[list[int]]], max_tokens=None) -
     return res
 
 # %% ../nbs/06_inference.ipynb
+def kv_bytes_per_token(model) -> int:
+    "Bytes of keys and values one token of context takes in `model`'s cache (all layers), from its config."
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    c = base.config
+    heads = getattr(c, 'num_attention_heads', None) or c.n_head
+    kv = getattr(c, 'num_key_value_heads', None) or heads
+    hd = getattr(c, 'head_dim', None) or (getattr(c, 'hidden_size', None) or c.n_embd) // heads
+    layers = getattr(c, 'num_hidden_layers', None) or c.n_layer
+    return 2 * layers * kv * hd * next(base.parameters()).element_size()
+
+
 @runtime_checkable
 class Backend(Protocol):
     """What `predict_task` asks of a decoder. `HFBackend` (a transformers model) and `VLLMBackend` are two; a plain
@@ -210,10 +227,12 @@ class HFBackend:
 
     score_tokens = 2**17  # rescoring: rows x tokens one pass may hold (16 GiB of KV cache for a Mistral-7B in bf16)
 
-    def __init__(self, model, eos_token_id, max_batch=None, decode='auto'):
+    def __init__(self, model, eos_token_id, max_batch=None, decode='auto', max_cache_gb=None):
         self.model, self.eos, self.max_batch = model, eos_token_id, max_batch
         # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_batch
-        self.decoder = fast_decoder(model, decode)
+        self.decoder = fast_decoder(model, decode, **({} if max_cache_gb is None else {'max_cache_gb': max_cache_gb}))
+        if max_cache_gb is not None:  # rescoring's cache within the same bound
+            self.score_tokens = max(4096, int(max_cache_gb * 2**30 / kv_bytes_per_token(model)))
 
     def sample(self, prompts, *, min_prob, max_new_tokens):
         "Per prompt, the (ids, logprob) sequences to decode: the prompts searched together."
@@ -240,7 +259,7 @@ def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig, tests=None) ->
     """Candidates and top-2 attempts for every test input of `task` (or the indices `tests`), in the original frame.
     `backend`: a model, `HFBackend` or `VLLMBackend`."""
     if not isinstance(backend, Backend):
-        backend = HFBackend(backend, v.eos, cfg.max_batch, cfg.decode)
+        backend = HFBackend(backend, v.eos, cfg.max_batch, cfg.decode, cfg.max_cache_gb)
     views, fb, preds = task_views(task, cfg), fallback_attempts(task), []
     for i, prompts in enumerate(test_prompts(v, task, cfg, views)):
         if tests is not None and i not in tests:

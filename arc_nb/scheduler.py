@@ -29,7 +29,7 @@ __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITO
            'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
            'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'Launch',
            'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish',
-           'launch', 'Worker', 'merge_test']
+           'launch', 'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -99,6 +99,7 @@ INFER_SETTINGS = dict(
     min_prob=("DFS probability threshold, or 'none' for greedy", _none_or(float, 'greedy')),
     max_new_tokens="longest answer generated (931: a 30x30 grid, its newlines and the end token)",
     decode="DFS decode path: 'auto' (CUDA graphs on a GPU for Llama-style models), 'eager', 'static' or 'graph'",
+    max_cache_gb="GB of KV cache one inference worker's search may hold (default: an equal share of its GPU, see `cache_share`)",
     max_seq_len=None,
     seed=None,
 )
@@ -982,6 +983,19 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
     return finish(L, sub)
 
 # %% ../nbs/07_scheduler.ipynb
+def cache_share(model, cfg: RunConfig, total_bytes=None) -> float:
+    """GB of KV cache each searching worker of a GPU may hold: half of the memory that the workers' copies of the model
+    leave, split evenly between the workers that search (the other half: training, activations, the allocator). Without
+    it each process would take half of what was free when it looked, and the last one to look would find nothing."""
+    import torch
+
+    total = total_bytes or torch.cuda.get_device_properties(model.device).total_memory
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    workers = cfg.train_slots + (cfg.infer_slots if cfg.mode == 'split' else 0)
+    searchers = cfg.infer_slots if cfg.mode == 'split' else cfg.train_slots
+    return max(0.25, 0.5 * (total - workers * weights) / searchers / 2**30)
+
+# %% ../nbs/07_scheduler.ipynb
 class Worker:
     "One slot's worker: its run directory, phase, device, model and estimate of seconds per task."
 
@@ -1032,7 +1046,10 @@ class Worker:
             if os.environ.get(SETUP_ENV):
                 worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
             self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
-        self.emit('model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype)
+            self.cache_gb = None if self.gpu is None else cache_share(self.model, cfg)
+        self.emit(
+            'model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype, cache_gb=self.cache_gb
+        )
         tokens = dict(json.loads(run.order_file.read_text()))  # task id -> tokens, longest first: one read
         self.tasks, self.order = run.tasks(), list(tokens)
         self.est = _Estimator(run.events_file, tokens)
@@ -1142,7 +1159,7 @@ def infer(self, task, ic, kind='full', tests=None):
     from arc_nb.inference import predict_task, HFBackend
 
     with timed() as t:
-        backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode)
+        backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode, ic.max_cache_gb or self.cache_gb)
         preds = predict_task(backend, self.vocab, task, ic, tests=tests)
     st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
     stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
@@ -1273,11 +1290,24 @@ def attempt(self, task, lock) -> bool:
                 )
     except Exception as e:
         msg = f"{type(e).__name__}: {e}"
+        if _is_oom(e) and self.ooms(task.id) < 2:  # memory that other workers held: left for later, not failed (twice)
+            self.emit(
+                'task_error', task=task.id, message=f"out of memory again, the task is left for later: {msg}", oom=True
+            )
+            return False
         self.emit('task_error', task=task.id, message=msg)
         write_json(
             self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
         )
     return False
+
+
+@_method_of(Worker)
+def ooms(self, tid) -> int:
+    "How often task `tid` ran out of memory at half its `max_seq_len` in this run (every worker's events)."
+    return sum(
+        e.get('event') == 'task_error' and e.get('task') == tid and bool(e.get('oom')) for e in self.rundir.events()
+    )
 
 
 @_method_of(Worker)
