@@ -40,8 +40,8 @@ class InferConfig:
     seed: int = 0
     # 'auto': CUDA graphs on a GPU for Llama-style models, else eager; or 'eager' / 'static' / 'graph' (see fastdecode)
     decode: str = 'auto'
-    # GB of KV cache one search (and one rescoring pass) may hold; None: on a GPU the decoder takes half of what is free
-    # (a run's workers pass their equal share of the GPU instead, see 07_scheduler)
+    # GB of KV cache a search and a rescoring pass may hold together; None: on a GPU the decoder takes half of what is
+    # free (a run's workers pass their equal share of the GPU instead, see 07_scheduler)
     max_cache_gb: float | None = None
 
     def __post_init__(self):
@@ -229,10 +229,12 @@ class HFBackend:
 
     def __init__(self, model, eos_token_id, max_batch=None, decode='auto', max_cache_gb=None):
         self.model, self.eos, self.max_batch = model, eos_token_id, max_batch
-        # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_batch
-        self.decoder = fast_decoder(model, decode, **({} if max_cache_gb is None else {'max_cache_gb': max_cache_gb}))
-        if max_cache_gb is not None:  # rescoring's cache within the same bound
-            self.score_tokens = max(4096, int(max_cache_gb * 2**30 / kv_bytes_per_token(model)))
+        # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_batch. Within `max_cache_gb` both: the
+        # decoder's cache (kept between searches: its graphs read it) takes 2/3, a rescoring pass the rest
+        kw = {} if max_cache_gb is None else {'max_cache_gb': round(max_cache_gb * 2 / 3, 3)}
+        self.decoder = fast_decoder(model, decode, **kw)
+        if max_cache_gb is not None:
+            self.score_tokens = max(4096, int(max_cache_gb / 3 * 2**30 / kv_bytes_per_token(model)))
 
     def sample(self, prompts, *, min_prob, max_new_tokens):
         "Per prompt, the (ids, logprob) sequences to decode: the prompts searched together."

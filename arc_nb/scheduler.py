@@ -984,16 +984,18 @@ def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend
 
 # %% ../nbs/07_scheduler.ipynb
 def cache_share(model, cfg: RunConfig, total_bytes=None) -> float:
-    """GB of KV cache each searching worker of a GPU may hold: half of the memory that the workers' copies of the model
-    leave, split evenly between the workers that search (the other half: training, activations, the allocator). Without
-    it each process would take half of what was free when it looked, and the last one to look would find nothing."""
+    """GB of KV cache each searching worker of a GPU may hold (its search and rescoring together): 40% of the memory that
+    the workers' copies of the model leave, split evenly between the workers that search; the rest is for training,
+    activations and the allocator. Without it each process took half of what was free when it looked, and the last one
+    to look found nothing (out of memory on the H200 at 1 train + 3 inference slots; at 50%, still out of memory in DFS
+    rescoring next to the training worker)."""
     import torch
 
     total = total_bytes or torch.cuda.get_device_properties(model.device).total_memory
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
     workers = cfg.train_slots + (cfg.infer_slots if cfg.mode == 'split' else 0)
     searchers = cfg.infer_slots if cfg.mode == 'split' else cfg.train_slots
-    return max(0.25, 0.5 * (total - workers * weights) / searchers / 2**30)
+    return max(0.25, 0.4 * (total - workers * weights) / searchers / 2**30)
 
 # %% ../nbs/07_scheduler.ipynb
 class Worker:

@@ -27,6 +27,7 @@ def main():
     w('`python benchmarks/gpu_bench.py --smoke --sections overhead,throughput,dfs,profile,scheduled --out /tmp/x.json` runs the same code on a tiny model on a CPU in a minute.\n')
 
     workload(w)
+    batched(w)
     w('## 1. Per-task overhead: arc_nb against reloading per task\n')
     w("arc_nb's way per task: `reset_lora` (in place), train, save the adapter, hot-load it into a resident inference model "
       "(`load_adapter_weights`, in place). The reload way: load the base model from local disk and attach LoRA (train side), "
@@ -231,7 +232,7 @@ def workload(w):
       "19 test inputs); the reference's settings: " + ', '.join(f'{k} {v}' for k, v in r['settings'].items()) + ". Regimes: `greedy` decodes exactly "
       "each view's answer (a logit bias, `benchmarks/workload_bias.py`, the same in every way); `dfs` is the min_prob 0.17 DFS over a tree with two 50/50 "
       "branch points per view (four candidates a view). A random model cannot score; this measures cost. Commands, one `device` call each:\n")
-    w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge benchmarks/results/workload_b.json benchmarks/results/workload_c.json --out benchmarks/results/workload.json\npython3 benchmarks/report.py\n```\n')
+    w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge benchmarks/results/workload_b.json benchmarks/results/workload_c.json benchmarks/results/workload_d.json benchmarks/results/workload_e.json --out benchmarks/results/workload.json\npython3 benchmarks/report.py\n```\n')
     w('Every run had a time budget (seconds, the same for every way within a regime); it may end sooner, when the workers stop '
       'claiming what their estimate says cannot finish before it. *done*: trained and every test input predicted. *useful %*: training and prefill/rescoring '
       'FLOPs over the measured 789 TFLOP/s plus decode weight-and-KV bytes over the measured 4.3 TB/s, per wall second (`arc_nb.plots.useful_work`, formulas in '
@@ -281,6 +282,44 @@ def workload(w):
     plot_workload(r)
     w('![NVML utilisation against useful work, and where the process-seconds went, per run](results/workload.png)\n')
     if (HERE/'results'/'workload_notes.md').exists(): w((HERE/'results'/'workload_notes.md').read_text())
+
+def batched(w):
+    "Issue 21: every view of a test input in one search; anytime passes under a budget."
+    b = R('batched_inference')
+    i = b['one_test_input_info']
+    w("## 0b. Batched, anytime inference (issue 21)\n")
+    w(f"`benchmarks/batched_inference.py` on the {i['gpu']} ({i['date']}), torch {i['torch']}, transformers {i['transformers']}: the random "
+      f"{i['params']/1e9:.2f}B Llama with a random LoRA r32 adapter (fp32), bf16. One test input at n=8 views: its 8 prompts searched one after another "
+      "(`FastDecoder.dfs` per view, what `HFBackend` did before) against one `FastDecoder.dfs_batch` over all 8 (every view's branches rows of one static "
+      "cache, one CUDA-graph replay a step), after a warm-up; `greedy` and the min_prob 0.17 `dfs` regime of the workload's answer bias (two 50/50 branch "
+      "points a view). `same candidates`: prompts whose candidate sets are identical in both ways (bf16). Commands:\n")
+    w('```\npython3 benchmarks/batched_inference.py --out $OUT                              # one_test_input: four tasks spread over the answer lengths\n'
+      'python3 benchmarks/batched_inference.py --tasks short --key one_test_input_short --out $OUT   # the first run: the four shortest answers\n```\n')
+    w('| tasks (answer tokens) | regime | sequential | batched | **speedup** | same candidates | decode tokens / s, sequential -> batched |')
+    w('|---|---|---|---|---|---|---|')
+    for key, label in (('one_test_input', 'representative'), ('one_test_input_short', 'short')):
+        for r in b.get(key, []):
+            toks = ', '.join(str(x['answer_tokens']) for x in r['rows'])
+            w(f"| {label}: {', '.join(r['tasks'])} ({toks}) | {r['regime']} | {r['sequential_s']:.1f} s | {r['batched_s']:.1f} s | **{r['speedup']:.1f}x** | "
+              f"{100 * r['same_candidates']:.0f}% | {r['sequential_tokens_per_s']:.0f} -> {r['batched_tokens_per_s']:.0f} |")
+    rows = [x for k in ('one_test_input', 'one_test_input_short') for r in b.get(k, []) for x in r['rows']]
+    same = [s for x in rows for s in x['same']]
+    w(f"\nOver every prompt measured ({len(same)}), the candidate sets agree on **{100 * sum(same) / len(same):.1f}%**; the differences are DFS "
+      "branches at the threshold (the bias puts candidates near p = 0.25 and 0.17 is the floor), where bf16 noise decides. Per task the speedup grows with "
+      "the answer's length (2.5x at 35 tokens, 6x at 500-870): the 8 prompts' prefill (about 20K tokens/s through the model's own forward, the same in "
+      "both ways) is a fixed cost that batching the decode steps cannot shrink, and a short answer leaves it most of the time.\n")
+    sch = b.get('scheduled', [])
+    if sch:
+        w(f"**Scheduled runs whose budget is shorter than the work** (`arc_nb_batched` in the workload table above: {b.get('scheduled_note', '')}):\n")
+        w('| regime | budget | submission final at | unused | tasks trained | done (every test input at the full pass) | tests with a model prediction | tests at the full pass | trained tests left at the fallback |')
+        w('|---|---|---|---|---|---|---|---|---|')
+        for x in sch:
+            w(f"| {x['regime']} | {x['budget_s']:.0f} s | {x['used_s']:.1f} s | {x['unused_pct']:.1f}% | {x['trained']}/{x['tasks']} | {x['tasks_done']} | "
+              f"{x['tests_predicted']}/{x['tests']} | {x['tests_full']} | **{x['tests_at_fallback_with_adapter']}** |")
+        w("\nThe greedy run's one trained test left at the fallback (e8686506) got its adapter 1.4 s before the cut, less than a quick pass takes "
+          "(1.5-4 s there). In the dfs run every trained task has a model prediction, most from the quick pass: its full searches ran out of memory "
+          "beside the training worker (the three inference workers' caches and rescoring took 14 GB each, twice), and were left for later. The share "
+          "is now 40% of what the workers' weights leave, the decoder's cache and rescoring together; that change has not run on the GPU yet.\n")
 
 def plot_workload(r):
     "results/workload.png: per run, NVML % beside useful %, and its process-seconds by kind."
