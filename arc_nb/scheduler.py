@@ -1071,17 +1071,21 @@ def need(self, tid, kind=None):
 
 @_method_of(Worker)
 def choices(self):
-    """(the tasks to try to claim, best first; pending; ready). An inference worker puts the adapters that wait for their
-    quick pass first; then the longest tasks that fit; then, when a quick pass stands, the cheapest others (a full
-    search cut by the deadline loses nothing)."""
+    """(the tasks to try to claim, best first; pending; ready). Tasks without a prediction come first: for an inference
+    worker the adapters that wait for their quick pass, whatever the time left; then the longest tasks that fit; then,
+    when their quick pass stands, the cheapest others (a full search cut by the deadline loses nothing). A fused worker
+    redoes a task at the quick pass (training it again) only when training and the full search fit."""
     run = self.rundir
     pending = [t for t in self.order if not run.done(t, self.done_phase)]
     ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
     quick = self.phase == 'infer' and self.cfg.quick() is not None
-    first = [t for t in ready if quick and not run.predicted(t)]
-    rest = [t for t in ready if t not in set(first)]
-    fits = [t for t in rest if self.need(t) <= self.time_left()]
-    late = sorted((t for t in rest if quick and t not in set(fits)), key=self.need)
+    new = [t for t in ready if not run.predicted(t)]
+    first = new if quick else []
+    rest = ([] if quick else new) + [t for t in ready if run.predicted(t)]
+    left = self.time_left()
+    fits = [t for t in rest if self.need(t) <= left]
+    fit = set(fits)
+    late = sorted((t for t in rest if t not in fit), key=self.need) if quick else []  # stable: ties keep order
     return first + fits + late, pending, ready
 
 
