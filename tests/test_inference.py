@@ -224,7 +224,7 @@ def per_prompt(m, prompts, p, news):
 
 # prompts of four different lengths, searched as one batch
 BATCH = [PROMPTS[1], PROMPTS[0][:-1] + [V.cells[i % 10] for i in range(13)] + PROMPTS[0][-1:], PROMPTS[2], PROMPTS[0]]
-BATCH_MODELS = {**{k: f for k, f in MODELS.items() if k != 'gpt2'},
+STATIC_MODELS = {**{k: f for k, f in MODELS.items() if k != 'gpt2'},
                 'mistral': lambda: boost_eos(peaked(small_model(MistralForCausalLM, MistralConfig, 1, sliding_window=None), 10), 2.0),
                 'qwen2': lambda: boost_eos(peaked(small_model(Qwen2ForCausalLM, Qwen2Config, 2), 10), 2.0)}
 
@@ -323,11 +323,11 @@ def test_graph_buckets_dry_run(name):
     assert fd.stats['replays'] > 0 and fd.stats['eager_steps'] == 0
 
 @pytest.mark.parametrize('mode', ['static', 'dry-graph'])
-@pytest.mark.parametrize('name', list(BATCH_MODELS))
-def test_dfs_batch_matches_dfs_sample(name, mode):
+@pytest.mark.parametrize('name', list(STATIC_MODELS))
+def test_static_dfs_batch_matches_dfs_sample(name, mode):
     """dfs_batch over prompts of different lengths = dfs_sample on each alone (same lists, same order, log-probs within 1e-5),
     for every threshold and greedy, one max_new_tokens for all or one per prompt; static cache, and the graph path's buckets."""
-    m = BATCH_MODELS[name]()
+    m = STATIC_MODELS[name]()
     fd = FastDecoder(m, max_rows=512) if mode == 'static' else Dry(m, graphs=True, max_rows=512, min_len=16)
     assert len({len(p) for p in BATCH}) == 4
     probs = (0.9, 0.3, 0.05, 0.01, 0.002, None) if mode == 'static' else (0.3, 0.01, None)
