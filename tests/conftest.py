@@ -5,16 +5,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # The heavy tier: real multi-process runs, kills, a notebook executed headless, Ray, the workload smoke run. CI runs every
-# test (`pytest -q -n 2 --dist loadfile tests`); while developing, `pytest -q -n 2 -m "not slow" tests` runs the fast tier.
+# test; while developing, `pytest -q -n 2 -m "not slow" tests` runs the fast tier.
 SLOW = {'test_scheduler.py', 'test_ray.py', 'test_kaggle.py', 'test_plots.py', 'test_same_run.py',
         'test_workload.py::test_workload_smoke', 'test_cli.py::test_pretrain_resume_and_model_folder',
         'test_ttt.py::test_ttt_raises_the_score_on_a_real_task', 'test_ttt.py::test_adapter_is_bitwise_independent_of_process_and_order',
         'test_inference.py::test_predictions_file_survives_sigkill', 'test_inference.py::test_compiled_step_matches_dfs_sample'}
 
+# Tests that check a run's wall time against its budget: the test command runs them alone, after the others (two at once
+# on two cores would make a budget test measure the other test's load).
+TIMING = {'test_scheduler.py::test_time_budget_far_too_small', 'test_scheduler.py::test_moderate_budget_quick_passes_first',
+          'test_kaggle.py::test_notebook_with_too_small_a_budget_leaves_a_valid_submission'}
+
 def pytest_collection_modifyitems(config, items):
     for it in items:
         f = Path(str(it.fspath)).name
         if f in SLOW or f"{f}::{it.originalname}" in SLOW: it.add_marker(pytest.mark.slow)
+        if f"{f}::{it.originalname}" in TIMING: it.add_marker(pytest.mark.timing)
 
 def arc_nb_cmd():
     "The installed `arc-nb` console script (beside this Python), so tests exercise the real entry point."
