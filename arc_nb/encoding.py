@@ -87,7 +87,7 @@ def _ids(tok, text):
         ids.pop(0)
     return ids
 
-
+# %% ../nbs/03_encoding.ipynb
 def check_tokenizer(tok) -> Vocab:
     "The `Vocab` of `tok`; raise `TokenizerError` when a cell is not exactly one token."
     fix = (

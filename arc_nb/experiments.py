@@ -216,7 +216,7 @@ def benchmark_results(name: str) -> dict | None:
     f = repo_root() / 'benchmarks' / 'results' / f'{name}.json'
     return json.loads(f.read_text()) if f.exists() else None
 
-
+# %% ../nbs/10_experiments.ipynb
 def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
     """(base RunConfig, seeds) for an analysis sweep. Quick mode: the tiny random model, the 2 smallest ARC-AGI-2
     evaluation tasks, 2 seeds, fused, on the CPU. Otherwise: the small ARC model (`models/arc-small`, or

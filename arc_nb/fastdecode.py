@@ -36,7 +36,7 @@ def pow2(n, lo=1):
 def _base(model):
     return model.get_base_model() if hasattr(model, 'get_base_model') else model
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 def unsupported(model) -> str | None:
     "Why `model` cannot use the static-cache decoder, or None when it can."
     base = _base(model)
@@ -204,7 +204,7 @@ def _k_act(y, d, n, act, dt):
 
 KERNELS = dict(norm=_k_norm, add_norm=_k_add_norm, rope=_k_rope, flat=_k_flat, act=_k_act)
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 class _Proj:
     """A layer's (fused) projection: base weight `W` [out, in] and `bias` (or `Ws`, unfused); LoRA `A` [R, in] and
     block-diagonal `B` [out, R]."""
@@ -239,7 +239,7 @@ class _Proj:
             y = torch.cat([F.linear(x, w, b) for w, b in self.Ws], -1)
         return y, (None if self.A is None else torch.mm(torch.mm(x32, self.A.t()), self.B.t()))
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 def _fused(lins):
     """(W, bias): one [sum out, in] weight for `lins`, each module's weight (and bias) re-pointed to a view of it; None
     when it cannot."""
@@ -325,7 +325,7 @@ def _add_to(cls):
 
     return add
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 class FastDecoder:
     """`dfs_sample` over a static KV cache; on CUDA each decode step is a CUDA graph replay (one graph per batch and
     length bucket, captured once)."""
@@ -483,7 +483,7 @@ def _prepare(self):
     self._copies = [c for ly in L for k in ('qkv', 'o', 'gu', 'down') for c in ly[k].copies]
     self._k = self._k or self._kernels()
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
 def _kernels(self):
     """The step's elementwise functions (`KERNELS`), compiled when `compile` is on; uncompiled, said once, when
@@ -508,7 +508,7 @@ def _kernels(self):
         self.compile = False
         return KERNELS
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
 @torch.inference_mode()  # the buffers were made in inference mode
 def refresh(self):
@@ -591,7 +591,7 @@ def _step_fused(self, b, L):
     logits = self.base.lm_head(x[:, None])  # [b, 1, V], hooks on the head see HF's shape
     return torch.log_softmax(logits[:, -1].float(), -1)
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
 def _step_modules(self, b, L):
     "The step through the model's own modules (`fuse=False`, or a model `unfusable` names), attention written here."
@@ -657,7 +657,7 @@ def _capture(self, b, L):
     self.stats['capture_s'] += time.perf_counter() - t
     return g, out
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 def _count_step(pos):
     "A step's useful work in `WORK`: one pass, its rows, each row's own context (`pos + 1` keys; a bucket computes more)."
     WORK.step(len(pos), 0)

@@ -66,7 +66,7 @@ class Candidate:
     def score(self):
         return sum(self.scores) if self.scores else self.dfs_logprob
 
-
+# %% ../nbs/06_inference.ipynb
 @dataclass
 class TestPrediction:
     index: int
@@ -256,7 +256,7 @@ def test_prompts(v: Vocab, task: Task, cfg: InferConfig, views=None) -> list[lis
         out.append([view_prompt(v, task, i, tr, cfg, reserve).input_ids.tolist() for tr in views])
     return out
 
-
+# %% ../nbs/06_inference.ipynb
 def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig, tests=None) -> list[TestPrediction]:
     """Candidates and top-2 attempts for every test input of `task` (or the indices `tests`), in the original frame.
     `backend`: a model, `HFBackend` or `VLLMBackend`."""

@@ -97,6 +97,7 @@ cfg = RunConfig(**{**CONFIG, 'data': DATA, 'model': MODEL, 'out': str(run_dir), 
 summary = launch(cfg, progress=True)
 summary'''
 
+# %% ../nbs/11_kaggle.ipynb
 CHECK = r'''shutil.copy(run_dir/'submission.json', OUT/'submission.json')
 final = json.loads((OUT/'submission.json').read_text())
 problems = validate_submission(final, {k: challenges[k] for k in ids})
@@ -127,7 +128,7 @@ def kaggle_config(overrides: dict | None = None) -> dict:
         raise ValueError(f"unknown setting(s) in the Kaggle config: {', '.join(bad)}")
     return {**d, **(overrides or {})}
 
-
+# %% ../nbs/11_kaggle.ipynb
 def build_notebook(config: dict | None = None) -> dict:
     "The submission notebook (nbformat 4 dict) with arc_nb's source and the resolved configuration embedded."
     cfg, src = kaggle_config(config), package_sources()
@@ -187,7 +188,7 @@ def kernel_metadata(slug='arc-nb-submission', user='USERNAME') -> dict:
         'kernel_sources': [],
     }
 
-
+# %% ../nbs/11_kaggle.ipynb
 def write_kaggle(out='kaggle', config: dict | None = None) -> Path:
     "Write `out/arc_nb_submission.ipynb` and `out/kernel-metadata.json`; returns the notebook path."
     from arc_nb.data import write_json

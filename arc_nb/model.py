@@ -169,7 +169,7 @@ def _write_adapter(config, tensors: dict, dir: Path):
     os.replace(tmp, dir)
     return dir
 
-
+# %% ../nbs/04_model.ipynb
 class AdapterWriter:
     "Saves adapters in the background: `save` waits only for the copy to host memory; `wait` for the files."
 
@@ -226,7 +226,7 @@ def save_adapter(model, dir) -> Path:
     AdapterWriter().save(model, dir).wait()
     return Path(dir)
 
-
+# %% ../nbs/04_model.ipynb
 def _adapter_config(model):
     c = model.peft_config[model.active_adapter]
     return {'r': c.r, 'lora_alpha': c.lora_alpha, 'target_modules': sorted(c.target_modules)}

@@ -292,7 +292,7 @@ def plot_slots(run, ax=None):
     ax.set_title(f"{Path(run).name}: slot timeline (mean busy {sm.busy_pct.mean():.1f}%; gaps are idle)")
     return ax
 
-
+# %% ../nbs/09_plots.ipynb
 def plot_resources(run, ax=None):
     "GPU utilisation per GPU over time (CPU % when there is no GPU), with each device's mean."
     r = read_resources(run)
@@ -378,7 +378,7 @@ class Live:
 
         display(self.widget)
 
-
+# %% ../nbs/09_plots.ipynb
 def live(run, interval=5.0) -> Live:
     "Show and keep refreshing the slot timeline, the resource plot and the summary of `run`."
     v = Live(run, interval)

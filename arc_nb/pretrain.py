@@ -232,7 +232,7 @@ def _save_ckpt(d: Path, model, opt, state):
     tmp.rename(d)
     shutil.rmtree(old, ignore_errors=True)
 
-
+# %% ../nbs/05b_pretrain.ipynb
 def _load_moments(d: Path, model, opt):
     "AdamW's state from checkpoint `d` (whose weights `model` was loaded from); returns the training state."
     mom, state = _load_split(d, 'adam', model.device), json.loads((d / 'state.json').read_text())
@@ -320,7 +320,7 @@ def _train_step(model, opt, amp, x, y, lr):
     opt.zero_grad(set_to_none=True)
     return loss
 
-
+# %% ../nbs/05b_pretrain.ipynb
 def pretrain(
     out, cfg: PretrainConfig | None = None, *, time_limit=None, max_steps=None, device=None, log_every=50, progress=True
 ) -> dict:

@@ -249,7 +249,7 @@ def _step(model, cache, mask, branches):
     logits, cache = forward(model, ids, cache, mask=mask, pos=mask.sum(-1, keepdim=True) - 1)
     return cache, mask, logits[:, -1], branches
 
-
+# %% ../nbs/06a_search.ipynb
 @torch.inference_mode()
 def dfs_batch(model, prompts, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
     """`dfs_sample` of every prompt (`max_new_tokens`: one for all or one per prompt), searched together: one padded

@@ -74,7 +74,7 @@ def gpt2(seed, **kw):
         GPT2Config(vocab_size=_compact()[0], n_embd=32, n_layer=2, n_head=4, **{'n_positions': 512, **kw})
     ).eval()
 
-
+# %% ../nbs/13_testing.ipynb
 def with_lora(m, r=4, alpha=8, std=0.5):
     "`m` under a peft LoRA on all linear layers, its `B` matrices random (peft starts them at zero: no effect)."
     from peft import LoraConfig, get_peft_model

@@ -128,7 +128,7 @@ def _lr_lambda(cfg, total):
 
     return f
 
-
+# %% ../nbs/05_ttt.ipynb
 def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> TrainResult:
     """Train the resident LoRA on encoded sequences (an optimizer and schedule made here); the model is left in eval
     mode with its cache setting restored."""
