@@ -319,8 +319,8 @@ def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig, tests=None) ->
     return preds
 
 # %% ../nbs/06_inference.ipynb
-class VLLMBackend:
-    "`predict_task` backend on a resident vLLM engine with multi-LoRA; `use(adapter_dir)` selects a task's adapter."
+class _VLLMBase:
+    "The engine side of `VLLMBackend`: a resident vLLM engine with LoRA on, and the adapter its requests use."
 
     def __init__(self, llm, *, eos_token_id, samples=8, temperature=1.0, seed=0):
         self.llm, self.eos, self.samples, self.temperature, self.seed = llm, eos_token_id, samples, temperature, seed
@@ -363,6 +363,10 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         return SamplingParams(**kw)
+
+# %% ../nbs/06_inference.ipynb
+class VLLMBackend(_VLLMBase):
+    "`predict_task` backend on a resident vLLM engine with multi-LoRA; `use(adapter_dir)` selects a task's adapter."
 
     def sample(self, prompts, *, min_prob, max_new_tokens):
         reqs = [{'prompt_token_ids': p} for p in prompts]
