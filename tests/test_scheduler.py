@@ -136,7 +136,7 @@ def test_time_budget_far_too_small(tmp_path):
 def test_moderate_budget_quick_passes_first(tmp_path):
     """A budget shorter than the work (issue 21): every adapter gets its quick pass before the inference worker spends
     time on a full search; full searches replace quick passes test input by test input; the cut keeps a valid submission."""
-    out, tasks, budget = tmp_path / 'anytime', BY_SIZE[:10], 50.0
+    out, tasks, budget = tmp_path / 'anytime', BY_SIZE[:10], 80.0
     t0 = time.time()
     s = launch(RunConfig(out=str(out), tasks=tasks, time_budget=budget, **{**FAST, 'epochs': 1, 'n': 8, 'min_prob': 0.05},
                          max_new_tokens=100), progress=False)
