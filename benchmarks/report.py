@@ -275,6 +275,8 @@ def workload(w):
       f"{pr['roofline_s_per_eval_task_this_gpu']:.1f} s on this GPU and {pr['roofline_s_per_eval_task_L4']:.0f} s on an L4 ({pr['L4']['note']}). "
       f"Assumed: {pr['assumptions']}. Short runs understate what a 12 h run reaches (start-up and the ragged end weigh more), so read these as "
       "upper bounds for today's code.\n")
+    w("For `arc_nb_batched` the roofline counts a decode step per test input (its views decode as one batch: a step reads the "
+      "weights once for all of them), not per view; its useful % was measured the same way.\n")
     w('| way | slots | useful % | hours for 240 tasks, this GPU | hours for 240 tasks, 4 L4 (projection) |')
     w('|---|---|---|---|---|')
     for x in pr['rows']: w(f"| {x['way']} | {x['slots']} | {x['useful_util_pct']:.1f} | {x['hours_240_this_gpu']:.1f} | {x['hours_240_4xL4']:.1f} |")

@@ -392,33 +392,42 @@ def eval_work(settings):
     v = check_tokenizer(make_compact_tokenizer())
     cfg = RunConfig(**dict(settings, min_prob=None))
     tc, ic = cfg.ttt(), cfg.infer()
-    tot = dict(tasks=0, tests=0, train_tokens=0, tokens_sq=0, steps=0, rows=0, kv=0, tokens=0, ctx=0)
+    tot = dict(tasks=0, tests=0, train_tokens=0, tokens_sq=0, steps=0, steps_batched=0, rows=0, kv=0, tokens=0, ctx=0)
     for tid, t in load_tasks('arc-agi-2/evaluation').items():
         lens = [len(s) for s in task_sequences(v, t, tc)]
         tot['tasks'] += 1; tot['tests'] += len(t.test); tot['train_tokens'] += sum(lens); tot['tokens_sq'] += sum(x * x for x in lens)
+        fed = []
         for p, (ans, _) in workload_bias.answers(v, {tid: t}, ic, 'greedy').items():
             P, A = len(p), len(ans)
             tot['steps'] += A - 1; tot['rows'] += A - 1; tot['kv'] += sum(P + k + 1 for k in range(A - 1))
             # the search's prefill, then rescoring: the prompt again and one candidate of A tokens (A - 1 fed)
             tot['tokens'] += 2 * P + A - 1; tot['ctx'] += P * (P + 1) + (A - 1) * P + (A - 1) * A // 2
+            fed.append(A - 1)
+        # views searched as one batch (arc_nb_batched): a test input's steps are its longest view's (answers() lists a
+        # test input's n views one after another)
+        tot['steps_batched'] += sum(max(fed[i:i + ic.n]) for i in range(0, len(fed), ic.n))
     return tot
 
 def project(res):
     "Hours for 240 tasks at each way's measured useful-work rate: on this GPU, and on 4 L4s (a projection, see L4)."
-    m, ew = res['model'], res.get('eval_work') or eval_work(res['settings'])
+    m, ew = res['model'], res.get('eval_work')
+    if not ew or 'steps_batched' not in ew: ew = eval_work(res['settings'])
     res['eval_work'] = ew
     lora = next((w['useful']['lora_bytes'] for w in res['ways'] if w['useful'].get('lora_bytes')), 0)
-    def seconds(flops, bw):
+    def seconds(flops, bw, steps):
         f = 4 * m['params'] * ew['train_tokens'] + 6 * m['layers'] * m['d_model'] * ew['tokens_sq'] + 2 * m['params'] * ew['tokens'] + 4 * m['layers'] * m['d_model'] * ew['ctx']
-        b = ew['steps'] * (m['weight_bytes'] + lora) + ew['kv'] * m['kv_bytes_per_token']
+        b = steps * (m['weight_bytes'] + lora) + ew['kv'] * m['kv_bytes_per_token']
         return (f / flops + b / bw) / ew['tasks']  # per task, at the roofline
-    here, l4 = seconds(res['roofline']['flops'], res['roofline']['bandwidth']), seconds(L4['flops'], L4['bandwidth'])
     rows = []
     for w in res['ways']:
         if w['regime'] != 'greedy' or not w['useful_util_pct']: continue
+        steps = ew['steps_batched'] if w['way'] == 'arc_nb_batched' else ew['steps']  # a step reads the weights once for all its rows
+        here, l4 = seconds(res['roofline']['flops'], res['roofline']['bandwidth'], steps), seconds(L4['flops'], L4['bandwidth'], steps)
         f = w['useful_util_pct'] / 100
         rows.append(dict(way=w['way'], slots=w['slots'], useful_util_pct=w['useful_util_pct'], hours_240_this_gpu=240 * here / f / 3600,
-                         hours_240_4xL4=240 * l4 / f / 3600 / 4, selection_tasks_per_gpu_hour=w['tasks_per_gpu_hour']))
+                         hours_240_4xL4=240 * l4 / f / 3600 / 4, selection_tasks_per_gpu_hour=w['tasks_per_gpu_hour'],
+                         roofline_s_per_task_this_gpu=here, roofline_s_per_task_L4=l4))
+    here, l4 = seconds(res['roofline']['flops'], res['roofline']['bandwidth'], ew['steps']), seconds(L4['flops'], L4['bandwidth'], ew['steps'])
     res['projection'] = dict(rows=rows, roofline_s_per_eval_task_this_gpu=here, roofline_s_per_eval_task_L4=l4, L4=L4,
                              assumptions='240 tasks like the 120 ARC-AGI-2 evaluation tasks (greedy regime, 8 views, the reference settings); '
                                          'each way keeps the useful-work utilisation it reached on the selection; 4 L4s share the work perfectly; '
