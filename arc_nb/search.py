@@ -9,8 +9,8 @@ from dataclasses import dataclass, asdict
 import torch
 
 # %% auto 0
-__all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'select_rows', 'forward', 'model_context', 'check_args', 'expand', 'dfs_sample',
-           'dfs_recursive', 'pad_left', 'dfs_batch']
+__all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'select_rows', 'forward', 'model_context', 'check_args', 'expand',
+           'sort_children', 'dfs_sample', 'dfs_recursive', 'pad_left', 'dfs_batch']
 
 # %% ../nbs/06a_search.ipynb
 @dataclass
@@ -116,8 +116,14 @@ def expand(lp, branches, floor, eos_token_id, last: bool, done: list):
     when `last`) come back as (parent rows, children)."""
     total = lp.double() + torch.tensor([b[1] for b in branches], device=lp.device, dtype=torch.float64)[:, None]
     rows, toks = torch.nonzero(total >= floor, as_tuple=True)
+    return sort_children(branches, rows.tolist(), toks.tolist(), total[rows, toks].tolist(), eos_token_id, last, done)
+
+
+def sort_children(branches, rows, toks, scores, eos_token_id, last: bool, done: list):
+    """Children (parent row, token, total log-probability) of `branches`: those ending in the end token go to `done`,
+    the others (none when `last`) come back as (parent rows, children); `expand` and greedy's level share it."""
     keep_r, keep_t = [], []
-    for r, t, s in zip(rows.tolist(), toks.tolist(), total[rows, toks].tolist()):
+    for r, t, s in zip(rows, toks, scores):
         seq = branches[r][0] + (t,)
         if t == eos_token_id:
             done.append((list(seq), s))
@@ -211,15 +217,8 @@ def pad_left(prompts, device=None):
 def _top1(lp, branches, floor, eos_token_id, last: bool, done: list):
     "Greedy's level, shaped like `expand`: each branch's most probable child (none past the limit but the end token)."
     t = lp.argmax(-1)
-    keep_r, keep_t = [], []
-    for r, (tok, x) in enumerate(zip(t.tolist(), lp.gather(-1, t[:, None])[:, 0].tolist())):
-        seq, s = branches[r][0] + (tok,), branches[r][1] + x
-        if tok == eos_token_id:
-            done.append((list(seq), s))
-        elif not last:
-            keep_r.append(r)
-            keep_t.append((seq, s))
-    return keep_r, keep_t
+    scores = [b[1] + x for b, x in zip(branches, lp.gather(-1, t[:, None])[:, 0].tolist())]
+    return sort_children(branches, range(len(branches)), t.tolist(), scores, eos_token_id, last, done)
 
 
 def _level(group, depth, limits, pick, floor, eos, max_batch, done):
