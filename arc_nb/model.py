@@ -4,14 +4,16 @@
 
 # %% ../nbs/04_model.ipynb 4
 from __future__ import annotations
-import importlib.util, json, os, shutil, uuid
+import contextlib, functools, importlib.util, json, math, os, shutil, uuid
 from pathlib import Path
 import torch
+import torch.nn.functional as F
 from .encoding import check_tokenizer, make_compact_tokenizer
 
 # %% auto 0
 __all__ = ['DTYPES', 'DEFAULT_TARGETS', 'ModelError', 'resolve_device', 'load_base', 'make_tiny_model', 'lora_layers',
-           'reset_lora', 'attach_lora', 'lora_state', 'AdapterWriter', 'save_adapter', 'load_adapter_weights']
+           'reset_lora', 'attach_lora', 'lora_state', 'AdapterWriter', 'save_adapter', 'load_adapter_weights',
+           'SlotLoRA']
 
 # %% ../nbs/04_model.ipynb
 class ModelError(ValueError):
@@ -176,9 +178,9 @@ class AdapterWriter:
     def __init__(self):
         self._thread, self._error, self._bufs = None, None, {}
 
-    def _host_copy(self, model) -> dict:
+    def _host_copy(self, model, tensors=None) -> dict:
         out = {}
-        for k, v in _lora_tensors(model).items():
+        for k, v in (tensors if tensors is not None else _lora_tensors(model)).items():
             b = self._bufs.get(k)
             if b is None or b.shape != v.shape or b.dtype != v.dtype:  # pinned buffers, made once per worker
                 b = self._bufs[k] = torch.empty(v.shape, dtype=v.dtype, device='cpu', pin_memory=v.is_cuda)
@@ -188,13 +190,13 @@ class AdapterWriter:
             torch.cuda.synchronize(model.device)
         return out
 
-    def save(self, model, dir, on_done=None) -> 'AdapterWriter':
-        """Start writing `model`'s adapter to `dir`; `on_done(error or None)` runs in the writer thread when it is
-        finished."""
+    def save(self, model, dir, on_done=None, tensors=None) -> 'AdapterWriter':
+        """Start writing `model`'s adapter (or `tensors`, peft's names: a `SlotLoRA` slot) to `dir`; `on_done(error or
+        None)` runs in the writer thread when it is finished."""
         import copy, threading
 
         self.wait()  # one write in flight at a time (it also frees the pinned buffers for reuse)
-        tensors, config = self._host_copy(model), copy.deepcopy(model.peft_config[model.active_adapter])
+        tensors, config = self._host_copy(model, tensors), copy.deepcopy(model.peft_config[model.active_adapter])
 
         def run():
             err = None
@@ -232,9 +234,8 @@ def _adapter_config(model):
     return {'r': c.r, 'lora_alpha': c.lora_alpha, 'target_modules': sorted(c.target_modules)}
 
 
-def load_adapter_weights(model, dir):
-    "Hot-load a saved adapter: copy its tensors into the resident LoRA weights in place (same rank and targets only)."
-    from peft import set_peft_model_state_dict
+def _read_adapter(model, dir) -> dict:
+    "The tensors of the peft adapter in `dir`, on the model's device, after checking that it fits the resident LoRA."
     from safetensors.torch import load_file
 
     dir = Path(dir)
@@ -255,9 +256,202 @@ def load_adapter_weights(model, dir):
             + '; '.join(f"{k} is {a} there, {b} here" for k, (a, b) in diff.items())
             + ". Train it with the same lora_rank / lora_alpha / target_modules, or start the worker with those."
         )
-    sd = load_file(wf, device=str(model.device))
-    res = set_peft_model_state_dict(model, sd)
+    return load_file(wf, device=str(model.device))
+
+
+def load_adapter_weights(model, dir):
+    "Hot-load a saved adapter: copy its tensors into the resident LoRA weights in place (same rank and targets only)."
+    from peft import set_peft_model_state_dict
+
+    res = set_peft_model_state_dict(model, _read_adapter(model, dir))
     missing = [k for k in res.missing_keys if 'lora_' in k]
     if missing:
         raise ModelError(f"adapter {dir} lacks {len(missing)} LoRA tensors, e.g. {missing[0]}")
     return model
+
+# %% ../nbs/04_model.ipynb
+class SlotLoRA:
+    """K adapter slots in a peft LoRA model (`attach_lora`): all LoRA layers' A and B of K tasks in one parameter
+    `weight` [K, n]; inside `route(rows)` batch row i goes through slot `rows[i]`, outside it the model is unchanged."""
+
+    def __init__(self, model, K: int):
+        from peft.tuners.lora import LoraLayer
+
+        if K < 1:
+            raise ValueError(f"K (adapter slots) must be at least 1, not {K}")
+        ad = model.active_adapter
+        named = [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
+        if not named:
+            raise ModelError("SlotLoRA needs a model with LoRA layers: call attach_lora first")
+        self.model, self.K, self.adapter = model, K, ad
+        self.names, self.layers = [n for n, _ in named], [m for _, m in named]
+        self.parts, off = [], 0  # per layer: (A offset, A shape, B offset, B shape, scaling)
+        for m in self.layers:
+            A, B = m.lora_A[ad].weight, m.lora_B[ad].weight
+            self.parts.append((off, tuple(A.shape), off + A.numel(), tuple(B.shape), float(m.scaling[ad])))
+            off += A.numel() + B.numel()
+        w = self.layers[0].lora_A[ad].weight
+        self.weight = torch.nn.Parameter(torch.zeros(K, off, dtype=w.dtype, device=w.device))
+        self.rows, self._groups = None, None
+        self._hooks = [m.register_forward_hook(functools.partial(self._hook, i)) for i, m in enumerate(self.layers)]
+
+    def A(self, i, k=None):
+        "Layer i's A: [K, r, in] (or slot k's [r, in]), a view of `weight`."
+        a0, sa, _, _, _ = self.parts[i]
+        w = self.weight if k is None else self.weight[k : k + 1]
+        v = w[:, a0 : a0 + math.prod(sa)].view(-1, *sa)
+        return v if k is None else v[0]
+
+    def B(self, i, k=None):
+        "Layer i's B: [K, out, r] (or slot k's [out, r]), a view of `weight`."
+        _, _, b0, sb, _ = self.parts[i]
+        w = self.weight if k is None else self.weight[k : k + 1]
+        v = w[:, b0 : b0 + math.prod(sb)].view(-1, *sb)
+        return v if k is None else v[0]
+
+    def close(self):
+        "Remove the hooks (the model is the plain peft model again); the slots' weights are dropped with the object."
+        for h in self._hooks:
+            h.remove()
+        self._hooks = []
+
+# %% ../nbs/04_model.ipynb
+def _method_of(cls):
+    """Make the decorated function a method of `cls`: `SlotLoRA` grows over the cells below, each piece tested where it
+    appears (those cells are `exporti`: the methods do not join the module's `__all__`)."""
+
+    def add(f):
+        setattr(cls, f.__name__, f)
+        return f
+
+    return add
+
+# %% ../nbs/04_model.ipynb
+@_method_of(SlotLoRA)
+def set_rows(self, rows):
+    """Route batch row i through slot `rows[i]` (a list or tensor of slot indices), or None: peft's own adapter again.
+    Rows of one slot form a group: one product per slot and layer (sliced when the group's rows are contiguous)."""
+    if rows is None:
+        if self.rows is not None:
+            for m, d in zip(self.layers, self._was_disabled):
+                m._disable_adapters = d
+        self.rows, self._groups = None, None
+        return
+    rows = [int(r) for r in rows]
+    if rows and not 0 <= min(rows) <= max(rows) < self.K:
+        raise ValueError(f"slot indices must be in [0, {self.K}), got {sorted(set(rows))}")
+    if self.rows is None:
+        self._was_disabled = [m._disable_adapters for m in self.layers]
+        for m in self.layers:  # peft's adapter is off while rows are routed (its requires_grad is left alone)
+            m._disable_adapters = True
+    self.rows = rows
+    if rows == list(range(self.K)):
+        self._groups = 'all'  # one row per slot, in order: a batched product over the stacked views
+        return
+    dev, groups = self.weight.device, []
+    for k in sorted(set(rows)):
+        idx = [i for i, r in enumerate(rows) if r == k]
+        run = idx == list(range(idx[0], idx[-1] + 1))
+        groups.append((k, slice(idx[0], idx[-1] + 1) if run else torch.tensor(idx, device=dev)))
+    self._groups = groups
+
+
+@_method_of(SlotLoRA)
+@contextlib.contextmanager
+def route(self, rows):
+    "Within the block, batch row i goes through slot `rows[i]` (see `set_rows`); after it, the model is as before."
+    prev = self.rows
+    self.set_rows(rows)
+    try:
+        yield self
+    finally:
+        self.set_rows(None) if prev is None else self.set_rows(prev)
+
+
+@_method_of(SlotLoRA)
+def _hook(self, i, mod, args, out):
+    "LoRA layer i's output: the base output (peft's adapter is off) plus each row's slot's product, as peft adds it."
+    if self.rows is None:
+        return None
+    x = args[0]
+    if x.shape[0] != len(self.rows):
+        raise RuntimeError(f"a batch of {x.shape[0]} rows reached a SlotLoRA routed for {len(self.rows)} rows")
+    s = self.parts[i][4]
+    xs = x.to(self.weight.dtype)
+    if self._groups == 'all':
+        flat = xs.reshape(self.K, -1, xs.shape[-1])
+        d = torch.bmm(torch.bmm(flat, self.A(i).transpose(1, 2)), self.B(i).transpose(1, 2)) * s
+        return (out + d.view(*out.shape)).to(out.dtype)
+    d = out.new_zeros(out.shape, dtype=torch.promote_types(out.dtype, self.weight.dtype))
+    for k, idx in self._groups:
+        A, B = self.A(i, k), self.B(i, k)
+        if isinstance(idx, slice):
+            d[idx] = F.linear(F.linear(xs[idx], A), B) * s
+        else:
+            d.index_copy_(0, idx, F.linear(F.linear(xs.index_select(0, idx), A), B) * s)
+    return (out + d).to(out.dtype)
+
+# %% ../nbs/04_model.ipynb
+@_method_of(SlotLoRA)
+@torch.no_grad()
+def reset(self, k: int, seed: int = 0):
+    "Slot k's weights as `reset_lora(model, seed)` leaves peft's adapter (the same draws, in the same order)."
+    with torch.random.fork_rng(devices=[self.weight.device] if self.weight.device.type == 'cuda' else []):
+        torch.manual_seed(seed)
+        for i in range(len(self.layers)):
+            torch.nn.init.kaiming_uniform_(self.A(i, k), a=math.sqrt(5))  # peft's init of A; B starts at zero
+            self.B(i, k).zero_()
+    return self
+
+
+@_method_of(SlotLoRA)
+def tensors(self, k: int) -> dict:
+    "Slot k's LoRA tensors under peft's state-dict names (views of `weight`): what `save_adapter` would write for it."
+    out = {}
+    for i, n in enumerate(self.names):
+        out[f'{n}.lora_A.weight'], out[f'{n}.lora_B.weight'] = self.A(i, k).detach(), self.B(i, k).detach()
+    return out
+
+
+@_method_of(SlotLoRA)
+@torch.no_grad()
+def to_adapter(self, k: int):
+    "Copy slot k into peft's own adapter, in place (the graph decoder and `save_adapter` then see that task's weights)."
+    for i, m in enumerate(self.layers):
+        m.lora_A[self.adapter].weight.copy_(self.A(i, k))
+        m.lora_B[self.adapter].weight.copy_(self.B(i, k))
+    return self.model
+
+
+@_method_of(SlotLoRA)
+@torch.no_grad()
+def from_adapter(self, k: int):
+    "Copy peft's own adapter into slot k, in place."
+    for i, m in enumerate(self.layers):
+        self.A(i, k).copy_(m.lora_A[self.adapter].weight)
+        self.B(i, k).copy_(m.lora_B[self.adapter].weight)
+    return self
+
+
+@_method_of(SlotLoRA)
+def save(self, k: int, dir, writer: 'AdapterWriter | None' = None, on_done=None) -> Path:
+    "Write slot k to `dir` as a peft adapter (atomically); with a `writer`, in its background thread."
+    w = writer or AdapterWriter()
+    w.save(self.model, dir, on_done=on_done, tensors=self.tensors(k))
+    if writer is None:
+        w.wait()
+    return Path(dir)
+
+
+@_method_of(SlotLoRA)
+@torch.no_grad()
+def load(self, k: int, dir):
+    "Hot-load the peft adapter in `dir` into slot k, in place (same rank, alpha and targets as the resident LoRA)."
+    sd = _read_adapter(self.model, dir)
+    have = self.tensors(k)
+    missing = [n for n in have if n not in sd]
+    if missing:
+        raise ModelError(f"adapter {dir} lacks {len(missing)} LoRA tensors, e.g. {missing[0]}")
+    for n, v in have.items():
+        v.copy_(sd[n])
+    return self
