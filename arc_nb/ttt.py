@@ -13,7 +13,7 @@ from .encoding import Vocab, fit_prompt, train_views, IGNORE
 from .model import reset_lora
 
 # %% auto 0
-__all__ = ['TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences', 'train_task']
+__all__ = ['TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences', 'train_task', 'Job', 'SlotAdamW', 'train_many']
 
 # %% ../nbs/05_ttt.ipynb
 @dataclass
@@ -188,3 +188,177 @@ def train_task(model, v: Vocab, task: Task, cfg: TTTConfig, *, reset=True) -> Tr
     r = train_sequences(model, task_sequences(v, task, cfg), cfg, task_id=task.id, pad_id=v.eos)
     r.seconds = time.perf_counter() - t0
     return r
+
+# %% ../nbs/05_ttt.ipynb
+@dataclass
+class Job:
+    "A task to train in a slot: its encoded sequences (`task_sequences`), in order, and its config."
+
+    task_id: str
+    seqs: list
+    cfg: TTTConfig
+
+
+class SlotAdamW:
+    """AdamW (torch's formulas, `torch.optim.AdamW`'s defaults) over the rows of a [K, n] parameter, each row with its own
+    moments, step count and learning rate; `step(rows, lrs, ...)` updates those rows only."""
+
+    def __init__(self, weight, betas=(0.9, 0.999), eps=1e-8):
+        self.weight, self.betas, self.eps = weight, betas, eps
+        self.m, self.v = torch.zeros_like(weight), torch.zeros_like(weight)
+        self.steps = [0] * weight.shape[0]
+
+    def reset(self, k):
+        "Slot k starts afresh (a new task): zero moments, step 0."
+        self.m[k].zero_()
+        self.v[k].zero_()
+        self.steps[k] = 0
+
+    @torch.no_grad()
+    def step(self, rows: list, lrs: list, weight_decay: list, max_norm: list):
+        "One update of `rows` from `weight.grad`: each row clipped to its `max_norm` (None: not), then AdamW."
+        w, g, (b1, b2) = self.weight, self.weight.grad, self.betas
+        all_rows = rows == list(range(w.shape[0]))
+        idx = None if all_rows else torch.tensor(rows, device=w.device)
+        pick = (lambda t: t) if all_rows else (lambda t: t.index_select(0, idx))
+        p, g, m, v = pick(w), pick(g), pick(self.m), pick(self.v)
+        col = lambda xs: torch.tensor(xs, dtype=w.dtype, device=w.device)[:, None]
+        if any(x for x in max_norm):  # torch's clip_grad_norm_: one norm over all of a slot's tensors
+            norm = torch.linalg.vector_norm(g, dim=1, keepdim=True)
+            coef = (col([x or math.inf for x in max_norm]) / (norm + 1e-6)).clamp(max=1.0)
+            g = g * torch.where(col([float(bool(x)) for x in max_norm]) > 0, coef, torch.ones_like(coef))
+        for k in rows:
+            self.steps[k] += 1
+        n = [self.steps[k] for k in rows]
+        lr = col(lrs)
+        p.mul_(1 - lr * col(weight_decay))
+        m.lerp_(g, 1 - b1)
+        v.mul_(b2).addcmul_(g, g, value=1 - b2)
+        step_size = col([a / (1 - b1**t) for a, t in zip(lrs, n)])
+        denom = (v.sqrt() / col([(1 - b2**t) ** 0.5 for t in n])).add_(self.eps)
+        p.sub_(m / denom * step_size)
+        if not all_rows:
+            for dst, src in ((w, p), (self.m, m), (self.v, v)):
+                dst.index_copy_(0, idx, src)
+
+# %% ../nbs/05_ttt.ipynb
+def _row_losses(model, ids, att, lab):
+    """Each row's mean loss over its loss tokens [rows] (HF's causal-LM loss, row by row), the head applied only where
+    a loss is taken."""
+    from peft.tuners.lora import LoraLayer
+
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    if isinstance(base.lm_head, LoraLayer):
+        raise NotImplementedError("train_many does not train a LoRA on the head yet: leave lm_head out of the targets")
+    h = base.model(input_ids=ids, attention_mask=att, use_cache=False).last_hidden_state
+    tgt = lab[:, 1:]
+    keep = tgt != IGNORE
+    logits = base.lm_head(h[:, :-1][keep]).float()
+    per = torch.nn.functional.cross_entropy(logits, tgt[keep], reduction='none')
+    rows = keep.nonzero()[:, 0]
+    n = keep.sum(1)
+    return torch.zeros(len(ids), dtype=per.dtype, device=per.device).index_add_(0, rows, per) / n.clamp(min=1)
+
+
+def _pad_right(seqs, pad, device):
+    "Sequences right-padded to the longest: ids, labels (IGNORE on padding), attention mask."
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), pad, dtype=torch.long)
+    lab, att = torch.full_like(ids, IGNORE), torch.zeros_like(ids)
+    for j, s in enumerate(seqs):
+        ids[j, : len(s)] = torch.from_numpy(s.input_ids)
+        lab[j, : len(s)] = torch.from_numpy(s.labels)
+        att[j, : len(s)] = 1
+    return ids.to(device), lab.to(device), att.to(device)
+
+
+class _Run:
+    "A job in a slot: its position in its sequences, its schedule and its figures."
+
+    def __init__(self, job: Job):
+        self.job, self.i, self.t0 = job, 0, time.perf_counter()
+        self.lr = _lr_lambda(job.cfg, len(job.seqs))
+        self.losses, self.tokens, self.loss_tokens, self.tokens_sq, self.ckpt = [], 0, 0, 0, False
+
+    def result(self) -> TrainResult:
+        j = self.job
+        return TrainResult(
+            j.task_id,
+            len(self.losses),
+            self.tokens,
+            self.loss_tokens,
+            self.losses,
+            time.perf_counter() - self.t0,
+            sum(s.n_dropped for s in j.seqs),
+            self.ckpt,
+            self.tokens_sq,
+        )
+
+# %% ../nbs/05_ttt.ipynb
+def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainResult]:
+    """Train every job's adapter in a slot of `slots` (a `SlotLoRA` on `model`), one sequence of each active job per
+    forward/backward: batch-size-1 training of each task, K tasks a step. `jobs`: an iterable of `Job`s, or a callable
+    `feed(busy) -> Job | None` asked whenever a slot is free (`busy`: how many slots train; None: no job for now,
+    asked again after the next step, and the end once no slot trains). `on_done(slot, job, result)` runs when a job has taken its last step (save the slot there); the slot then
+    takes the next job. Returns the results in the order the jobs ended; the model is left in eval mode."""
+    if model.peft_config[slots.adapter].lora_dropout:
+        raise ValueError("train_many needs lora_dropout=0: the slots' products apply no dropout")
+    feed = jobs if callable(jobs) else (lambda it: lambda busy: next(it, None))(iter(jobs))
+    conf = model.get_base_model().config
+    pad = pad_id if pad_id is not None else (conf.pad_token_id if conf.pad_token_id is not None else 0)
+    opt, runs, out, ckpt = SlotAdamW(slots.weight), [None] * slots.K, [], False
+    use_cache, conf.use_cache = conf.use_cache, False
+
+    def finish(k, r):
+        out.append(r.result())
+        runs[k] = None
+        if on_done is not None:
+            on_done(k, r.job, out[-1])
+
+    model.train()
+    try:
+        while True:
+            for k in range(slots.K):  # free slots take the next jobs; None: none for now (the end, when none trains)
+                while runs[k] is None and (job := feed(sum(r is not None for r in runs))) is not None:
+                    if job.cfg.batch_size != 1:
+                        raise ValueError(f"task {job.task_id}: train_many trains at batch size 1 per task")
+                    slots.reset(k, job.cfg.seed)
+                    opt.reset(k)
+                    runs[k] = _Run(job)
+                    if not job.seqs:  # nothing to train (epochs=0): done at once
+                        finish(k, runs[k])
+                if runs[k] is None:
+                    break
+            rows = [k for k in range(slots.K) if runs[k] is not None]
+            if not rows:
+                break
+            seqs = [runs[k].job.seqs[runs[k].i] for k in rows]
+            want = any(_use_checkpointing(runs[k].job.cfg, model, len(rows) * len(s)) for k, s in zip(rows, seqs))
+            if want != ckpt:  # on for the steps whose batch holds more tokens than `checkpoint_above`
+                model.gradient_checkpointing_enable(
+                    gradient_checkpointing_kwargs={'use_reentrant': False}
+                ) if want else model.gradient_checkpointing_disable()
+                ckpt = want
+            ids, lab, att = _pad_right(seqs, pad, model.device)
+            with slots.route(rows):
+                losses = _row_losses(model, ids, att, lab)
+                losses.sum().backward()
+            cfgs = [runs[k].job.cfg for k in rows]
+            lrs = [c.lr * runs[k].lr(runs[k].i) for k, c in zip(rows, cfgs)]
+            opt.step(rows, lrs, [c.weight_decay for c in cfgs], [c.max_grad_norm for c in cfgs])
+            slots.weight.grad = None
+            for j, (k, s) in enumerate(zip(rows, seqs)):
+                r = runs[k]
+                r.losses.append(losses[j].item())
+                r.tokens, r.tokens_sq = r.tokens + len(s), r.tokens_sq + len(s) ** 2
+                r.loss_tokens += int((lab[j, 1:] != IGNORE).sum())
+                r.ckpt |= ckpt
+                r.i += 1
+                if r.i == len(r.job.seqs):
+                    finish(k, r)
+    finally:
+        model.eval()
+        if ckpt:
+            model.gradient_checkpointing_disable()
+        conf.use_cache = use_cache
+    return out
