@@ -300,7 +300,8 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
     forward/backward: batch-size-1 training of each task, K tasks a step. `jobs`: an iterable of `Job`s, or a callable
     `feed(busy) -> Job | None` asked whenever a slot is free (`busy`: how many slots train; None: no job for now,
     asked again after the next step, and the end once no slot trains). `on_done(slot, job, result)` runs when a job
-    has taken its last step (save the slot there); the slot then takes the next job. Returns the results in the order the jobs ended; the model is left in eval mode."""
+    has taken its last step (save the slot there); the slot then takes the next job. Returns the results
+    in the order the jobs ended; the model is left in eval mode."""
     if model.peft_config[slots.adapter].lora_dropout:
         raise ValueError("train_many needs lora_dropout=0: the slots' products apply no dropout")
     feed = jobs if callable(jobs) else (lambda it: lambda busy: next(it, None))(iter(jobs))
