@@ -27,9 +27,9 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
 # %% auto 0
 __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks',
            'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
-           'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'Launch',
-           'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish',
-           'launch', 'cache_share', 'Worker', 'merge_test']
+           'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'weight_gb',
+           'check_fit', 'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll',
+           'stop_slots', 'finish', 'launch', 'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -147,6 +147,15 @@ class RunConfig:
         "views of the quick pass (greedy, no rescoring) each task gets as soon as its adapter exists, before its full "
         "search; 0: none; default: 2 with a time budget, 0 without",
     )
+    tasks_per_worker: int = setting(
+        1,
+        "tasks a train or fused worker trains at once, each in its own adapter slot of its one model (K); "
+        "needs lora_dropout 0 and batch_size 1",
+    )
+    gpu_memory_gb: float | None = setting(
+        None,
+        "GB of each GPU the run may use, split evenly between its workers (to emulate a smaller card); default: all",
+    )
     dtype: str = setting('auto', "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32")
     cpu_threads: int | None = setting(None, "torch threads per CPU worker (default: cores / workers)")
     max_restarts: int = setting(3, "restarts of a killed worker, per slot")
@@ -184,6 +193,12 @@ def __post_init__(self):
         raise ValueError("time_budget must be positive")
     if self.quick_views is not None and self.quick_views < 0:
         raise ValueError("quick_views must be 0 (no quick pass) or more")
+    if self.tasks_per_worker < 1:
+        raise ValueError("tasks_per_worker must be at least 1")
+    if self.tasks_per_worker > 1 and (self.ttt_config.lora_dropout or self.ttt_config.batch_size != 1):
+        raise ValueError("tasks_per_worker > 1 trains each task at batch_size 1 with lora_dropout 0: set those, or K=1")
+    if self.gpu_memory_gb is not None and self.gpu_memory_gb <= 0:
+        raise ValueError("gpu_memory_gb must be positive, or None for the whole GPU")
     for f in _held():
         held, default = getattr(self, f.name), _owner(f)()
         lost = [
@@ -209,6 +224,12 @@ def quick(self, ic=None) -> InferConfig | None:
     ic = ic or self.infer_config
     k = self.quick_views if self.quick_views is not None else (2 if self.time_budget is not None else 0)
     return replace(ic, n=min(k, ic.n), min_prob=None, rescore=False) if k else None
+
+
+@_method_of(RunConfig)
+def workers_per_gpu(self) -> int:
+    "Worker processes on each GPU: each holds a copy of the model."
+    return self.train_slots + (self.infer_slots if self.mode == 'split' else 0)
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(RunConfig)
@@ -744,6 +765,41 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     return tasks, bad
 
 # %% ../nbs/07_scheduler.ipynb
+_DTYPE_BYTES = {'bfloat16': 2, 'float16': 2, 'float32': 4}
+
+
+def weight_gb(model_dir, dtype='bfloat16') -> float | None:
+    """GB that the weights of the model folder take in `dtype`, from its safetensors headers (no tensor is read); None
+    when the folder has no safetensors files."""
+    import struct
+
+    n = 0
+    files = sorted(Path(model_dir).glob('*.safetensors'))
+    for f in files:
+        with open(f, 'rb') as fh:
+            head = json.loads(fh.read(struct.unpack('<Q', fh.read(8))[0]))
+        n += sum(math.prod(v['shape']) for k, v in head.items() if k != '__metadata__')
+    return n * _DTYPE_BYTES.get(dtype, 2) / 2**30 if files else None
+
+
+def check_fit(cfg: RunConfig, model_dir) -> None:
+    """Before any model loads: with `gpu_memory_gb` set, every worker of a GPU holds a copy of the weights, so they must
+    fit, with 1 GB each for its CUDA context, activations and cache. A clear error says what to change."""
+    if not cfg.gpu_memory_gb:
+        return
+    dtype = 'bfloat16' if cfg.dtype == 'auto' else cfg.dtype
+    w = weight_gb(model_dir, dtype)
+    if w is None:
+        return
+    n = cfg.workers_per_gpu()
+    if n * (w + 1.0) > cfg.gpu_memory_gb:
+        raise RunError(
+            f"{n} worker(s) per GPU each hold the model {model_dir} ({w:.1f} GB in {dtype}) plus at least 1 GB: "
+            f"{n * (w + 1.0):.1f} GB > gpu_memory_gb={cfg.gpu_memory_gb:g}. Use fewer workers (mode fused, "
+            f"train_slots 1) and train several tasks in one model with tasks_per_worker, or a smaller or 4-bit model."
+        )
+
+# %% ../nbs/07_scheduler.ipynb
 @dataclass
 class Launch:
     "What the launcher knows while a run goes on; its steps: `open_run`, `start_slots`, `poll`, `stop_slots`, `finish`."
@@ -804,6 +860,7 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
         raise RunError(
             f"model directory {cfg.model} does not exist (pass a local Hugging Face model folder, or --model tiny)"
         )
+    check_fit(cfg, run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model)
     return L
 
 # %% ../nbs/07_scheduler.ipynb
@@ -991,9 +1048,11 @@ def cache_share(model, cfg: RunConfig, total_bytes=None) -> float:
     rescoring next to the training worker)."""
     import torch
 
-    total = total_bytes or torch.cuda.get_device_properties(model.device).total_memory
+    total = total_bytes or (
+        cfg.gpu_memory_gb * 2**30 if cfg.gpu_memory_gb else torch.cuda.get_device_properties(model.device).total_memory
+    )
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    workers = cfg.train_slots + (cfg.infer_slots if cfg.mode == 'split' else 0)
+    workers = cfg.workers_per_gpu()
     searchers = cfg.infer_slots if cfg.mode == 'split' else cfg.train_slots
     return max(0.25, 0.4 * (total - workers * weights) / searchers / 2**30)
 
@@ -1023,12 +1082,17 @@ class Worker:
     def load(self):
         "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
         import torch
-        from arc_nb.model import load_base, attach_lora, AdapterWriter
+        from arc_nb.model import load_base, attach_lora, AdapterWriter, SlotLoRA
         from arc_nb.encoding import check_tokenizer
 
         cfg, run = self.cfg, self.rundir
         if self.gpu is None:
             torch.set_num_threads(cfg.cpu_threads or 1)
+        if self.gpu is not None and cfg.gpu_memory_gb:  # this worker's even share of the GPU memory the run may use
+            total = torch.cuda.get_device_properties(0).total_memory
+            torch.cuda.set_per_process_memory_fraction(
+                min(1.0, cfg.gpu_memory_gb * 2**30 / cfg.workers_per_gpu() / total)
+            )
         with timed() as t:
             dev = 'cuda:0' if self.gpu is not None else 'cpu'
             dtype = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if self.gpu is not None else 'float32')
@@ -1045,6 +1109,8 @@ class Worker:
                 seed=tc.seed,
                 lora_dtype=tc.lora_dtype,
             )
+            self.k = cfg.tasks_per_worker if self.phase != 'infer' else 1
+            self.slots = SlotLoRA(self.model, self.k) if self.k > 1 else None  # K adapters in one model
             if os.environ.get(SETUP_ENV):
                 worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
             self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
@@ -1144,8 +1210,9 @@ def train(self, task, tc):
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
-def save(self, task, lock):
-    "Hand the adapter to the background writer (`adapter_save`); it releases the claim once the files are in place."
+def save(self, task, lock, tensors=None):
+    """Hand the adapter (or `tensors`: a slot's) to the background writer (`adapter_save`); it releases the claim once
+    the files are in place."""
     run = self.rundir
 
     def written(err, tid=task.id):
@@ -1155,7 +1222,7 @@ def save(self, task, lock):
         lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
 
     with timed(self.emit, 'adapter_save', task=task.id):
-        self.writer.save(self.model, run.adapter(task.id), on_done=written)
+        self.writer.save(self.model, run.adapter(task.id), on_done=written, tensors=tensors)
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
@@ -1273,13 +1340,14 @@ def predict(self, task, ic):
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
-def attempt(self, task, lock) -> bool:
-    "`work`, again with half the `max_seq_len` after an out-of-memory error; other errors: `task_error`."
-    tc, ic = self.tcfg, self.icfg
+def attempt(self, task, lock, work=None) -> bool:
+    """`work` (default: this worker's phase of the task), again with half the `max_seq_len` after an out-of-memory
+    error; other errors: `task_error`."""
+    tc, ic, work = self.tcfg, self.icfg, work or self.work
     try:
         for retry in (False, True):
             try:
-                return self.work(task, tc, ic, lock)
+                return work(task, tc, ic, lock)
             except Exception as e:
                 if retry or not _is_oom(e):
                     raise
@@ -1332,7 +1400,10 @@ def do(self, task, lock):
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
 def run(self):
-    "Claim and do tasks until none is left for this worker; the last adapter is on disk before `worker_exit`."
+    """Claim and do tasks until none is left for this worker (K at a time with `tasks_per_worker`: `run_slots`); the
+    last adapter is on disk before `worker_exit`."""
+    while self.k > 1 and self.run_slots():
+        pass
     while (claimed := self.next_task()) is not None:
         self.do(*claimed)
     self.writer.wait()
@@ -1342,3 +1413,106 @@ def run(self):
     import torch
 
     self.emit('worker_exit', peak_mem_gb=torch.cuda.max_memory_reserved() / 2**30)
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def claim_now(self):
+    "(task, lock) of the first of `choices` that it can claim at once, or None: never waits (a K-task worker's feed)."
+    if self.stopped():
+        return None
+    self.est.update()
+    for tid in self.choices()[0]:
+        lock = self.rundir.claim(tid, self.phase)
+        if lock:
+            return self.tasks[tid], lock
+    return None
+
+
+@_method_of(Worker)
+def job(self, task, lock, tc):
+    "A claimed task's `Job` (its training sequences), or None after its `task_error` when it has none (too long)."
+    from arc_nb.ttt import Job, task_sequences
+
+    self.emit('claim', task=task.id)
+    try:
+        return Job(task.id, task_sequences(self.vocab, task, tc), tc)
+    except Exception as e:
+        msg = f"{type(e).__name__}: {e}"
+        self.emit('task_error', task=task.id, message=msg)
+        write_json(self.rundir.error_file(task.id, 'train'), {'task': task.id, 'phase': self.phase, 'message': msg})
+        self.emit('task_end', task=task.id, seconds=0.0)
+        lock.release()
+        return None
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def run_slots(self) -> bool:
+    """Train up to `tasks_per_worker` tasks at once in the model's adapter slots (`train_many`): a train worker saves
+    each adapter as its task ends and its slot takes the next claim; a fused worker trains K, then predicts each from
+    its slot. On an error every held claim is released for a retry, and K halves (out of memory) or drops to 1 (other
+    errors: each task then trains alone, so one bad task fails alone). False when no task is left for this worker."""
+    from arc_nb.ttt import train_many
+
+    run, tc, held, fused, t0 = self.rundir, self.tcfg, {}, self.phase == 'fused', {}
+
+    def feed(busy):
+        while len(held) < self.k:  # fused: K tasks (held until searched), then their searches
+            claimed = self.next_task() if busy == 0 and not held else self.claim_now()
+            if claimed is None:
+                return None
+            t0[claimed[0].id] = time.time()
+            job = self.job(*claimed, tc)
+            if job is not None:
+                held[job.task_id] = claimed
+                return job
+        return None
+
+    def trained(k, job, r):
+        task, lock = held[job.task_id]
+        self.emit('train_end', task=task.id, steps=r.steps, tokens=r.tokens, tokens_sq=r.tokens_sq,
+                  loss=r.final_loss, seconds=r.seconds, n_dropped=r.n_dropped, slot_k=k)  # fmt: skip
+        write_json(run.train_json(task.id), r.to_json())
+        if fused:
+            done.append((k, task, lock))
+            return
+        del held[task.id]
+        self.save(task, lock, tensors=self.slots.tensors(k))
+        self.emit('task_end', task=task.id, seconds=time.time() - t0[task.id])
+
+    done = []
+    try:
+        train_many(self.model, self.slots, feed, pad_id=self.vocab.eos, on_done=trained)
+    except Exception as e:
+        return self.slots_failed(e, held)
+    for k, task, lock in done:  # fused: each task's search with its slot's weights in the model's adapter
+        self.slots.to_adapter(k)
+        try:
+            self.attempt(task, lock, work=lambda task, tc, ic, lock: self.predict(task, ic) or False)
+        finally:
+            self.emit('task_end', task=task.id, seconds=time.time() - t0[task.id])
+            lock.release()
+    return bool(held)
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def slots_failed(self, e, held: dict) -> bool:
+    """`train_many` raised: its tasks' claims are released (another worker, or this one, trains them again) with a
+    `task_error` each (`retry`); K halves after an out of memory error and drops to 1 after any other (each task then
+    meets its own error alone, through `attempt`)."""
+    from arc_nb.model import SlotLoRA
+
+    oom, msg = _is_oom(e), f"{type(e).__name__}: {e}"
+    k = max(1, self.k // 2) if oom else 1
+    for tid, (task, lock) in held.items():
+        self.emit('task_error', task=tid, message=f"training {len(held)} tasks at once failed, next with K={k}: {msg}",
+                  retry=True)  # fmt: skip
+        self.emit('task_end', task=tid, seconds=0.0)
+        lock.release()
+    self.slots.close()
+    self.k, self.slots = k, None
+    if self.gpu is not None:
+        import torch
+
+        torch.cuda.empty_cache()
+    self.slots = SlotLoRA(self.model, k) if k > 1 else None
+    return True

@@ -226,3 +226,31 @@ def test_two_logical_devices_share_the_work_and_survive_a_kill(tmp_path):
     assert set(by_dev) == {'cpu0', 'cpu1'}  # both device groups trained tasks
     assert set(summary(out).gpu) == {'cpu0', 'cpu1'}
     plot_slots(out)
+
+def test_sigkill_k_task_worker_mid_step(tmp_path):
+    "A worker training 3 tasks at once is killed mid-step: all its claims come free, every task is trained and predicted once."
+    out = tmp_path / 'killk'
+    tasks = BY_SIZE[14:20]
+    cfg = dict(FAST, epochs=30, n=2, tasks_per_worker=3)
+    p = subprocess.Popen(arc_nb_cmd() + ['run', '--data', 'arc-agi-2/evaluation', '--out', str(out), '--tasks', ','.join(tasks), '--quiet',
+                                         '--train-slots', '1', '--infer-slots', '1'] + sum([[f'--{k.replace("_", "-")}', str(v)] for k, v in cfg.items()], []),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = RunDir(out)
+    while not run.events_file.exists(): time.sleep(0.05)
+
+    def open_claims(pid):
+        evs = [x for x in run.events() if x['pid'] == pid]
+        return {x['task'] for x in evs if x['event'] == 'claim'} - {x['task'] for x in evs if x['event'] == 'train_end'}
+
+    e = _wait_for(run, lambda e: e['event'] == 'claim' and e['phase'] == 'train' and len(open_claims(e['pid'])) >= 2)
+    held = open_claims(e['pid'])
+    os.kill(e['pid'], signal.SIGKILL)
+    stdout, stderr = p.communicate(timeout=600)
+    assert p.returncode == 0, stderr
+    check_complete(run, tasks)
+    evs = run.events()
+    for t in held:  # each claim of the killed worker was trained again by its restarted process, once
+        assert not any(x['event'] == 'train_end' and x['task'] == t and x['pid'] == e['pid'] for x in evs)
+    assert per_task(run, 'train_end') == Counter({t: 1 for t in tasks}) and per_task(run, 'infer_end') == Counter({t: 1 for t in tasks})
+    assert any(x['event'] == 'train_end' and x.get('slot_k') == 2 for x in evs)  # three slots were in use
+    assert sum(x['event'] == 'worker_restart' for x in evs) == 1
