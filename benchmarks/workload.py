@@ -22,7 +22,10 @@ greedy: batch-1 eager greedy), 2 train + 3 inference processes at a time. `arc_n
 defaults, split, 2 train + 3 inference slots. `arc_nb_best`: the settings of the issue-19 code that did best (BEST).
 `arc_nb_batched` (issue 21): BEST's slots and settings on the code that searches every view of a test input as one
 batch, with quick passes (a time budget turns them on); its results sit beside arc_nb_best's issue-19 records.
-`WAY:REGIME@T/I` runs a way with T train and I inference slots (the slot table).
+`arc_nb_multitask` (issue 22): arc_nb_batched's settings with `tasks_per_worker` K (MULTITASK): a train (or fused)
+worker trains K tasks at once, each in its own adapter slot of one model.
+`WAY:REGIME@T/I` runs a way with T train and I inference slots (the slot table); `@fused:T` T fused workers;
+`*K` K tasks per worker (arc_nb_multitask); `^GB` the run's GPU memory limit (`gpu_memory_gb`, to emulate a 24 GB card).
 
 Every run has a time budget (--budget or ~SECONDS; the same for every way within a regime); a run may end sooner,
 when its workers stop claiming what their estimate says cannot finish. Figures per
@@ -37,11 +40,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT)); sys.path.insert(0, str(ROOT/'benchmarks'))
 
-WAY_NAMES = ('reload', 'arc_nb', 'arc_nb_best', 'arc_nb_batched')
+WAY_NAMES = ('reload', 'arc_nb', 'arc_nb_best', 'arc_nb_batched', 'arc_nb_multitask')
 REFERENCE = dict(epochs=10, lr=1e-4, lora_rank=32, batch_size=1, max_seq_len=8192, n=8,  # the reference's settings
                  gradient_checkpointing='on')  # 2 train + 3 inference 7B processes fit 141 GB only so ('auto': 53 GB a train process, OOM)
 SMOKE = dict(epochs=1, n=2)                                                              # --smoke: the same code, seconds a task
 BEST = dict(slots=(1, 3), settings=dict(lora_dtype='base', gradient_checkpointing='auto'))  # arc_nb_best: see benchmarks/README.md
+MULTITASK = dict(slots=(1, 3), K=4)  # arc_nb_multitask's default slots and tasks per worker
+BATCHED = ('arc_nb_batched', 'arc_nb_multitask')  # the ways whose views of a test input decode as one batch
 MIN_PROB = {'greedy': None, 'dfs': 0.17}
 L4 = dict(name='NVIDIA L4 (Kaggle), assumed', flops=121e12 * 0.80, bandwidth=300e9 * 0.90, memory_gb=24,
           note='datasheet bf16 dense 121 TFLOP/s and 300 GB/s, times the fractions of the datasheet measured on the H200 '
@@ -70,9 +75,11 @@ def model_folder(shape):
     t = time.time(); make_model(shape, path)
     return path, time.time() - t
 
-def settings_for(way, regime, smoke):
+def settings_for(way, regime, smoke, K=None, gpu_memory_gb=None):
     s = dict(REFERENCE, **(SMOKE if smoke else {}), min_prob=MIN_PROB[regime])
-    if way in ('arc_nb_best', 'arc_nb_batched'): s.update(BEST['settings'])
+    if way in ('arc_nb_best',) + BATCHED: s.update(BEST['settings'])
+    if way == 'arc_nb_multitask': s['tasks_per_worker'] = K or MULTITASK['K']
+    if gpu_memory_gb: s['gpu_memory_gb'] = gpu_memory_gb
     if way in ('arc_nb', 'arc_nb_best'): s['quick_views'] = 0  # issue 19's ways: one pass, the reload way's decode work
     return s
 
@@ -183,12 +190,12 @@ def run_reload(run_path, model, tasks, order, regime, slots, budget, smoke):
     return dict(t0=t0, t1=time.time(), cut=cut, failed=failed)
 
 # ---------------------------------------------------------------------------------------------------------
-def run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke):
-    "`arc-nb run` (split, the given slots) on the tasks, with the bias installed in every worker."
+def run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke, K=None, gpu_memory_gb=None):
+    "`arc-nb run` (split with the given slots, or fused: slots (T, 0)) on the tasks, with the bias installed in every worker."
     import torch
-    cfg = dict(settings_for(way, regime, smoke), data='arc-agi-2/evaluation', tasks=list(ids), model=str(model), mode='split',
-               gpus='auto' if torch.cuda.is_available() else 'cpu', train_slots=slots[0], infer_slots=slots[1], time_budget=budget,
-               monitor_interval=0.5)
+    cfg = dict(settings_for(way, regime, smoke, K, gpu_memory_gb), data='arc-agi-2/evaluation', tasks=list(ids), model=str(model),
+               mode='split' if slots[1] else 'fused', gpus='auto' if torch.cuda.is_available() else 'cpu', train_slots=slots[0],
+               infer_slots=max(1, slots[1]), time_budget=budget, monitor_interval=0.5)
     cf = Path(str(run_path) + '.config.json'); cf.write_text(json.dumps(cfg))
     env = child_env(ARC_NB_WORKER_SETUP=f"{ROOT/'benchmarks'/'workload_bias.py'}:install", WORKLOAD_REGIME=regime)
     t0 = time.time()
@@ -287,18 +294,23 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
                 per_task=per)
 
 def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
-    spec, _, b = spec.partition('~')  # WAY:REGIME[@T/I][~SECONDS]: a budget of its own
+    spec, _, b = spec.partition('~')  # WAY:REGIME[@T/I|@fused:T][*K][^GB][~SECONDS]
     budget = float(b) if b else budget
+    spec, _, gb = spec.partition('^'); gpu_memory_gb = float(gb) if gb else None
+    spec, _, k = spec.partition('*'); K = int(k) if k else None
     way, regime = spec.split('@')[0].split(':')
-    slots = tuple(map(int, spec.split('@')[1].split('/'))) if '@' in spec else (BEST['slots'] if way in ('arc_nb_best', 'arc_nb_batched') else (2, 3))
+    at = spec.split('@')[1] if '@' in spec else None
+    slots = ((int(at.split(':')[1]), 0) if at.startswith('fused:') else tuple(map(int, at.split('/')))) if at else \
+        (MULTITASK['slots'] if way == 'arc_nb_multitask' else BEST['slots'] if way in ('arc_nb_best', 'arc_nb_batched') else (2, 3))
+    spec = spec + (f'*{K}' if K else '') + (f'^{gb}' if gb else '')
     assert way in WAY_NAMES and regime in MIN_PROB, spec
-    run_path = work_dir/spec.replace(':', '-').replace('@', '-').replace('/', '-')
+    run_path = work_dir/spec.replace(':', '-').replace('@', '-').replace('/', '-').replace('*', '-k').replace('^', '-mem')
     if run_path.exists(): shutil.rmtree(run_path)
     order = sorted(ids, key=lambda t: -len(json.dumps(tasks[t].to_json())))  # longest first, as arc_nb trains them
     log(f'== {spec}: {len(ids)} tasks, slots {slots[0]}/{slots[1]}, budget {budget:.0f} s')
     if way == 'reload': res = run_reload(run_path, model, tasks, order, regime, slots, budget, smoke)
-    else: res = run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke)
-    settings = dict(settings_for(way, regime, smoke), time_budget=budget)
+    else: res = run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke, K, gpu_memory_gb)
+    settings = dict(settings_for(way, regime, smoke, K, gpu_memory_gb), time_budget=budget)
     rec = way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, settings)
     log(f"   {rec['tasks_done']}/{rec['tasks']} tasks done, {rec['tests_predicted']}/{rec['tests']} tests, wall {rec['wall_s']:.0f} s, "
         f"{rec['tasks_per_gpu_hour']:.0f} tasks/GPU-h, NVML {rec['nvml_util_pct'] or 0:.0f}%, useful {rec['useful_util_pct']:.1f}%, "
@@ -319,7 +331,7 @@ def check_tokens(ways, expected):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument('--ways', default='arc_nb:greedy', help='WAY:REGIME[@T/I][~SECONDS], comma-separated; WAY in reload, arc_nb, arc_nb_best, arc_nb_batched; '
+    ap.add_argument('--ways', default='arc_nb:greedy', help='WAY:REGIME[@T/I|@fused:T][*K][^GB][~SECONDS], comma-separated; WAY in reload, arc_nb, arc_nb_best, arc_nb_batched, arc_nb_multitask; '
                     'REGIME greedy or dfs; @T/I: train/inference slots; ~SECONDS: this run\'s budget')
     ap.add_argument('--budget', type=float, default=180.0, help='seconds each run may take (the same for every way) [180]')
     ap.add_argument('--tasks', type=int, default=16, help='how many tasks of the selection [16]')
@@ -421,7 +433,7 @@ def project(res):
     rows = []
     for w in res['ways']:
         if w['regime'] != 'greedy' or not w['useful_util_pct']: continue
-        steps = ew['steps_batched'] if w['way'] == 'arc_nb_batched' else ew['steps']  # a step reads the weights once for all its rows
+        steps = ew['steps_batched'] if w['way'] in BATCHED else ew['steps']  # a step reads the weights once for all its rows
         here, l4 = seconds(res['roofline']['flops'], res['roofline']['bandwidth'], steps), seconds(L4['flops'], L4['bandwidth'], steps)
         f = w['useful_util_pct'] / 100
         rows.append(dict(way=w['way'], slots=w['slots'], useful_util_pct=w['useful_util_pct'], hours_240_this_gpu=240 * here / f / 3600,
