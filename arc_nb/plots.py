@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_plots.ipynb 4
 from __future__ import annotations
-import json, time
+import json, math, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -28,9 +28,9 @@ def read_resources(run) -> pd.DataFrame:
     )
 
 # %% auto 0
-__all__ = ['SPAN_EVENTS', 'COLORS', 'H200', 'WORK_KEYS', 'read_events', 'read_resources', 'end_time', 'segments', 'summary',
-           'resource_means', 'Roofline', 'model_figures', 'run_window', 'useful_work', 'plot_slots', 'plot_resources',
-           'Live', 'live', 'write_plots']
+__all__ = ['SPAN_EVENTS', 'COLORS', 'H200', 'WORK_KEYS', 'read_events', 'read_resources', 'end_time', 'segments', 'covered',
+           'summary', 'resource_means', 'Roofline', 'model_figures', 'run_window', 'useful_work', 'plot_slots',
+           'plot_resources', 'Live', 'live', 'write_plots']
 
 # %% ../nbs/09_plots.ipynb
 SPAN_EVENTS = {
@@ -90,7 +90,32 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         for _, c in claims.iterrows():
             if c.task not in ended:
                 rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid)})
+        _lanes(rows, g)
     return pd.DataFrame(rows)
+
+
+def _lanes(rows, g):
+    """A worker that trains K tasks at once (`train_end`'s `slot_k`): its task and train spans get the slot as `lane` of
+    `lanes`, so the timeline draws them side by side instead of over each other."""
+    tr = g[g.event == 'train_end']
+    if 'slot_k' not in tr or not tr.slot_k.notna().any():
+        return
+    lane = dict(zip(tr.task, tr.slot_k))
+    n = int(tr.slot_k.max()) + 1
+    for r in rows:
+        if r['worker'] == g.worker.iloc[0] and r['pid'] == g.pid.iloc[0] and r['kind'] in ('task', 'train'):
+            if pd.notna(lane.get(r['task'])):
+                r.update(lane=int(lane[r['task']]), lanes=n)
+
+
+def covered(seg) -> float:
+    "Seconds covered by the spans of `seg` (start, end), overlaps counted once (tasks trained side by side)."
+    t, end = 0.0, -math.inf
+    for s, e in sorted(zip(seg.start, seg.end)):
+        if e > end:
+            t += e - max(s, end)
+            end = e
+    return t
 
 # %% ../nbs/09_plots.ipynb
 def summary(run) -> pd.DataFrame:
@@ -105,10 +130,10 @@ def summary(run) -> pd.DataFrame:
         t0 = e[e.event == 'worker_start'].time.min() if (e.event == 'worker_start').any() else e.time.min()
         t1 = end_time(ev, pid)
         life = t1 - t0
-        load = g[g.kind == 'load'].eval('end - start').sum()
-        task = g[g.kind == 'task'].eval('end - start').sum()
-        train = g[g.kind == 'train'].eval('end - start').sum()
-        predict = g[g.kind.isin(['predict', 'quick'])].eval('end - start').sum()
+        load = covered(g[g.kind == 'load'])
+        task = covered(g[g.kind == 'task'])  # tasks trained side by side (K per worker) count once
+        train = covered(g[g.kind == 'train'])
+        predict = covered(g[g.kind.isin(['predict', 'quick'])])
         tok = e[e.event.isin(['train_end', 'infer_end'])].get('tokens', pd.Series(dtype=float)).fillna(0).sum()
         out.append(
             dict(
@@ -261,14 +286,17 @@ def plot_slots(run, ax=None):
         s = seg[seg.kind == kind]
         if not len(s):
             continue
-        for n, g in s.groupby('worker'):
+        if 'lane' not in s:
+            s = s.assign(lane=float('nan'), lanes=1.0)
+        # K tasks of one worker side by side: each in its slot's lane of the row
+        for (n, lane, lanes), g in s.fillna({'lane': -1, 'lanes': 1}).groupby(['worker', 'lane', 'lanes']):
             spans = list(zip(g.start - t0, g.end - g.start))
-            h, off = (0.8, 0.1) if kind != 'task' else (0.8, 0.1)
+            h = 0.8 / lanes if lane >= 0 else 0.8
             ax.broken_barh(
                 spans,
-                (y[n] - 0.4, 0.8),
+                (y[n] - 0.4 + max(lane, 0) * h, h),
                 facecolors=COLORS['overhead'] if kind == 'task' else COLORS[kind],
-                edgecolor='white' if kind == 'task' else 'none',
+                edgecolor='white' if kind == 'task' or lanes > 1 else 'none',
                 linewidth=0.5,
             )
     ax.set_yticks(range(len(names)))
