@@ -278,7 +278,7 @@ def way_record(run_path, way, regime, slots, res, tasks, model, hw, gpu_name, se
     capture_s = sum(max(d.get('capture_s', 0) for p2, d in dec if p2 == p) for p in {p for p, _ in dec})
     r = read_resources(run_path)
     r = r[(r.time >= res['t0']) & (r.time <= res['t1'])].dropna(subset=['gpu']) if len(r) else r
-    return dict(way=way, regime=regime, slots=f'{slots[0]}/{slots[1]}', settings=settings, gpu=gpu_name, tasks=len(tasks), tasks_done=done,
+    return dict(way=way, regime=regime, slots=f'{slots[0]}/{slots[1]}' if slots[1] else f'fused:{slots[0]}', settings=settings, gpu=gpu_name, tasks=len(tasks), tasks_done=done,
                 tests=sum(p['tests'] for p in per), tests_predicted=sum(p['tests_predicted'] for p in per), trained=sum(p['trained'] for p in per),
                 tests_full=sum(p['tests_full'] for p in per), tests_at_fallback_with_adapter=sum(p['tests_at_fallback_with_adapter'] for p in per),
                 budget_s=settings.get('time_budget'), deadline_cut=res['cut'], wall_s=wall, tasks_per_gpu_hour=3600 * done / wall,
@@ -302,6 +302,7 @@ def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
     at = spec.split('@')[1] if '@' in spec else None
     slots = ((int(at.split(':')[1]), 0) if at.startswith('fused:') else tuple(map(int, at.split('/')))) if at else \
         (MULTITASK['slots'] if way == 'arc_nb_multitask' else BEST['slots'] if way in ('arc_nb_best', 'arc_nb_batched') else (2, 3))
+    K = K or (MULTITASK['K'] if way == 'arc_nb_multitask' else None)
     spec = spec + (f'*{K}' if K else '') + (f'^{gb}' if gb else '')
     assert way in WAY_NAMES and regime in MIN_PROB, spec
     run_path = work_dir/spec.replace(':', '-').replace('@', '-').replace('/', '-').replace('*', '-k').replace('^', '-mem')
@@ -368,7 +369,7 @@ def main():
         try: rec, run_path = run_way(spec, model, ids, tasks, a.budget, a.smoke, work_dir, hw, gpu_name)
         except Exception as e:
             import traceback; traceback.print_exc(); res.setdefault('errors', []).append(dict(spec=spec, error=f'{type(e).__name__}: {e}')); save(); continue
-        ways[:] = [w for w in ways if not (w['way'] == rec['way'] and w['regime'] == rec['regime'] and w['slots'] == rec['slots'])] + [rec]
+        ways[:] = [w for w in ways if way_key(w) != way_key(rec)] + [rec]
         save()
     from arc_nb.scheduler import RunConfig
     icfg = RunConfig(**settings_for('arc_nb', 'greedy', a.smoke)).infer()
@@ -380,6 +381,15 @@ def main():
         for f in sorted(work_dir.rglob('*')):
             if f.is_file() and (f.suffix in ('.jsonl', '.csv', '.log') or f.name in ('config.json', 'score.json')): tf.add(f, f.relative_to(work_dir))
     table(res)
+
+def processes(slots: str) -> int:
+    "Worker processes of a record's slots: 'T/I' split, 'fused:T' fused."
+    return int(slots.split(':')[1]) if slots.startswith('fused:') else sum(map(int, slots.split('/')))
+
+def way_key(w):
+    "What makes two records the same way: way, regime, slots, tasks per worker and memory limit (a later record replaces an earlier one)."
+    st = w.get('settings') or {}
+    return (w['way'], w['regime'], w['slots'], st.get('tasks_per_worker', 1), st.get('gpu_memory_gb'))
 
 def scheduled_records(ways, path):
     "Issue 21's `scheduled` records (in batched_inference.json beside the output): the budget and what each arc_nb_batched run did with it."
@@ -454,11 +464,14 @@ def resplit(r, tgz):
     with tarfile.open(tgz) as tf: tf.extractall(tmp)
     from arc_nb.plots import read_events
     for w in r.get('ways', []):
-        names = [f"{w['way']}-{w['regime']}-{w['slots'].replace('/', '-')}", f"{w['way']}-{w['regime']}"]  # run_way's folder names
+        st = w.get('settings') or {}
+        sfx = (f"-k{st['tasks_per_worker']}" if w['way'] == 'arc_nb_multitask' and st.get('tasks_per_worker') else '') + \
+              (f"-mem{st['gpu_memory_gb']:g}" if st.get('gpu_memory_gb') else '')
+        names = [f"{w['way']}-{w['regime']}-{w['slots'].replace('/', '-').replace(':', '-')}{sfx}", f"{w['way']}-{w['regime']}"]  # run_way's folder names
         d = next((tmp/n for n in names if (tmp/n).exists()), None)
         if d is None: continue
         t1 = read_events(d).query("event == 'run_end'").time.max()  # the call measured its wall from the process start: end - wall
-        w['process_seconds'] = process_split(d, sum(map(int, w['slots'].split('/'))), t1 - w['wall_s'], t1)
+        w['process_seconds'] = process_split(d, processes(w['slots']), t1 - w['wall_s'], t1)
         w['process_seconds_per_task_done'] = {k: v / max(w['tasks_done'], 1) for k, v in w['process_seconds'].items()}
 
 def merge(files, out):
@@ -481,10 +494,10 @@ def merge(files, out):
     table(res)
 
 def table(res):
-    log('\n| way | regime | slots | done | tests | wall s | tasks/GPU-h | NVML % | useful % | decode tok | train tok | loads | peak GB/proc | GPU GB |')
-    log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+    log('\n| way | regime | slots | K | done | tests | wall s | tasks/GPU-h | NVML % | useful % | decode tok | train tok | loads | peak GB/proc | GPU GB |')
+    log('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     for w in res['ways']:
-        log(f"| {w['way']} | {w['regime']} | {w['slots']} | {w['tasks_done']}/{w['tasks']} | {w['tests_predicted']}/{w['tests']} | {w['wall_s']:.0f} | "
+        log(f"| {w['way']} | {w['regime']} | {w['slots']} | {(w.get('settings') or {}).get('tasks_per_worker', 1)} | {w['tasks_done']}/{w['tasks']} | {w['tests_predicted']}/{w['tests']} | {w['wall_s']:.0f} | "
             f"{w['tasks_per_gpu_hour']:.0f} | {w['nvml_util_pct'] or 0:.0f} | {w['useful_util_pct']:.1f} | {w['decode_tokens']} | {w['train_tokens']} | "
             f"{w['model_loads']} | {w['peak_mem_gb'] or 0:.1f} | {w['peak_mem_gb_per_gpu'] or 0:.1f} |")
     tc = res.get('tokens_check') or {}
