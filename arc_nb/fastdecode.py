@@ -388,14 +388,18 @@ class FastDecoder:
         self.stats['prefills'] += 1
         return torch.log_softmax(logits[:, -1].float(), -1)
 
-    def gather(self, rows, n):
-        "Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n (`StaticKV.gather`)."
-        if self.cache.gather(rows, n):
-            self.stats['gathers'] += 1
+# %% ../nbs/06c_fastdecode.ipynb
+@_add_to(FastDecoder)
+def gather(self, rows, n):
+    "Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n (`StaticKV.gather`)."
+    if self.cache.gather(rows, n):
+        self.stats['gathers'] += 1
 
-    def usable(self, total_len):
-        "Can a search of `total_len` tokens run here? Not past a sliding window (the cache keeps every position)."
-        return self.window is None or total_len <= self.window
+
+@_add_to(FastDecoder)
+def usable(self, total_len):
+    "Can a search of `total_len` tokens run here? Not past a sliding window (the cache keeps every position)."
+    return self.window is None or total_len <= self.window
 
 # %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)

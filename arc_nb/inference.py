@@ -226,7 +226,7 @@ class Backend(Protocol):
         "Per prompt, the log-probability of each of its candidate continuations (ids ending in the end token)."
         ...
 
-
+# %% ../nbs/06_inference.ipynb
 class HFBackend:
     """The built-in backend on a resident transformers (peft) model: `dfs_batch` and `score_batch`, all the prompts (the
     views of a test input) in one batch; `decode` picks the decode path. `slots`: a `SlotLoRA` on `model`, whose slots

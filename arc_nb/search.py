@@ -235,7 +235,7 @@ def routed(slots, which):
     S, ks = slots
     return S.route([ks[i] for i in which])
 
-
+# %% ../nbs/06a_search.ipynb
 def _top1(lp, branches, floor, eos_token_id, last: bool, done: list):
     "Greedy's level, shaped like `expand`: each branch's most probable child (none past the limit but the end token)."
     t = lp.argmax(-1)
