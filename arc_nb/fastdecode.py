@@ -916,7 +916,11 @@ def _check_slots(self):
 @_add_to(FastDecoder)
 @torch.inference_mode()
 def refresh_slots(self):
-    "Copy the SlotLoRA's weights into the slots' buffers, in place (captured graphs read them)."
+    """Copy the SlotLoRA's weights into the slots' buffers, in place (captured graphs read them). A slot with non-finite
+    weights is named: its zeros in the masked products (0 * nan) would make every row's output nan."""
+    bad = torch.nonzero(~torch.isfinite(self._S.weight).all(1)).flatten().tolist()
+    if bad:
+        _log.warning(f"SlotLoRA slots {bad} hold non-finite weights: the batched step's rows of every slot go nan")
     for ly in self._slayers:
         for k in _PROJ:
             ly[k].refresh(self._S)
