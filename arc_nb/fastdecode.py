@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools, itertools, logging, math, time, traceback, weakref
 import torch
 import torch.nn.functional as F
-from .search import forward, check_args, dfs_sample, expand, DECODE_MODES, WORK
+from .search import forward, check_args, dfs_sample, expand, DECODE_MODES, WORK, check_slots, OneSlot
 
 # %% auto 0
 __all__ = ['SUPPORTED', 'KERNELS', 'pow2', 'unsupported', 'random_forward', 'unfusable', 'StaticKV', 'FastDecoder',
@@ -233,11 +233,15 @@ class _Proj:
 
     def __call__(self, x, x32):
         "(base output, LoRA delta or None) for inputs x [b, in] (and x in the LoRA dtype)."
-        if self.Ws is None:
-            y = F.linear(x, self.W, self.bias)
-        else:
-            y = torch.cat([F.linear(x, w, b) for w, b in self.Ws], -1)
+        y = _base_out(self, x)
         return y, (None if self.A is None else torch.mm(torch.mm(x32, self.A.t()), self.B.t()))
+
+
+def _base_out(p, x):
+    "A projection's base output: the fused weight's product, or the unfused modules' products side by side."
+    if p.Ws is None:
+        return F.linear(x, p.W, p.bias)
+    return torch.cat([F.linear(x, w, b) for w, b in p.Ws], -1)
 
 # %% ../nbs/06c_fastdecode.ipynb
 def _fused(lins):
@@ -279,9 +283,10 @@ class StaticKV:
 
     def __init__(self, n_layers, rows, kv_heads, length, head_dim, dtype, dev, rotary_emb):
         self.kv = torch.zeros(n_layers, 2, rows, kv_heads, length, head_dim, dtype=dtype, device=dev)
-        # a step's inputs, one per row: token, position, prompt (an index for hooks); a captured graph reads them here
-        self.inp = torch.zeros(3, rows, dtype=torch.long, device=dev)
-        self.ids, self.pos, self.which = self.inp
+        # a step's inputs, one per row: token, position, prompt (an index for hooks), adapter slot (a SlotLoRA's, when
+        # several tasks share the batch); a captured graph reads them here
+        self.inp = torch.zeros(4, rows, dtype=torch.long, device=dev)
+        self.ids, self.pos, self.which, self.slot = self.inp
         self.arange = torch.arange(length, device=dev)
         # the model's own rotary module, once for every position: the same cos/sin it computes per call
         cos, sin = rotary_emb(self.kv[0, 0, :1, 0, :1], self.arange[None])
@@ -294,10 +299,12 @@ class StaticKV:
             self.kv[l, 0, row : row + 1, :, :P].copy_(k)
             self.kv[l, 1, row : row + 1, :, :P].copy_(v)
 
-    def feed(self, tokens, pos, which):
-        "A step's inputs for the first rows (lists); the other rows get zeros (position 0: harmless). One copy."
+    def feed(self, tokens, pos, which, slot=None):
+        """A step's inputs for the first rows (lists; `slot` None: zeros); the other rows get zeros (position 0, slot 0:
+        harmless). One copy."""
         pad = [0] * (self.rows - len(tokens))
-        self.inp.copy_(torch.tensor([tokens + pad, pos + pad, which + pad]), non_blocking=True)
+        slot = [0] * len(tokens) if slot is None else slot
+        self.inp.copy_(torch.tensor([tokens + pad, pos + pad, which + pad, slot + pad]), non_blocking=True)
 
     def gather(self, rows, n) -> bool:
         """Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n (the longest row's: what a shorter
@@ -359,7 +366,9 @@ class FastDecoder:
         self.cache: StaticKV | None = None
         self._graphs, self._pool = {}, None  # graph buckets (below)
         self._sig, self._layers, self._vers, self._k, self._copies = None, None, None, None, []  # weights (below)
+        self._S, self._ks, self._slayers, self._skey, self._svers, self._sgraphs = None, None, None, None, None, {}
         counts = 'captures replays eager_steps prefills gathers allocs invalidations fallbacks lora_refreshes chunks'
+        counts += ' slot_refreshes'
         self.stats = dict(dict.fromkeys(counts.split(), 0), capture_s=0.0, warmup_s=0.0)
         self.stepping = False  # True while a decode step runs (or is captured): hooks can read `pos`
 
@@ -370,30 +379,34 @@ class FastDecoder:
     rows = property(lambda self: 0 if self.cache is None else self.cache.rows)
     length = property(lambda self: 0 if self.cache is None else self.cache.length)
 
-    def prefill(self, prompt_ids, row=0):
-        """The prompt through the model's own forward, its KV copied into cache row `row`: log-probabilities [1, V] of
-        the first new token."""
-        P = len(prompt_ids)
-        logits, cache = forward(self.model, torch.as_tensor([list(prompt_ids)], device=self.dev), last_only=True)
+    def prefill(self, prompt_ids, row=0, slot=None):
+        """The prompt through the model's own forward (through slot `slot` of the search's SlotLoRA, when given), its
+        KV copied into cache row `row`: log-probabilities [1, V] of the first new token."""
+        P, m = len(prompt_ids), (self.model if slot is None else OneSlot(self._S, slot))
+        logits, cache = forward(m, torch.as_tensor([list(prompt_ids)], device=self.dev), last_only=True)
         self.cache.prefill([_layer_kv(cache, l) for l in range(self.n_layers)], P, row)
         self.stats['prefills'] += 1
         return torch.log_softmax(logits[:, -1].float(), -1)
 
-    def gather(self, rows, n):
-        "Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n (`StaticKV.gather`)."
-        if self.cache.gather(rows, n):
-            self.stats['gathers'] += 1
+# %% ../nbs/06c_fastdecode.ipynb
+@_add_to(FastDecoder)
+def gather(self, rows, n):
+    "Cache rows `rows` (old indices) become rows 0..len(rows)-1, positions :n (`StaticKV.gather`)."
+    if self.cache.gather(rows, n):
+        self.stats['gathers'] += 1
 
-    def usable(self, total_len):
-        "Can a search of `total_len` tokens run here? Not past a sliding window (the cache keeps every position)."
-        return self.window is None or total_len <= self.window
+
+@_add_to(FastDecoder)
+def usable(self, total_len):
+    "Can a search of `total_len` tokens run here? Not past a sliding window (the cache keeps every position)."
+    return self.window is None or total_len <= self.window
 
 # %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
 def _drop_graphs(self):
     """Forget the captured graphs and their memory pool: a pool must not be captured into again once its graphs are gone
     (outputs still in use keep it alive, and CUDA's allocator asserts)."""
-    self._graphs, self._pool = {}, None
+    self._graphs, self._sgraphs, self._pool = {}, {}, None
 
 
 @_add_to(FastDecoder)
@@ -463,7 +476,7 @@ def _prepare(self):
     if why:
         if self.fuse:
             _once(f"the decode step calls the model's modules: {why}")
-        self._layers, self._copies = None, []
+        self._layers, self._copies, self._slayers = None, [], None
         return
     L = []
     for layer in self.inner.layers:
@@ -480,6 +493,7 @@ def _prepare(self):
             )
         )
     self._layers, self._final = L, (self.inner.norm.weight, self.inner.norm.variance_epsilon)
+    self._slayers = None  # the slots' buffers (`_prepare_slots`) are built on these again
     self._copies = [c for ly in L for k in ('qkv', 'o', 'gu', 'down') for c in ly[k].copies]
     self._k = self._k or self._kernels()
 
@@ -528,7 +542,7 @@ def _check_weights(self):
     another adapter) prepares and captures again."""
     sig = self._signature()
     if sig != self._sig:
-        if self._sig is not None and self._graphs:
+        if self._sig is not None and (self._graphs or self._sgraphs):
             _log.warning(
                 "model weights were replaced or LoRA switched (not an in-place hot-load): "
                 "CUDA graphs are captured again"
@@ -560,20 +574,23 @@ def _step_impl(self, b, L):
     positions up to `pos[i]` (all < L)."""
     self.stepping = True
     try:
+        if self._ks is not None:  # several tasks' rows: each through its slot
+            return self._step_slots(b, L)
         return self._step_fused(b, L) if self._layers is not None else self._step_modules(b, L)
     finally:
         self.stepping = False
 
 
 @_add_to(FastDecoder)
-def _step_fused(self, b, L):
-    "The step in few kernels: fused projections, one LoRA product per group, the elementwise work in `KERNELS`."
+def _step_fused(self, b, L, layers=None):
+    """The step in few kernels: fused projections, one LoRA product per group, the elementwise work in `KERNELS`.
+    `layers`: the per-layer weights (default `_layers`; the slots' `_slayers` when several tasks share the batch)."""
     c, K, H, KV, hd = self.cache, self._k, self.heads, self.kv_heads, self.head_dim
     h = self.inner.embed_tokens(c.ids[:b])  # [b, d]
     cos, sin, mask, at = _row_inputs(c, b, L)
     at = at.expand(b, KV, 1, hd)
     pend = None  # the previous layer's down projection, added to the residual by the next norm
-    for l, ly in enumerate(self._layers):
+    for l, ly in enumerate(layers or self._layers):
         if pend is None:
             x, x32 = K['norm'](h, *ly['n1'], ly['qkv'].dt)
         else:
@@ -652,7 +669,7 @@ def _capture(self, b, L):
         self.graphs = False
         return None
     torch.cuda.synchronize(self.dev)
-    self._graphs[(b, L)] = (g, out)
+    self._buckets()[(b, L)] = (g, out)
     self.stats['captures'] += 1
     self.stats['capture_s'] += time.perf_counter() - t
     return g, out
@@ -665,19 +682,27 @@ def _count_step(pos):
 
 
 @_add_to(FastDecoder)
+def _buckets(self) -> dict:
+    "The captured graphs of this search's kind: one adapter (`_graphs`), or several tasks' slots (`_sgraphs`)."
+    return self._graphs if self._ks is None else self._sgraphs
+
+
+@_add_to(FastDecoder)
 def step(self, tokens, pos, which=None):
     """Feed `tokens[i]` to cache row i at position `pos[i]` (`pos`: a list, or one int for every row), for prompt
-    `which[i]` (hooks may read it; default 0): next-token log-probabilities [len(tokens), V] (valid until the next step)."""
+    `which[i]` (hooks may read it; default 0; in a search with slots, row i goes through prompt `which[i]`'s slot):
+    next-token log-probabilities [len(tokens), V] (valid until the next step)."""
     if self._sig is None:
         self._check_weights()
     m = len(tokens)
     pos = [pos] * m if isinstance(pos, int) else list(pos)
-    self.cache.feed(list(tokens), pos, [0] * m if which is None else list(which))
+    which = [0] * m if which is None else list(which)
+    self.cache.feed(list(tokens), pos, which, None if self._ks is None else [self._ks[w] for w in which])
     _count_step(pos)
     n = max(pos) + 1  # the longest row's context
-    if self.graphs:
+    if self.graphs and (self._ks is None or self._slayers is not None):  # routing hooks are not captured
         b, L = min(pow2(m), self.rows), min(pow2(n, self.min_len), self.length)
-        g = self._graphs.get((b, L)) or self._capture(b, L)
+        g = self._buckets().get((b, L)) or self._capture(b, L)
         if g is not None:
             g[0].replay()
             self.stats['replays'] += 1
@@ -722,7 +747,10 @@ def _search(self, prompts, news, min_prob, eos, per, which):
     P, n = [len(p) for p in prompts], len(prompts)
     self._ensure(n * per, max(p + m for p, m in zip(P, news)))
     self._check_weights()
-    lp = torch.cat([self.prefill(p, row=k) for k, p in enumerate(prompts)])
+    if self._ks is not None:
+        self._check_slots()
+    slot = (lambda k: None) if self._ks is None else (lambda k: self._ks[which[k]])
+    lp = torch.cat([self.prefill(p, row=k, slot=slot(k)) for k, p in enumerate(prompts)])
     self.stats['chunks'] += 1
     if min_prob is None:
         return self._greedy_batch(lp, P, news, eos, which)
@@ -770,30 +798,36 @@ def _greedy_batch(self, lp, P, news, eos, which):
 # %% ../nbs/06c_fastdecode.ipynb
 @_add_to(FastDecoder)
 @torch.inference_mode()
-def dfs_batch(self, prompts, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
+def dfs_batch(self, prompts, *, min_prob, max_new_tokens, eos_token_id, max_batch=None, slots=None):
     """`dfs_sample(model, p, ...)`'s list (same list, same order) for each prompt `p`, every prompt's branches rows of
-    one cache. `max_new_tokens`: one for all, or a list (one per prompt). Batches as large as `cache_budget` allows."""
+    one cache. `max_new_tokens`: one for all, or a list (one per prompt). Batches as large as `cache_budget` allows.
+    `slots`: (S, ks), prompt i through slot ks[i] of the `SlotLoRA` S (several tasks in one batch, see below)."""
     prompts = [list(p) for p in prompts]
     news = list(max_new_tokens) if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * len(prompts)
     if len(news) != len(prompts):
         raise ValueError(f"{len(news)} max_new_tokens for {len(prompts)} prompts")
     news = [check_args(self.model, p, min_prob, m) for p, m in zip(prompts, news)]
-    out = [None] * len(prompts)
+    slots, out = check_slots(slots, len(prompts)), [None] * len(prompts)
     # dropout on, or longer than the sliding window: those prompts are searched eagerly
     fast = [] if random_forward(self.model) else [i for i, p in enumerate(prompts) if self.usable(len(p) + news[i])]
     if fast:
         # live branches of a prompt <= 1/min_prob (disjoint events)
         bound = 1 if min_prob is None else min(self.max_rows, max(1, int(1 / min_prob)))
         batches, per = self._plan([len(prompts[i]) + news[i] for i in fast], bound)
-        for b in batches:
-            idx = [fast[j] for j in b]
-            got = self._search([prompts[i] for i in idx], [news[i] for i in idx], min_prob, eos_token_id, per, idx)
-            for i, r in zip(idx, got):
-                out[i] = r
+        if slots is not None:
+            self._S, self._ks = slots
+        try:
+            for b in batches:
+                idx = [fast[j] for j in b]
+                got = self._search([prompts[i] for i in idx], [news[i] for i in idx], min_prob, eos_token_id, per, idx)
+                for i, r in zip(idx, got):
+                    out[i] = r
+        finally:
+            self._ks = None  # the next search is a single adapter's, unless it passes slots
     for i in [i for i, r in enumerate(out) if r is None]:
         self.stats['fallbacks'] += 1
         kw = dict(min_prob=min_prob, max_new_tokens=news[i], eos_token_id=eos_token_id, max_batch=max_batch)
-        out[i] = dfs_sample(self.model, prompts[i], **kw)
+        out[i] = dfs_sample(self.model if slots is None else OneSlot(slots[0], slots[1][i]), prompts[i], **kw)
     return out
 
 
@@ -802,6 +836,110 @@ def dfs(self, prompt_ids, *, min_prob, max_new_tokens, eos_token_id, max_batch=N
     "`dfs_sample`'s result (same list, same order) for one prompt: `dfs_batch` of one."
     kw = dict(min_prob=min_prob, max_new_tokens=max_new_tokens, eos_token_id=eos_token_id, max_batch=max_batch)
     return self.dfs_batch([prompt_ids], **kw)[0]
+
+# %% ../nbs/06c_fastdecode.ipynb
+class _SlotProj:
+    """A fused projection (`_Proj` `proj`'s base weights) with all K slots of a `SlotLoRA` `S`: `A` [K*R, in], `B`
+    [out, K*R], slot k's block at k*R:(k+1)*R as `_Proj` lays one out (scaling folded into B); `masks[R]` [b, K*R], set
+    each step, keeps each row's slot's columns."""
+
+    def __init__(self, proj, mods, S, index, masks):
+        self.W, self.bias, self.Ws, self.masks = proj.W, proj.bias, proj.Ws, masks
+        self.A = self.B = self.dt = self.R = None
+        self.copies = []  # (buffer view, S's layer index, 'A' or 'B', scaling)
+        lins, idx = [_linear(m) for m in mods], [index.get(id(m)) for m in mods]
+        R = sum(S.parts[i][1][0] for i in idx if i is not None)
+        if not R:
+            return
+        K, dev, self.R, self.dt = S.K, S.weight.device, R, S.weight.dtype
+        self.A = torch.zeros(K * R, lins[0].in_features, dtype=self.dt, device=dev)
+        self.B = torch.zeros(sum(l.out_features for l in lins), K * R, dtype=self.dt, device=dev)
+        a3, b3, r0, o0 = self.A.view(K, R, -1), self.B.view(-1, K, R), 0, 0
+        for l, i in zip(lins, idx):
+            if i is not None:
+                r, n = S.parts[i][1][0], l.out_features
+                self.copies += [
+                    (a3[:, r0 : r0 + r], i, 'A', 1.0),
+                    (b3[o0 : o0 + n, :, r0 : r0 + r], i, 'B', S.parts[i][4]),
+                ]
+                r0 += r
+            o0 += l.out_features
+
+    def refresh(self, S):
+        "Every slot's A and B (B scaled) from `S`'s views into the buffers, in place."
+        for dst, i, ab, s in self.copies:
+            dst.copy_(S.A(i) if ab == 'A' else S.B(i).transpose(0, 1))  # B: [K, out, r] -> [out, K, r]
+            if s != 1.0:
+                dst.mul_(s)
+
+    def __call__(self, x, x32):
+        "(base output, each row's slot's LoRA delta or None), as `_Proj` gives them."
+        y = _base_out(self, x)
+        if self.A is None:
+            return y, None
+        return y, torch.mm(torch.mm(x32, self.A.t()) * self.masks[self.R], self.B.t())
+
+# %% ../nbs/06c_fastdecode.ipynb
+_PROJ = ('qkv', 'o', 'gu', 'down')
+
+
+@_add_to(FastDecoder)
+@torch.inference_mode()  # buffers made and written in inference mode, as `_prepare`'s
+def _prepare_slots(self, S):
+    "The fused step's per-layer weights with `_SlotProj`s for `S`'s slots (base weights shared with `_layers`)."
+    index = {id(m): i for i, m in enumerate(S.layers)}
+    self._smasks, L = {}, []
+    for ly, layer in zip(self._layers, self.inner.layers):
+        L.append(dict(ly, **{k: _SlotProj(ly[k], ms, S, index, self._smasks) for k, ms in _projections(layer).items()}))
+    Rs = {ly[k].R for ly in L for k in _PROJ if ly[k].R}
+    self._scols = {R: torch.arange(S.K * R, device=self.dev) // R for R in Rs}  # each column's slot
+    self._slayers = L
+
+
+@_add_to(FastDecoder)
+def _check_slots(self):
+    """Before a search with slots (after `_check_weights`): the slots' buffers for this SlotLoRA, built once (again for
+    another SlotLoRA or new storage: graphs dropped), refreshed in place when `S.weight._version` moved."""
+    S = self._S
+    key = (S.weight.data_ptr(), S.K, tuple(S.weight.shape))
+    fresh = self._skey is None or self._skey[0]() is not S or self._skey[1] != key
+    if fresh or (self._slayers is None and self._layers is not None):
+        if fresh and self._sgraphs:
+            self._drop_graphs()  # they read the old buffers
+        if self._layers is not None:
+            self._prepare_slots(S)
+        self._skey, self._svers = (weakref.ref(S), key), None
+    if self._slayers is not None and S.weight._version != self._svers:
+        self.refresh_slots()
+
+
+@_add_to(FastDecoder)
+@torch.inference_mode()
+def refresh_slots(self):
+    """Copy the SlotLoRA's weights into the slots' buffers, in place (captured graphs read them). A slot with non-finite
+    weights is named: its zeros in the masked products (0 * nan) would make every row's output nan."""
+    bad = torch.nonzero(~torch.isfinite(self._S.weight).all(1)).flatten().tolist()
+    if bad:
+        _log.warning(f"SlotLoRA slots {bad} hold non-finite weights: the batched step's rows of every slot go nan")
+    for ly in self._slayers:
+        for k in _PROJ:
+            ly[k].refresh(self._S)
+    self._svers = self._S.weight._version
+    self.stats['slot_refreshes'] += 1
+
+
+@_add_to(FastDecoder)
+def _step_slots(self, b, L):
+    """The step with row i through slot `slot[i]`: the fused step over the slots' buffers, each row's masks made from
+    the cache's `slot` (inside a graph: an input); or the modules step under `S.route` (eager)."""
+    c = self.cache
+    if self._slayers is None:
+        with self._S.route(c.slot[:b].tolist()):
+            return self._step_modules(b, L)
+    slot = c.slot[:b, None]
+    for R, col in self._scols.items():
+        self._smasks[R] = (col[None] == slot).to(self._S.weight.dtype)
+    return self._step_fused(b, L, self._slayers)
 
 # %% ../nbs/06c_fastdecode.ipynb
 def fast_decoder(model, decode='auto', **kw) -> FastDecoder | None:

@@ -16,12 +16,12 @@ from .scoring import fallback_attempts
 
 # re-exported: callers import them from here too
 from .search import WORK, forward, dfs_sample, dfs_batch, dfs_recursive, DECODE_MODES  # noqa: F401 (re-exported)
-from .search import pad_left, select_rows
+from .search import pad_left, select_rows, check_slots, routed
 from .fastdecode import fast_decoder
 
 # %% auto 0
 __all__ = ['InferConfig', 'Candidate', 'TestPrediction', 'task_views', 'view_prompt', 'score_candidates', 'score_batch',
-           'kv_bytes_per_token', 'Backend', 'HFBackend', 'test_prompts', 'predict_task', 'VLLMBackend',
+           'kv_bytes_per_token', 'Backend', 'HFBackend', 'test_prompts', 'predict_task', 'predict_tasks', 'VLLMBackend',
            'write_predictions', 'attempts_of']
 
 # %% ../nbs/06_inference.ipynb
@@ -158,28 +158,33 @@ def _runs(sizes, cap, base=0):
     return runs
 
 
-def _tails(model, cache, mask, rows, cs):
-    "The log-probability of each candidate's tokens after its first, candidate j on row `rows[j]` of `cache`: one pass."
+def _tails(model, cache, mask, rows, cs, which=(), slots=None):
+    """The log-probability of each candidate's tokens after its first, candidate j on row `rows[j]` of `cache`: one pass
+    (candidate j through prompt `which[j]`'s slot, with `slots`)."""
     dev, n = mask.device, max(map(len, cs)) - 1
     pad = lambda xs: xs + [0] * (n - len(xs))  # right padding, masked (and causal: no real token sees it)
     idx, past = torch.tensor(rows, device=dev), mask[rows]
     ids, tgt = torch.tensor([pad(c[:-1]) for c in cs], device=dev), torch.tensor([pad(c[1:]) for c in cs], device=dev)
     new = torch.tensor([pad([1] * (len(c) - 1)) for c in cs], device=dev)
     pos = past.sum(-1, keepdim=True) + torch.arange(n, device=dev)
-    logits, _ = forward(model, ids, select_rows(cache, idx), mask=torch.cat([past, new], 1), pos=pos)
+    with routed(slots, which):
+        logits, _ = forward(model, ids, select_rows(cache, idx), mask=torch.cat([past, new], 1), pos=pos)
     lp = torch.log_softmax(logits.float(), -1).gather(-1, tgt[..., None])[..., 0]
     return torch.where(new.bool(), lp, 0).sum(-1).tolist()
 
 
 @torch.inference_mode()
-def score_batch(model, prompts, cands: list[list[list[int]]], max_tokens=None) -> list[list[float]]:
+def score_batch(model, prompts, cands: list[list[list[int]]], max_tokens=None, slots=None) -> list[list[float]]:
     """`score_candidates` of every prompt and its candidates, batched: padded prefills of the prompts, then the (prompt,
-    candidate) pairs; a pass holds at most `max_tokens` rows x tokens, cached and new (None: no cap)."""
+    candidate) pairs; a pass holds at most `max_tokens` rows x tokens, cached and new (None: no cap). `slots`: (S, ks),
+    prompt i and its candidates through slot ks[i] of the `SlotLoRA` S (several tasks in one batch)."""
+    slots = check_slots(slots, len(prompts))
     res, todo = [[0.0] * len(c) for c in cands], [i for i, c in enumerate(cands) if c]
     for run in _runs([len(prompts[i]) for i in todo], max_tokens):
         run = [todo[k] for k in run]
         ids, mask, pos = pad_left([prompts[i] for i in run], model.device)
-        logits, cache = forward(model, ids, mask=mask, pos=pos, last_only=True)
+        with routed(slots, run):
+            logits, cache = forward(model, ids, mask=mask, pos=pos, last_only=True)
         # (prefill row, prompt, candidate index, candidate ids)
         pairs = [(r, i, j, c) for r, i in enumerate(run) for j, c in enumerate(cands[i])]
         lp = torch.log_softmax(logits[:, -1].float(), -1)
@@ -188,7 +193,8 @@ def score_batch(model, prompts, cands: list[list[list[int]]], max_tokens=None) -
         long = [x for x in pairs if len(x[3]) > 1]
         for sub in _runs([len(x[3]) - 1 for x in long], max_tokens, mask.shape[1]):
             part = [long[k] for k in sub]
-            for (_, i, j, _), s in zip(part, _tails(model, cache, mask, [x[0] for x in part], [x[3] for x in part])):
+            tails = _tails(model, cache, mask, [x[0] for x in part], [x[3] for x in part], [x[1] for x in part], slots)
+            for (_, i, j, _), s in zip(part, tails):
                 res[i][j] += s
     return res
 
@@ -220,15 +226,16 @@ class Backend(Protocol):
         "Per prompt, the log-probability of each of its candidate continuations (ids ending in the end token)."
         ...
 
-
+# %% ../nbs/06_inference.ipynb
 class HFBackend:
     """The built-in backend on a resident transformers (peft) model: `dfs_batch` and `score_batch`, all the prompts (the
-    views of a test input) in one batch; `decode` picks the decode path."""
+    views of a test input) in one batch; `decode` picks the decode path. `slots`: a `SlotLoRA` on `model`, whose slots
+    `sample` and `score` route prompts through when given slot indices (`predict_tasks`)."""
 
     score_tokens = 2**17  # rescoring: rows x tokens one pass may hold (16 GiB of KV cache for a Mistral-7B in bf16)
 
-    def __init__(self, model, eos_token_id, max_batch=None, decode='auto', max_cache_gb=None):
-        self.model, self.eos, self.max_batch = model, eos_token_id, max_batch
+    def __init__(self, model, eos_token_id, max_batch=None, decode='auto', max_cache_gb=None, slots=None):
+        self.model, self.eos, self.max_batch, self.slots = model, eos_token_id, max_batch, slots
         # the worker's static-cache / CUDA-graph decoder, or None: plain dfs_batch. Within `max_cache_gb` both: the
         # decoder's cache (kept between searches: its graphs read it) takes 2/3, a rescoring pass the rest
         kw = {} if max_cache_gb is None else {'max_cache_gb': round(max_cache_gb * 2 / 3, 3)}
@@ -236,15 +243,22 @@ class HFBackend:
         if max_cache_gb is not None:
             self.score_tokens = max(4096, int(max_cache_gb / 3 * 2**30 / kv_bytes_per_token(model)))
 
-    def sample(self, prompts, *, min_prob, max_new_tokens):
-        "Per prompt, the (ids, logprob) sequences to decode: the prompts searched together."
+    def _slots(self, ks):
+        if ks is not None and self.slots is None:
+            raise ValueError("slot indices need a backend made with slots=SlotLoRA")
+        return None if ks is None else (self.slots, ks)
+
+    def sample(self, prompts, *, min_prob, max_new_tokens, slots=None):
+        """Per prompt, the (ids, logprob) sequences to decode: the prompts searched together (`slots`: one slot index per
+        prompt, of the backend's SlotLoRA)."""
         dfs = self.decoder.dfs_batch if self.decoder is not None else functools.partial(dfs_batch, self.model)
-        kw = dict(min_prob=min_prob, eos_token_id=self.eos, max_batch=self.max_batch)
+        kw = dict(min_prob=min_prob, eos_token_id=self.eos, max_batch=self.max_batch, slots=self._slots(slots))
         return dfs(prompts, max_new_tokens=list(max_new_tokens), **kw)
 
-    def score(self, prompts, cands):
-        "Per prompt, the log-probability of each candidate continuation: all prompts together, `score_tokens` per pass."
-        return score_batch(self.model, prompts, cands, self.score_tokens)
+    def score(self, prompts, cands, slots=None):
+        """Per prompt, the log-probability of each candidate continuation: all prompts together, `score_tokens` per pass
+        (`slots`: as in `sample`)."""
+        return score_batch(self.model, prompts, cands, self.score_tokens, self._slots(slots))
 
 # %% ../nbs/06_inference.ipynb
 def test_prompts(v: Vocab, task: Task, cfg: InferConfig, views=None) -> list[list[list[int]]]:
@@ -257,6 +271,43 @@ def test_prompts(v: Vocab, task: Task, cfg: InferConfig, views=None) -> list[lis
     return out
 
 # %% ../nbs/06_inference.ipynb
+def _collect(v: Vocab, views, samples):
+    "The DFS sequences of each view decoded, put back in the original frame and merged: (candidates, malformed)."
+    found, malformed = {}, 0
+    for k, (tr, seqs) in enumerate(zip(views, samples)):
+        for ids, lp in seqs:
+            g = decode_grid(v, ids)
+            if g is None:
+                malformed += 1
+                continue
+            g = tr.invert(g)
+            key = (g.shape, g.tobytes())
+            c = found.setdefault(key, Candidate(g.tolist(), [], -math.inf, []))
+            if k not in c.found_by:
+                c.found_by.append(k)
+            c.dfs_logprob = max(c.dfs_logprob, lp)
+    return list(found.values()), malformed
+
+
+def _rescore_ids(v: Vocab, views, cands):
+    "Each candidate's ids under each view (outer), as rescoring feeds them."
+    return [[list(grid_ids(v, tr.grid(np.array(c.grid))).tolist()) + [v.eos] for c in cands] for tr in views]
+
+
+def _finish(i, cands, views, fb, malformed, tokens, **kw) -> TestPrediction:
+    "Test input i's prediction: candidates best first, the two best as attempts, topped up from the fallbacks `fb`."
+    cands.sort(key=lambda c: (-c.score, -len(c.found_by), c.grid))
+    attempts, n_fb = [c.grid for c in cands[:2]], 0
+    for a in (fb[i]['attempt_1'], fb[i]['attempt_2']):
+        if len(attempts) < 2 and a not in attempts:
+            attempts.append(a)
+            n_fb += 1
+    while len(attempts) < 2:
+        attempts.append(fb[i]['attempt_1'])
+        n_fb += 1
+    return TestPrediction(i, cands, attempts, [t.to_json() for t in views], malformed, tokens, n_fb, **kw)
+
+# %% ../nbs/06_inference.ipynb
 def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig, tests=None) -> list[TestPrediction]:
     """Candidates and top-2 attempts for every test input of `task` (or the indices `tests`), in the original frame.
     `backend`: a model, `HFBackend` or `VLLMBackend`."""
@@ -267,56 +318,61 @@ def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig, tests=None) ->
         if tests is not None and i not in tests:
             continue
         rooms = [min(cfg.max_new_tokens, cfg.max_seq_len - len(p)) for p in prompts]
-        found, malformed = {}, 0
         w0, t0 = WORK.copy(), time.perf_counter()
         samples = backend.sample(prompts, min_prob=cfg.min_prob, max_new_tokens=rooms)
         t1 = time.perf_counter()
         tokens = sum(map(len, prompts)) + sum(len(s) for ss in samples for s, _ in ss)
-        for k, (tr, seqs) in enumerate(zip(views, samples)):
-            for ids, lp in seqs:
-                g = decode_grid(v, ids)
-                if g is None:
-                    malformed += 1
-                    continue
-                g = tr.invert(g)
-                key = (g.shape, g.tobytes())
-                c = found.setdefault(key, Candidate(g.tolist(), [], -math.inf, []))
-                if k not in c.found_by:
-                    c.found_by.append(k)
-                c.dfs_logprob = max(c.dfs_logprob, lp)
-        cands = list(found.values())
+        cands, malformed = _collect(v, views, samples)
         if cfg.rescore and cands:
-            ids = [[list(grid_ids(v, tr.grid(np.array(c.grid))).tolist()) + [v.eos] for c in cands] for tr in views]
+            ids = _rescore_ids(v, views, cands)
             per_view = backend.score(prompts, ids)
             tokens += sum(map(len, prompts)) + sum(len(x) for xs in ids for x in xs)
             for j, c in enumerate(cands):
                 c.scores = [pv[j] for pv in per_view]
         t2 = time.perf_counter()
-        cands.sort(key=lambda c: (-c.score, -len(c.found_by), c.grid))
-        attempts = [c.grid for c in cands[:2]]
-        n_fb = 0
-        for a in (fb[i]['attempt_1'], fb[i]['attempt_2']):
-            if len(attempts) < 2 and a not in attempts:
-                attempts.append(a)
-                n_fb += 1
-        while len(attempts) < 2:
-            attempts.append(fb[i]['attempt_1'])
-            n_fb += 1
-        preds.append(
-            TestPrediction(
-                i,
-                cands,
-                attempts,
-                [t.to_json() for t in views],
-                malformed,
-                tokens,
-                n_fb,
-                decode_s=t1 - t0,
-                score_s=t2 - t1,
-                work=WORK.since(w0),
-            )
-        )
+        kw = dict(decode_s=t1 - t0, score_s=t2 - t1, work=WORK.since(w0))
+        preds.append(_finish(i, cands, views, fb, malformed, tokens, **kw))
     return preds
+
+# %% ../nbs/06_inference.ipynb
+def predict_tasks(backend, v: Vocab, items, cfg: InferConfig, tests=None) -> list[list[TestPrediction]]:
+    """`predict_task` of several tasks at once: for each (task, slot) in `items`, the task through that slot of a
+    `SlotLoRA`, every view of every test input of every task searched in one `sample` and rescored in one `score`.
+    `backend`: the `SlotLoRA` (an `HFBackend` is made on its model) or an `HFBackend` with `slots`; `tests`: per item,
+    test indices or None (all). Per item, `predict_task`'s list; time and work shared among test inputs by tokens."""
+    if not isinstance(backend, Backend):
+        backend = HFBackend(backend.model, v.eos, cfg.max_batch, cfg.decode, cfg.max_cache_gb, slots=backend)
+    units = []  # (item, test index, views, fallbacks, prompts, slot)
+    for j, (task, k) in enumerate(items):
+        views, fb = task_views(task, cfg), fallback_attempts(task)
+        for i, prompts in enumerate(test_prompts(v, task, cfg, views)):
+            if tests is None or tests[j] is None or i in tests[j]:
+                units.append((j, i, views, fb, prompts, k))
+    prompts, ks = [p for u in units for p in u[4]], [u[5] for u in units for _ in u[4]]
+    rooms = [min(cfg.max_new_tokens, cfg.max_seq_len - len(p)) for p in prompts]
+    w0, t0 = WORK.copy(), time.perf_counter()
+    samples = backend.sample(prompts, min_prob=cfg.min_prob, max_new_tokens=rooms, slots=ks) if prompts else []
+    t1, done, at = time.perf_counter(), [], 0  # per unit: [candidates, malformed, tokens]
+    for u in units:
+        ss, at = samples[at : at + len(u[4])], at + len(u[4])
+        done.append([*_collect(v, u[2], ss), sum(map(len, u[4])) + sum(len(s) for x in ss for s, _ in x)])
+    todo = [n for n, d in enumerate(done) if cfg.rescore and d[0]]
+    ids = {n: _rescore_ids(v, units[n][2], done[n][0]) for n in todo}
+    if todo:
+        ps, cs = [p for n in todo for p in units[n][4]], [x for n in todo for x in ids[n]]
+        per, at = backend.score(ps, cs, slots=[units[n][5] for n in todo for _ in units[n][4]]), 0
+        for n in todo:
+            pv, at = per[at : at + len(units[n][4])], at + len(units[n][4])
+            for j, c in enumerate(done[n][0]):
+                c.scores = [x[j] for x in pv]
+            done[n][2] += sum(map(len, units[n][4])) + sum(len(x) for xs in ids[n] for x in xs)
+    t2, work, out = time.perf_counter(), WORK.since(w0), [[] for _ in items]
+    total = max(1, sum(d[2] for d in done))
+    for (j, i, views, fb, _, _), (cands, bad, tokens) in zip(units, done):
+        f = tokens / total
+        kw = dict(decode_s=(t1 - t0) * f, score_s=(t2 - t1) * f, work={a: round(b * f) for a, b in work.items()})
+        out[j].append(_finish(i, cands, views, fb, bad, tokens, **kw))
+    return out
 
 # %% ../nbs/06_inference.ipynb
 class _VLLMBase:

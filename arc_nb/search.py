@@ -4,13 +4,13 @@
 
 # %% ../nbs/06a_search.ipynb 4
 from __future__ import annotations
-import copy, itertools, math
+import contextlib, copy, itertools, math
 from dataclasses import dataclass, asdict
 import torch
 
 # %% auto 0
 __all__ = ['WORK', 'DECODE_MODES', 'WorkCount', 'select_rows', 'forward', 'model_context', 'check_args', 'expand',
-           'sort_children', 'dfs_sample', 'dfs_recursive', 'pad_left', 'dfs_batch']
+           'sort_children', 'dfs_sample', 'dfs_recursive', 'pad_left', 'check_slots', 'routed', 'dfs_batch', 'OneSlot']
 
 # %% ../nbs/06a_search.ipynb
 @dataclass
@@ -214,6 +214,28 @@ def pad_left(prompts, device=None):
     return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 # %% ../nbs/06a_search.ipynb
+def check_slots(slots, n: int):
+    """`slots` of a search over `n` prompts: None, or (S, ks), a `SlotLoRA` (04_model) and one slot index per prompt.
+    Checked here, with errors that say what is wrong."""
+    if slots is None:
+        return None
+    S, ks = slots
+    ks = [int(k) for k in ks]
+    if len(ks) != n:
+        raise ValueError(f"slots: {len(ks)} slot indices for {n} prompts (one per prompt)")
+    if ks and not 0 <= min(ks) <= max(ks) < S.K:
+        raise ValueError(f"slots: indices must be in [0, {S.K}) (the SlotLoRA's K), got {sorted(set(ks))}")
+    return S, ks
+
+
+def routed(slots, which):
+    "Within the block, batch row j goes through slot `ks[which[j]]` of `S` (`slots`: (S, ks)); nothing when None."
+    if slots is None:
+        return contextlib.nullcontext()
+    S, ks = slots
+    return S.route([ks[i] for i in which])
+
+# %% ../nbs/06a_search.ipynb
 def _top1(lp, branches, floor, eos_token_id, last: bool, done: list):
     "Greedy's level, shaped like `expand`: each branch's most probable child (none past the limit but the end token)."
     t = lp.argmax(-1)
@@ -241,21 +263,25 @@ def _level(group, depth, limits, pick, floor, eos, max_batch, done):
     return out
 
 
-def _step(model, cache, mask, branches):
-    "One decode step of a group: each branch's last token at its own next position, the mask one column longer."
+def _step(model, cache, mask, branches, slots=None):
+    """One decode step of a group: each branch's last token at its own next position, the mask one column longer (each
+    row through its prompt's slot, with `slots`)."""
     mask = torch.cat([mask, mask.new_ones(len(branches), 1)], 1)
     ids = torch.tensor([[s[-1]] for _, s, _ in branches], device=mask.device)
-    logits, cache = forward(model, ids, cache, mask=mask, pos=mask.sum(-1, keepdim=True) - 1)
+    with routed(slots, [i for i, _, _ in branches]):
+        logits, cache = forward(model, ids, cache, mask=mask, pos=mask.sum(-1, keepdim=True) - 1)
     return cache, mask, logits[:, -1], branches
 
 # %% ../nbs/06a_search.ipynb
 @torch.inference_mode()
-def dfs_batch(model, prompts, *, min_prob, max_new_tokens, eos_token_id, max_batch=None):
+def dfs_batch(model, prompts, *, min_prob, max_new_tokens, eos_token_id, max_batch=None, slots=None):
     """`dfs_sample` of every prompt (`max_new_tokens`: one for all or one per prompt), searched together: one padded
-    prefill, one frontier of every prompt's branches, at most `max_batch` rows per pass."""
+    prefill, one frontier of every prompt's branches, at most `max_batch` rows per pass. `slots`: (S, ks), prompt i
+    through slot ks[i] of the `SlotLoRA` S in every pass (several tasks' prompts in one batch)."""
     if not prompts:
         return []
     n = len(prompts)
+    slots = check_slots(slots, n)
     limits = max_new_tokens if isinstance(max_new_tokens, (list, tuple)) else [max_new_tokens] * n
     limits = [check_args(model, p, min_prob, m) for p, m in zip(prompts, limits)]
     pick, floor = (_top1, None) if min_prob is None else (expand, math.log(min_prob))
@@ -264,14 +290,32 @@ def dfs_batch(model, prompts, *, min_prob, max_new_tokens, eos_token_id, max_bat
     for k in range(0, n, max_batch):
         idx = range(k, min(k + max_batch, n))
         ids, mask, pos = pad_left([prompts[i] for i in idx], model.device)
-        logits, cache = forward(model, ids, mask=mask, pos=pos, last_only=True)
+        with routed(slots, idx):
+            logits, cache = forward(model, ids, mask=mask, pos=pos, last_only=True)
         groups.append((cache, mask, logits[:, -1], [(i, (), 0.0) for i in idx]))
     for depth in range(max(limits)):
         nxt = [g for group in groups for g in _level(group, depth, limits, pick, floor, eos_token_id, max_batch, done)]
         if not nxt:
             break
-        groups = [_step(model, *g) for g in nxt]
+        groups = [_step(model, *g, slots=slots) for g in nxt]
     return [sorted(x, key=lambda x: (-x[1], x[0])) for x in done]
+
+# %% ../nbs/06a_search.ipynb
+class OneSlot:
+    """`S.model` with every row of every forward pass through slot `k` of the `SlotLoRA` `S`: pass it where a model goes
+    (`dfs_sample`, `forward`); the rest of the model's attributes are the model's."""
+
+    def __init__(self, S, k: int):
+        if not 0 <= int(k) < S.K:
+            raise ValueError(f"slot {k} is not in [0, {S.K})")
+        self.S, self.k, self.model = S, int(k), S.model
+
+    def __call__(self, **kw):
+        with self.S.route([self.k] * kw['input_ids'].shape[0]):
+            return self.model(**kw)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__['model'], name)
 
 # %% ../nbs/06a_search.ipynb
 # the decode paths (06c_fastdecode): auto = CUDA graphs on a GPU where the model allows

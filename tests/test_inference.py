@@ -373,3 +373,199 @@ def test_dfs_batch_fallbacks():
     assert fd.stats['fallbacks'] == sum(len(p) + 8 > 20 for p in BATCH) and 0 < fd.stats['fallbacks'] < len(BATCH)
     with pytest.raises(ValueError, match='max_new_tokens for'):
         fd.dfs_batch(BATCH, min_prob=0.1, max_new_tokens=[3, 4], eos_token_id=V.eos)
+
+# --- several tasks at once: each prompt through its task's SlotLoRA slot (issue 22, item 3) -----------------------------
+from arc_nb.model import SlotLoRA
+from arc_nb.search import OneSlot
+
+def slot_model(name, K=3, std=0.2, seed=0):
+    "A LoRA test model with a SlotLoRA of K distinct random slots: a row in the wrong slot would show."
+    if name == 'tiny':  # arc_nb.model's tiny Llama (fp32) under attach_lora's default targets
+        import tempfile
+        from pathlib import Path
+        from arc_nb.model import make_tiny_model, load_base, attach_lora
+        m = attach_lora(load_base(make_tiny_model(Path(tempfile.mkdtemp()) / 'tiny', seed=1), device='cpu', dtype='float32')[0], rank=4)
+        m = boost_eos(peaked(m, 12), 2.0)
+    elif name == 'qwen2-lora':  # biases on q/k/v; GQA. Slots of std 0.2 make its batched log-probs drift by 1.1e-5 from
+        # dfs_sample's (padding's rounding: the batch without slots drifts as much); 0.1 keeps within 1e-5
+        m, std = boost_eos(peaked(with_lora(small_model(Qwen2ForCausalLM, Qwen2Config, 2)), 10), 2.0), min(std, 0.1)
+    else:
+        m = boost_eos(peaked(with_lora(llama(3)), 8), 2.0)
+    S = SlotLoRA(m, K)
+    with torch.no_grad():
+        torch.manual_seed(seed)
+        S.weight.normal_(0, std)
+    return m, S
+
+# BATCH's prompts, two of them again under other slots
+SLOT_PROMPTS, SLOT_KS, SLOT_NEWS = BATCH + BATCH[:2], [0, 1, 2, 1, 2, 0], [9, 5, 9, 7, 9, 6]
+
+def slots_alone(m, S, prompts, ks, p, news):
+    "The oracle: each prompt alone (dfs_sample) with its slot copied into peft's single adapter."
+    out = []
+    for q, k, n in zip(prompts, ks, news):
+        S.to_adapter(k)
+        out.append(dfs_sample(m, q, min_prob=p, max_new_tokens=n, eos_token_id=V.eos))
+    return out
+
+@pytest.mark.parametrize('name', ['tiny', 'llama-lora', 'qwen2-lora'])
+def test_slots_dfs_batch_eager(name):
+    """Eager dfs_batch with slots=(S, ks): each prompt's list is dfs_sample's with its slot in the single adapter (same
+    sequences, same order, log-probs within 1e-5), at four thresholds and greedy, in passes of any size; within 5e-6 of
+    the batch without slots (each slot in turn in the single adapter: the same padding; only the products' shapes round
+    otherwise, about 2e-6 here);
+    OneSlot gives dfs_sample's lists on a slot; the same prompt under the three slots gives three different lists."""
+    m, S = slot_model(name)
+    found = 0
+    for p in (0.3, 0.05, 0.01, None):
+        ref = slots_alone(m, S, SLOT_PROMPTS, SLOT_KS, p, SLOT_NEWS)
+        kw = dict(min_prob=p, max_new_tokens=SLOT_NEWS, eos_token_id=V.eos)
+        for mb in (None, 3):
+            got = dfs_batch(m, SLOT_PROMPTS, max_batch=mb, slots=(S, SLOT_KS), **kw)
+            assert_same(got, ref)
+        plain = [None] * len(SLOT_PROMPTS)
+        for k in range(S.K):
+            S.to_adapter(k)
+            for i, r in enumerate(dfs_batch(m, SLOT_PROMPTS, **kw)):
+                plain[i] = r if SLOT_KS[i] == k else plain[i]
+        assert_same(got, plain, atol=5e-6)
+        assert_same([dfs_sample(OneSlot(S, k), q, min_prob=p, max_new_tokens=n, eos_token_id=V.eos)
+                     for q, k, n in zip(SLOT_PROMPTS, SLOT_KS, SLOT_NEWS)], ref)
+        found += sum(map(len, ref))
+    assert found > 20 and S.rows is None
+    a = slots_alone(m, S, [BATCH[0]] * 3, [0, 1, 2], 0.05, [9] * 3)
+    assert a[0] != a[1] and a[1] != a[2] and a[0] != a[2]  # the slots really differ
+
+@pytest.mark.parametrize('mode', ['static', 'dry-graph', 'modules'])
+@pytest.mark.parametrize('name', ['tiny', 'llama-lora', 'qwen2-lora'])
+def test_slots_static_dfs_batch(name, mode):
+    """FastDecoder.dfs_batch with slots: the fused static step over all slots' buffers (masks from the cache's slot row),
+    the graph path's buckets (dry, on the CPU), the modules step under S.route: each prompt's list as alone (within
+    1e-5). A second round captures nothing; an in-place write into S.weight refreshes the buffers, invalidates nothing,
+    and re-captures no bucket; a search without slots afterwards is the single adapter's; no weights check flips."""
+    m, S = slot_model(name)
+    fd = {'static': lambda: FastDecoder(m, max_rows=512), 'modules': lambda: FastDecoder(m, max_rows=512, fuse=False),
+          'dry-graph': lambda: DrySlots(m, graphs=True, max_rows=512, min_len=16)}[mode]()
+    probs = (0.01, 0.05, 0.3, None)  # the most rows first: the cache grows once
+    refs = {p: slots_alone(m, S, SLOT_PROMPTS, SLOT_KS, p, SLOT_NEWS) for p in probs}
+    for rnd in range(2):
+        for p in probs:
+            assert_same(fd.dfs_batch(SLOT_PROMPTS, min_prob=p, max_new_tokens=SLOT_NEWS, eos_token_id=V.eos, slots=(S, SLOT_KS)), refs[p])
+        if rnd == 0:
+            captures, graphs = fd.stats['captures'], dict(fd._sgraphs)
+    assert fd.stats['captures'] == captures and fd.stats['invalidations'] == 0 and fd.stats['fallbacks'] == 0
+    assert fd.stats['slot_refreshes'] == (0 if mode == 'modules' else 1)
+    if mode == 'dry-graph':
+        assert captures > 0 and fd.stats['eager_steps'] == 0 and fd._graphs == {} and any(b > 4 for b, _ in fd._sgraphs)
+    with torch.no_grad():
+        S.weight.mul_(1.25)  # in place (an optimizer step, a load): the version moves
+    for p in (0.05, None):
+        got = fd.dfs_batch(SLOT_PROMPTS, min_prob=p, max_new_tokens=SLOT_NEWS, eos_token_id=V.eos, slots=(S, SLOT_KS))
+        assert_same(got, slots_alone(m, S, SLOT_PROMPTS, SLOT_KS, p, SLOT_NEWS))
+    assert fd.stats['invalidations'] == 0 and all(fd._sgraphs[k] is g for k, g in graphs.items())
+    assert fd.stats['slot_refreshes'] == (0 if mode == 'modules' else 2)
+    S.to_adapter(1)  # without slots: peft's single adapter
+    assert_same(fd.dfs_batch(BATCH, min_prob=0.05, max_new_tokens=9, eos_token_id=V.eos), per_prompt(m, BATCH, 0.05, 9))
+    assert fd.stats['invalidations'] == 0 and S.rows is None
+
+class DrySlots(Dry):
+    "`Dry`, storing each bucket where the search looks it up (the slots' graphs apart from the single adapter's)."
+    def _capture(self, b, L):
+        g, out = super()._capture(b, L)
+        self._buckets()[(b, L)] = self._graphs.pop((b, L))
+        return g, out
+
+def test_slots_fallback_and_errors():
+    "Prompts whose branches outgrow the cache's rows fall back to dfs_sample through OneSlot, on their own slot; bad slots are named."
+    m, S = slot_model('llama-lora')
+    fd = FastDecoder(m, max_rows=2)
+    got = fd.dfs_batch(SLOT_PROMPTS, min_prob=0.01, max_new_tokens=SLOT_NEWS, eos_token_id=V.eos, slots=(S, SLOT_KS))
+    assert_same(got, slots_alone(m, S, SLOT_PROMPTS, SLOT_KS, 0.01, SLOT_NEWS))
+    assert fd.stats['fallbacks'] > 0
+    for f in (fd.dfs_batch, lambda *a, **k: dfs_batch(m, *a, **k)):
+        with pytest.raises(ValueError, match='2 slot indices for 6 prompts'):
+            f(SLOT_PROMPTS, min_prob=0.1, max_new_tokens=3, eos_token_id=V.eos, slots=(S, [0, 1]))
+        with pytest.raises(ValueError, match=r'must be in \[0, 3\)'):
+            f(SLOT_PROMPTS, min_prob=0.1, max_new_tokens=3, eos_token_id=V.eos, slots=(S, [0, 1, 2, 3, 0, 0]))
+
+def test_slots_score_batch():
+    "score_batch with slots: each prompt's score_candidates with its slot in the single adapter (within 1e-4), capped or not."
+    m, S = slot_model('llama-lora')
+    rng = np.random.default_rng(0)
+    rand = lambda k: [int(t) for t in rng.integers(0, len(TOK), k)] + [V.eos]
+    cands = [[rand(k) for k in ks] for ks in ([0, 6], [2], [3, 0, 8], [], [1, 4], [5])]
+    ref = []
+    for p, c, k in zip(SLOT_PROMPTS, cands, SLOT_KS):
+        S.to_adapter(k)
+        ref.append(score_candidates(m, p, c))
+    for cap in (None, 1, 64):
+        got = score_batch(m, SLOT_PROMPTS, cands, cap, slots=(S, SLOT_KS))
+        assert np.allclose(np.concatenate(got), np.concatenate(ref), atol=1e-4, rtol=0), cap
+    S.to_adapter(2)
+    assert not np.allclose(score_candidates(m, SLOT_PROMPTS[0], cands[0]), ref[0], atol=1e-2)  # slot 2 scores otherwise
+
+@pytest.mark.parametrize('decode', ['eager', 'static'])
+def test_slots_predict_tasks(task_learned, decode):
+    """predict_tasks: each (task, slot) item's predictions are predict_task's with the slot in the single adapter (same
+    candidates, found by the same views, same attempts; scores within 1e-4), the eager and the static-cache paths; the
+    batch's useful work is the runs' sum, in fewer decode passes; `tests` per item."""
+    import copy
+    from arc_nb.inference import predict_task, predict_tasks, InferConfig, HFBackend
+    base, task = task_learned
+    m = with_lora(copy.deepcopy(base), std=0.0)
+    S = SlotLoRA(m, 3)
+    with torch.no_grad():
+        torch.manual_seed(1)
+        S.weight.normal_(0, 0.1)
+    cfg = InferConfig(n=4, min_prob=0.05, max_new_tokens=40, decode=decode)
+    items = [(task, 0), (task, 2), (task, 1)]
+    alone, works = [], []
+    for t, k in items:
+        S.to_adapter(k)
+        w0 = WORK.copy()
+        alone.append(predict_task(HFBackend(m, V.eos, decode=decode), V, t, cfg))
+        works.append(WORK.since(w0))
+    w0 = WORK.copy()
+    got = predict_tasks(HFBackend(m, V.eos, decode=decode, slots=S), V, items, cfg)
+    both = WORK.since(w0)
+    for a, b in zip(alone, got):
+        assert [(p.index, p.attempts, p.malformed, p.tokens) for p in a] == [(p.index, p.attempts, p.malformed, p.tokens) for p in b]
+        for x, y in zip(a, b):
+            assert [(c.grid, c.found_by) for c in x.candidates] == [(c.grid, c.found_by) for c in y.candidates]
+            assert np.allclose([c.dfs_logprob for c in x.candidates], [c.dfs_logprob for c in y.candidates], atol=1e-5, rtol=0)
+            assert np.allclose(sum([c.scores for c in x.candidates], []), sum([c.scores for c in y.candidates], []), atol=1e-4, rtol=0)
+    assert sum(len(p.candidates) for g in got for p in g) > 3
+    assert len({str([[c.grid for c in p.candidates] for p in g]) for g in got}) > 1  # the slots decide differently
+    assert {k: both[k] for k in USEFUL} == {k: sum(w[k] for w in works) for k in USEFUL} and both['steps'] < sum(w['steps'] for w in works)
+    sub = predict_tasks(S, V, items[:2], cfg, tests=[[1], None])  # a SlotLoRA as the backend
+    assert [[(p.index, p.attempts) for p in g] for g in sub] == [[(p.index, p.attempts) for p in alone[0][1:]], [(p.index, p.attempts) for p in alone[1]]]
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='CUDA graphs need a GPU')
+def test_slots_graph_decoder_cuda():
+    """On a GPU, graphs on: K tasks at once give each task's candidates alone (the graph decoder with its slot in the
+    single adapter, and dfs_sample); a second mix of tasks and an in-place slot update capture nothing new."""
+    m, S = slot_model('llama-lora')
+    m = m.cuda()
+    S.weight.data = S.weight.data.cuda()
+    fd = FastDecoder(m, max_rows=512)
+    assert fd.graphs
+    prompts = SLOT_PROMPTS + [BATCH[0][:-1] + [V.cells[i % 10] for i in range(300)] + BATCH[0][-1:]]
+    probs = (0.01, 0.05, 0.3, None)
+    for rnd, ks in enumerate(([0, 1, 2, 1, 2, 0, 1], [2, 2, 0, 1, 0, 1, 0], [1, 0, 1, 2, 0, 2, 2])):
+        if rnd == 2:
+            with torch.no_grad():
+                S.weight.mul_(1.25)
+        for p in probs:
+            news = SLOT_NEWS + [9]
+            got = fd.dfs_batch(prompts, min_prob=p, max_new_tokens=news, eos_token_id=V.eos, slots=(S, ks))
+            ref = slots_alone(m, S, prompts, ks, p, news)
+            assert_same(got, ref, atol=1e-4)
+            for k in sorted(set(ks)):  # the graph decoder alone, task by task
+                S.to_adapter(k)
+                idx = [i for i, x in enumerate(ks) if x == k]
+                one = fd.dfs_batch([prompts[i] for i in idx], min_prob=p, max_new_tokens=[news[i] for i in idx], eos_token_id=V.eos)
+                assert_same([got[i] for i in idx], one, atol=1e-4)
+        if rnd == 0:
+            captures = {k: g for k, g in fd._sgraphs.items()}
+    assert fd.stats['invalidations'] == 0 and fd.stats['eager_steps'] == 0 and fd.stats['slot_refreshes'] == 2
+    assert all(fd._sgraphs[k] is g for k, g in captures.items()) and len(fd._sgraphs) > 0 and fd.stats['replays'] > 0
