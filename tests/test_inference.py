@@ -378,7 +378,7 @@ def test_dfs_batch_fallbacks():
 from arc_nb.model import SlotLoRA
 from arc_nb.search import OneSlot
 
-def slot_model(name, K=3, std=0.2, seed=0):
+def slot_model(name, K=3, std=0.2, seed=0, device=None):
     "A LoRA test model with a SlotLoRA of K distinct random slots: a row in the wrong slot would show."
     if name == 'tiny':  # arc_nb.model's tiny Llama (fp32) under attach_lora's default targets
         import tempfile
@@ -391,6 +391,7 @@ def slot_model(name, K=3, std=0.2, seed=0):
         m, std = boost_eos(peaked(with_lora(small_model(Qwen2ForCausalLM, Qwen2Config, 2)), 10), 2.0), min(std, 0.1)
     else:
         m = boost_eos(peaked(with_lora(llama(3)), 8), 2.0)
+    m = m.to(device) if device else m  # the SlotLoRA is made where the model lives
     S = SlotLoRA(m, K)
     with torch.no_grad():
         torch.manual_seed(seed)
@@ -544,9 +545,7 @@ def test_slots_predict_tasks(task_learned, decode):
 def test_slots_graph_decoder_cuda():
     """On a GPU, graphs on: K tasks at once give each task's candidates alone (the graph decoder with its slot in the
     single adapter, and dfs_sample); a second mix of tasks and an in-place slot update capture nothing new."""
-    m, S = slot_model('llama-lora')
-    m = m.cuda()
-    S.weight.data = S.weight.data.cuda()
+    m, S = slot_model('llama-lora', device='cuda')
     fd = FastDecoder(m, max_rows=512)
     assert fd.graphs
     prompts = SLOT_PROMPTS + [BATCH[0][:-1] + [V.cells[i % 10] for i in range(300)] + BATCH[0][-1:]]
