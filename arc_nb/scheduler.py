@@ -1484,14 +1484,66 @@ def run_slots(self) -> bool:
         train_many(self.model, self.slots, feed, pad_id=self.vocab.eos, on_done=trained)
     except Exception as e:
         return self.slots_failed(e, held)
-    for k, task, lock in done:  # fused: each task's search with its slot's weights in the model's adapter
-        self.slots.to_adapter(k)
+    if done:  # fused: the K tasks' searches as one batch, each task through its slot
         try:
-            self.attempt(task, lock, work=lambda task, tc, ic, lock: self.predict(task, ic) or False)
+            self.predict_slots(done)
         finally:
-            self.emit('task_end', task=task.id, seconds=time.time() - t0[task.id])
-            lock.release()
+            for k, task, lock in done:
+                self.emit('task_end', task=task.id, seconds=time.time() - t0[task.id])
+                lock.release()
     return bool(held)
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def infer_many(self, items, ic, kind):
+    """One pass (`kind`) over every test input of several tasks, each through its adapter slot, searched as one batch
+    (`predict_tasks`): per item its `TestPrediction`s, and an `infer_end` per task (its share of the batch's time)."""
+    from arc_nb.inference import predict_tasks, HFBackend
+
+    backend = HFBackend(
+        self.model, self.vocab.eos, ic.max_batch, ic.decode, ic.max_cache_gb or self.cache_gb, slots=self.slots
+    )
+    out = predict_tasks(backend, self.vocab, items, ic)
+    for (task, k), preds in zip(items, out):
+        work = {x: sum(p.work.get(x, 0) for p in preds) for x in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
+        self.emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds),
+                  tokens=sum(p.tokens for p in preds), tests=len(preds),
+                  seconds=sum(p.decode_s + p.score_s for p in preds), decode_s=sum(p.decode_s for p in preds),
+                  score_s=sum(p.score_s for p in preds), work=work, slot_k=k, batch=len(items),
+                  **{'pass': kind})  # fmt: skip
+    return out
+
+
+@_method_of(Worker)
+def predict_slots(self, done):
+    """A fused K-task worker's searches, the tasks still in their slots (`done`: (slot, task, lock)): the quick pass of
+    all of them as one batch, then the full search of all of them as one batch when it fits the time left. If a batched
+    pass fails, each task is predicted alone (its slot copied into the model's adapter, through `attempt`)."""
+    run, ic, quick = self.rundir, self.icfg, self.cfg.quick(self.icfg)
+    items = [(task, k) for k, task, _ in done]
+    try:
+        old = {}
+        if quick is not None:
+            for (task, _), preds in zip(items, self.infer_many(items, quick, 'quick')):
+                old[task.id] = {p.index: {**p.to_json(), 'pass': 'quick'} for p in preds}
+                self.write(task, old[task.id], partial=True)
+            if sum(self.est.infer(t, 'full') for t, _ in items) > self.time_left():
+                return
+        for (task, _), preds in zip(items, self.infer_many(items, ic, 'full')):
+            prev = old.get(task.id, {})
+            tests = {p.index: merge_test(prev.get(p.index), {**p.to_json(), 'pass': 'full'}) for p in preds}
+            self.write(task, tests, partial=False)
+    except Exception as e:
+        self.emit('task_error', task=items[0][0].id, retry=True,
+                  message=f"searching {len(items)} tasks at once failed ({type(e).__name__}: {e}); each alone next")  # fmt: skip
+        if self.gpu is not None:
+            import torch
+
+            torch.cuda.empty_cache()
+        for k, task, lock in done:
+            if not run.done(task.id, 'infer'):
+                self.slots.to_adapter(k)
+                self.attempt(task, lock, work=lambda task, tc, ic, lock: self.predict(task, ic) or False)
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
