@@ -320,12 +320,14 @@ def run_way(spec, model, ids, tasks, budget, smoke, work_dir, hw, gpu_name):
 
 # ---------------------------------------------------------------------------------------------------------
 def check_tokens(ways, expected):
-    "Regime greedy: every way decodes the same rows for each test input, and they are the answers' (the bias was hit everywhere)."
+    """Regime greedy: every way decodes the same rows for each test input, and they are the answers' (the bias was hit
+    everywhere); tasks whose every test input has its full search (a quick pass decodes 2 of the 8 views)."""
     rows = {}
     for w in ways:
         if w['regime'] != 'greedy': continue
         for p in w['per_task']:
-            if p['tests_predicted'] == p['tests']: rows.setdefault(p['task'], {})[f"{w['way']}@{w['slots']}"] = p['decode_tokens_per_test']
+            full = p.get('tests_full') is None or p['tests_full'] == p['tests']  # None: a way without quick passes
+            if p['tests_predicted'] == p['tests'] and full: rows.setdefault(p['task'], {})[f"{w['way']}@{w['slots']}"] = p['decode_tokens_per_test']
     same = {t: all(list(x) == list(expected[t]) for x in r.values()) for t, r in rows.items()}
     return dict(per_task=rows, expected=expected, same=same, all_same=all(same.values()) if same else None,
                 ways_compared=sorted({k for r in rows.values() for k in r}))
@@ -482,7 +484,7 @@ def merge(files, out):
         if tgz.exists(): resplit(r, tgz)
         for k, v in r.items():
             if k == 'ways':
-                for w in v: res.setdefault('ways', [])[:] = [x for x in res.get('ways', []) if (x['way'], x['regime'], x['slots']) != (w['way'], w['regime'], w['slots'])] + [w]
+                for w in v: res.setdefault('ways', [])[:] = [x for x in res.get('ways', []) if way_key(x) != way_key(w)] + [w]
             elif k == 'calls': res.setdefault('calls', []).extend(v)
             elif k not in ('tokens_check', 'projection'): res[k] = v
     from arc_nb.data import load_tasks
