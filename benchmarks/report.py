@@ -28,6 +28,7 @@ def main():
 
     workload(w)
     batched(w)
+    multitask(w)
     w('## 1. Per-task overhead: arc_nb against reloading per task\n')
     w("arc_nb's way per task: `reset_lora` (in place), train, save the adapter, hot-load it into a resident inference model "
       "(`load_adapter_weights`, in place). The reload way: load the base model from local disk and attach LoRA (train side), "
@@ -232,7 +233,7 @@ def workload(w):
       "19 test inputs); the reference's settings: " + ', '.join(f'{k} {v}' for k, v in r['settings'].items()) + ". Regimes: `greedy` decodes exactly "
       "each view's answer (a logit bias, `benchmarks/workload_bias.py`, the same in every way); `dfs` is the min_prob 0.17 DFS over a tree with two 50/50 "
       "branch points per view (four candidates a view). A random model cannot score; this measures cost. Commands, one `device` call each:\n")
-    w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge benchmarks/results/workload_b.json benchmarks/results/workload_c.json benchmarks/results/workload_d.json benchmarks/results/workload_e.json --out benchmarks/results/workload.json\npython3 benchmarks/report.py\n```\n')
+    w('```\n' + '\n'.join('python3 ' + x['command'].replace('/root/out', '$OUT') for x in r['calls']) + '\npython3 benchmarks/workload.py --merge benchmarks/results/workload_b.json benchmarks/results/workload_c.json benchmarks/results/workload_d.json benchmarks/results/workload_e.json benchmarks/results/workload_g.json benchmarks/results/workload_h.json --out benchmarks/results/workload.json\npython3 benchmarks/report.py\n```\n')
     w('Every run had a time budget (seconds, the same for every way within a regime); it may end sooner, when the workers stop '
       'claiming what their estimate says cannot finish before it. *done*: trained and every test input predicted. *useful %*: training and prefill/rescoring '
       'FLOPs over the measured 789 TFLOP/s plus decode weight-and-KV bytes over the measured 4.3 TB/s, per wall second (`arc_nb.plots.useful_work`, formulas in '
@@ -243,7 +244,7 @@ def workload(w):
     w('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     for x in W:
         u = x['useful']
-        w(f"| {x['way']} | {x['regime']} | {x['slots']} | {x['budget_s']:.0f} s | {x['tasks_done']}/{x['tasks']} | {x['tests_predicted']}/{x['tests']} | {x['wall_s']:.0f} s | "
+        w(f"| {x['way']} | {x['regime']} | {slots_label(x)} | {x['budget_s']:.0f} s | {x['tasks_done']}/{x['tasks']} | {x['tests_predicted']}/{x['tests']} | {x['wall_s']:.0f} s | "
           f"**{x['tasks_per_gpu_hour']:.0f}** | {x['nvml_util_pct'] or 0:.0f} | **{x['useful_util_pct']:.1f}** ({u['train_util_pct']:.1f} + {u['forward_util_pct']:.1f} + "
           f"{u['decode_util_pct']:.1f}) | {x['decode_tokens']:,} | {x['train_tokens']:,} | {x['model_loads']} | {x['peak_mem_gb'] or 0:.0f} | {x['peak_mem_gb_per_gpu'] or 0:.0f} |")
     tc = r['tokens_check']
@@ -256,7 +257,7 @@ def workload(w):
     w('|---|---|---|---|---|---|---|---|---|---|---|')
     for x in W:
         p = x['process_seconds']
-        w(f"| {x['way']} | {x['regime']} | {x['slots']} | {p['load']:.0f} | {p['train']:.0f} | {p['decode']:.0f} | {p['rescore']:.0f} | "
+        w(f"| {x['way']} | {x['regime']} | {slots_label(x)} | {p['load']:.0f} | {p['train']:.0f} | {p['decode']:.0f} | {p['rescore']:.0f} | "
           f"{p['other_predict'] + p['overhead']:.0f} | {p.get('cut', 0):.0f} | {p['idle']:.0f} | {x.get('graph_capture_s', 0):.0f} |")
     first = R('workload_first_call')
     w("The reference's slot table for arc_nb (greedy regime, 150 s budgets; both utilisation figures). The first call ran with arc_nb's "
@@ -284,6 +285,12 @@ def workload(w):
     plot_workload(r)
     w('![NVML utilisation against useful work, and where the process-seconds went, per run](results/workload.png)\n')
     if (HERE/'results'/'workload_notes.md').exists(): w((HERE/'results'/'workload_notes.md').read_text())
+
+def slots_label(x):
+    "A run's slots as the tables show them: T/I (split) or fused:T, with K tasks per worker and a memory limit when set."
+    st = x.get('settings') or {}
+    k, gb = st.get('tasks_per_worker', 1), st.get('gpu_memory_gb')
+    return x['slots'] + (f', K={k}' if k > 1 else '') + (f', {gb:g} GB limit' if gb else '')
 
 def batched(w):
     "Issue 21: every view of a test input in one search; anytime passes under a budget."
@@ -343,6 +350,38 @@ def plot_workload(r):
     b.set_xlabel('% of the process-seconds (all slots)'); b.set_xlim(0, 100); b.legend(fontsize=8, loc='lower right')
     b.set_title('where the time went', fontsize=10)
     fig.tight_layout(); fig.savefig(HERE/'results'/'workload.png', dpi=110); plt.close(fig)
+
+def multitask(w):
+    "Issue 22: K adapters in one model, trained and searched as one batch (benchmarks/multitask.py, results/multitask.json)."
+    r = R('multitask')
+    i = r['info']
+    w("## 0c. Many tasks per worker: K adapters in one model (issue 22)\n")
+    w(f"`benchmarks/multitask.py` on the {i['gpu']} ({i['date']}), torch {i['torch']}, transformers {i['transformers']}, peft {i['peft']}: the random "
+      "7.24B and 1.10B models of the sections below, LoRA r32 (fp32) on the seven projections, bf16 base. The same 16 real ARC-AGI-2 evaluation tasks "
+      f"for every row (those nearest the median training-sequence length, {sum(i['task_mean_seq_len'].values()) / len(i['task_mean_seq_len']):.0f} tokens a sequence on average, longest first), the same "
+      "sequences: `train_task` one task after another against `train_many` with K slots (one sequence of each active task a step; padding excluded "
+      f"from tokens/s). MFU: {i['flops_per_token']} over {i['peak_tflops']:.0f} TFLOP/s. `adapter diff`: one task's slot against `train_task`'s "
+      "adapter (bf16 forward, so not zero). Command: `python3 benchmarks/multitask.py --models 7b,1b --out $OUT/multitask.json`.\n")
+    w('| model | way | K | checkpointing | tokens / s | MFU % | peak GB | vs `train_task` | vs `train_many` K=1 | padding | adapter diff |')
+    w('|---|---|---|---|---|---|---|---|---|---|---|')
+    for x in r['training']:
+        v1 = x.get('speedup_vs_many_k1')
+        w(f"| {x['model']} | {x['way']} | {x['K']} | {x['checkpointing']} | {x['tokens_per_s']:,.0f} | {x['mfu_pct']:.1f} | {x['peak_mem_gb']:.0f} | "
+          f"**{x['speedup_vs_k1']:.2f}x** | {f'{v1:.2f}x' if v1 else '-'} | {100 * x.get('padding_frac', 0):.1f}% | "
+          f"{f'{x['ref_adapter_max_abs_diff']:.1e}' if x.get('ref_adapter_max_abs_diff') is not None else '-'} |")
+    w(f"\n{r.get('training_note', '')}\n")
+    w(f"*Before the fix*: {r['superseded']['note']}\n")
+    w("**Under a 24 GiB limit** (`set_per_process_memory_fraction`, one process, the 7.24B model in bf16; training only, except the last row, "
+      "a whole scheduled run):\n")
+    w('| slots | K | checkpointing | fits | peak GB | tokens / s | tasks / GPU-hour |')
+    w('|---|---|---|---|---|---|---|')
+    for x in r['memory_limit']:
+        tph = x.get('tasks_per_gpu_hour')
+        w(f"| {x['slots']}{' fused' if x.get('mode') == 'fused' else ''} | {x['K']} | {x['checkpointing']} | {'yes' if x['fits'] else 'no (' + str(x.get('phase')) + ')'} | "
+          f"{x.get('peak_mem_gb') or 0:.1f} | {f'{x['tokens_per_s']:,.0f}' if x.get('tokens_per_s') else '-'} | {f'{tph:.0f}' if tph else '-'} |")
+    w(f"\n{r.get('memory_limit_note', '')}\n")
+    w(f"**Decode at K**: {r['decode_note']}\n")
+    if (HERE/'results'/'multitask_notes.md').exists(): w((HERE/'results'/'multitask_notes.md').read_text())
 
 if __name__ == '__main__':
     main()
