@@ -368,7 +368,7 @@ def multitask(w):
         v1 = x.get('speedup_vs_many_k1')
         w(f"| {x['model']} | {x['way']} | {x['K']} | {x['checkpointing']} | {x['tokens_per_s']:,.0f} | {x['mfu_pct']:.1f} | {x['peak_mem_gb']:.0f} | "
           f"**{x['speedup_vs_k1']:.2f}x** | {f'{v1:.2f}x' if v1 else '-'} | {100 * x.get('padding_frac', 0):.1f}% | "
-          f"{f'{x['ref_adapter_max_abs_diff']:.1e}' if x.get('ref_adapter_max_abs_diff') is not None else '-'} |")
+          f"{'-' if x.get('ref_adapter_max_abs_diff') is None else format(x['ref_adapter_max_abs_diff'], '.1e')} |")
     w(f"\n{r.get('training_note', '')}\n")
     w(f"*Before the fix*: {r['superseded']['note']}\n")
     w("**Under a 24 GiB limit** (`set_per_process_memory_fraction`, one process, the 7.24B model in bf16; training only, except the last row, "
@@ -378,7 +378,7 @@ def multitask(w):
     for x in r['memory_limit']:
         tph = x.get('tasks_per_gpu_hour')
         w(f"| {x['slots']}{' fused' if x.get('mode') == 'fused' else ''} | {x['K']} | {x['checkpointing']} | {'yes' if x['fits'] else 'no (' + str(x.get('phase')) + ')'} | "
-          f"{x.get('peak_mem_gb') or 0:.1f} | {f'{x['tokens_per_s']:,.0f}' if x.get('tokens_per_s') else '-'} | {f'{tph:.0f}' if tph else '-'} |")
+          f"{x.get('peak_mem_gb') or 0:.1f} | {format(x['tokens_per_s'], ',.0f') if x.get('tokens_per_s') else '-'} | {f'{tph:.0f}' if tph else '-'} |")
     w(f"\n{r.get('memory_limit_note', '')}\n")
     w(f"**Decode at K**: {r['decode_note']}\n")
     if (HERE/'results'/'multitask_notes.md').exists(): w((HERE/'results'/'multitask_notes.md').read_text())
