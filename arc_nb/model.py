@@ -11,9 +11,9 @@ import torch.nn.functional as F
 from .encoding import check_tokenizer, make_compact_tokenizer
 
 # %% auto 0
-__all__ = ['DTYPES', 'DEFAULT_TARGETS', 'ModelError', 'resolve_device', 'load_base', 'make_tiny_model', 'lora_layers',
-           'reset_lora', 'attach_lora', 'lora_state', 'AdapterWriter', 'save_adapter', 'load_adapter_weights',
-           'SlotLoRA']
+__all__ = ['DTYPES', 'FAMILIES', 'DEFAULT_TARGETS', 'ModelError', 'resolve_device', 'load_base', 'make_tiny_model', 'lora_layers',
+           'saved_modules', 'reset_lora', 'attach_lora', 'lora_state', 'AdapterWriter', 'save_adapter',
+           'load_adapter_weights', 'SlotLoRA']
 
 # %% ../nbs/04_model.ipynb
 class ModelError(ValueError):
@@ -28,6 +28,19 @@ def resolve_device(device=None) -> torch.device:
     if device in (None, 'auto'):
         return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
     return torch.device(device)
+
+
+def _tokenizer(path: Path):
+    """The folder's tokenizer. A generic fast tokenizer (tokenizer.json, class TokenizersBackend or
+    PreTrainedTokenizerFast: arc_nb's compact one, a shrunk vocabulary's) is loaded as that class: transformers' Auto
+    class would otherwise swap in the model type's own class (Qwen2Tokenizer), whose pre-tokenizer drops the newline."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    cf = path / 'tokenizer_config.json'
+    cls = json.loads(cf.read_text()).get('tokenizer_class') if cf.exists() else None
+    if cls in ('TokenizersBackend', 'PreTrainedTokenizerFast') and (path / 'tokenizer.json').exists():
+        return PreTrainedTokenizerFast.from_pretrained(path, local_files_only=True)
+    return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
 def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
@@ -55,7 +68,7 @@ def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
         )
         kw['device_map'] = {'': device.index or 0}
     try:
-        tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tok = _tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(path, **kw)
     except (OSError, ValueError, KeyError) as e:
         raise ModelError(f"model directory {path} could not be loaded: {e}") from None
@@ -66,28 +79,39 @@ def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
     return model, tok
 
 # %% ../nbs/04_model.ipynb
-def make_tiny_model(dir, *, layers=2, hidden=64, heads=4, seed=0, max_positions=16384, intermediate=None):
-    "Write a random Llama-style causal LM with the compact tokenizer to `dir`; returns the path."
-    from transformers import LlamaConfig, LlamaForCausalLM
+FAMILIES = ('llama', 'mistral', 'qwen2', 'qwen3')  # make_tiny_model's model types
 
+
+def make_tiny_model(
+    dir, *, layers=2, hidden=64, heads=4, seed=0, max_positions=16384, intermediate=None, family='llama', kv_heads=None
+):
+    """Write a random causal LM of `family` (Llama-style by default; Mistral, Qwen2 with q/k/v biases, Qwen3 with q/k
+    norms) with the compact tokenizer to `dir`; returns the path."""
+    import transformers
+
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, not {family!r}")
+    stem = {'llama': 'Llama', 'mistral': 'Mistral', 'qwen2': 'Qwen2', 'qwen3': 'Qwen3'}[family]
+    Config, Model = getattr(transformers, f'{stem}Config'), getattr(transformers, f'{stem}ForCausalLM')
     dir = Path(dir)
     tok = make_compact_tokenizer()
-    cfg = LlamaConfig(
+    cfg = Config(
         vocab_size=len(tok),
         hidden_size=hidden,
         intermediate_size=intermediate or 2 * hidden,
         num_hidden_layers=layers,
         num_attention_heads=heads,
-        num_key_value_heads=heads,
+        num_key_value_heads=kv_heads or heads,
         max_position_embeddings=max_positions,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,
         tie_word_embeddings=False,
+        **({'head_dim': hidden // heads} if family == 'qwen3' else {}),  # Qwen3's default head_dim is 128
     )
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = LlamaForCausalLM(cfg)
+        model = Model(cfg)
     from transformers.utils import logging as hf_logging
 
     bar = hf_logging.is_progress_bar_enabled()
@@ -111,30 +135,65 @@ def lora_layers(model):
     return [m for m in model.modules() if isinstance(m, LoraLayer)]
 
 
+def saved_modules(model) -> list:
+    "peft's `modules_to_save` wrappers of `model` (modules trained in full: a shrunk vocabulary's embedding and head)."
+    from peft.utils.other import ModulesToSaveWrapper
+
+    return [m for m in model.modules() if isinstance(m, ModulesToSaveWrapper)]
+
+
 def reset_lora(model, seed: int = 0):
-    "Re-initialise every LoRA weight in place with peft's init, as `attach_lora(..., seed=seed)` left them."
+    """Re-initialise every LoRA weight in place with peft's init, as `attach_lora(..., seed=seed)` left them (LoRA on
+    linear layers and on embeddings), and copy each fully trained module's original weights back into its copy."""
     with torch.random.fork_rng(devices=[model.device] if model.device.type == 'cuda' else []), torch.no_grad():
         torch.manual_seed(seed)
         for m in lora_layers(model):
-            for name in m.lora_A:
+            for name in list(m.lora_A) + list(m.lora_embedding_A):
                 m.reset_lora_parameters(name, True)
+        for w in saved_modules(model):  # the trained copy starts each task as the base model's module
+            for name, copy in w.modules_to_save.items():
+                copy.load_state_dict(w.original_module.state_dict())
     return model
 
 
+def _names(x) -> list:
+    "Module names from a list, a tuple or a comma-separated string (the CLI's form)."
+    return [t.strip() for t in x.split(',') if t.strip()] if isinstance(x, str) else list(x or [])
+
+
 def attach_lora(
-    model, *, rank=32, alpha=None, dropout=0.0, target_modules=DEFAULT_TARGETS, seed=0, lora_dtype='float32'
+    model,
+    *,
+    rank=32,
+    alpha=None,
+    dropout=0.0,
+    target_modules=DEFAULT_TARGETS,
+    seed=0,
+    lora_dtype='float32',
+    use_rslora=False,
+    modules_to_save=(),
 ):
     """Wrap `model` with one LoRA adapter (peft), once per worker; `alpha` defaults to `rank`; LoRA weights in fp32 or
-    the base dtype ('base')."""
+    the base dtype ('base'). `target_modules` may name `embed_tokens` and `lm_head` too; `use_rslora`: scaling
+    alpha / sqrt(rank); `modules_to_save`: modules trained in full, reset to the base model's weights per task."""
     from peft import LoraConfig, get_peft_model
 
     if lora_dtype not in ('float32', 'base'):
         raise ValueError(f"lora_dtype must be 'float32' or 'base', not {lora_dtype!r}")
+    names = {n.rsplit('.', 1)[-1] for n, _ in model.named_modules()}
+    unknown = [t for t in _names(target_modules) + _names(modules_to_save) if t not in names]
+    if unknown:
+        raise ModelError(
+            f"the model has no module named {', '.join(unknown)}: target_modules / modules_to_save name modules such as "
+            f"{', '.join(sorted(DEFAULT_TARGETS + ('embed_tokens', 'lm_head')))}"
+        )
     cfg = LoraConfig(
         r=rank,
         lora_alpha=alpha or rank,
         lora_dropout=dropout,
-        target_modules=list(target_modules),
+        target_modules=_names(target_modules),
+        modules_to_save=_names(modules_to_save) or None,
+        use_rslora=use_rslora,
         task_type='CAUSAL_LM',
         bias='none',
     )
@@ -146,13 +205,13 @@ def lora_state(model) -> dict:
     "The LoRA tensors of `model` (peft's adapter state dict), detached copies."
     from peft import get_peft_model_state_dict
 
-    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model).items()}
+    return {k: v.detach().clone() for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()}
 
 # %% ../nbs/04_model.ipynb
 def _lora_tensors(model) -> dict:
     from peft import get_peft_model_state_dict
 
-    return get_peft_model_state_dict(model)
+    return get_peft_model_state_dict(model, save_embedding_layers=False)  # the adapter, not the base embedding
 
 
 def _write_adapter(config, tensors: dict, dir: Path):
@@ -231,7 +290,13 @@ def save_adapter(model, dir) -> Path:
 # %% ../nbs/04_model.ipynb
 def _adapter_config(model):
     c = model.peft_config[model.active_adapter]
-    return {'r': c.r, 'lora_alpha': c.lora_alpha, 'target_modules': sorted(c.target_modules)}
+    return {
+        'r': c.r,
+        'lora_alpha': c.lora_alpha,
+        'target_modules': sorted(c.target_modules),
+        'use_rslora': bool(c.use_rslora),
+        'modules_to_save': sorted(c.modules_to_save or []),
+    }
 
 
 def _read_adapter(model, dir) -> dict:
@@ -247,6 +312,8 @@ def _read_adapter(model, dir) -> dict:
         'r': saved.get('r'),
         'lora_alpha': saved.get('lora_alpha'),
         'target_modules': sorted(saved.get('target_modules') or []),
+        'use_rslora': bool(saved.get('use_rslora')),
+        'modules_to_save': sorted(saved.get('modules_to_save') or []),
     }
     have = _adapter_config(model)
     diff = {k: (saved[k], have[k]) for k in have if saved[k] != have[k]}
@@ -287,6 +354,12 @@ class SlotLoRA:
         named = [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
         if not named:
             raise ModelError("SlotLoRA needs a model with LoRA layers: call attach_lora first")
+        odd = [n for n, m in named if len(m.lora_embedding_A) or not isinstance(m.get_base_layer(), torch.nn.Linear)]
+        if odd or saved_modules(model):
+            raise ModelError(
+                f"adapter slots hold LoRA on linear projections only, not on {', '.join(odd) or 'modules_to_save'}: "
+                "train several tasks per worker with projection targets, or one task per worker (tasks_per_worker 1)"
+            )
         self.model, self.K, self.adapter = model, K, ad
         self.names, self.layers = [n for n, _ in named], [m for _, m in named]
         self.parts, off = [], 0  # per layer: (A offset, A shape, B offset, B shape, scaling)

@@ -56,10 +56,18 @@ def _none_or(parse, *nones):
     return lambda x: None if x.lower() in ('none',) + nones else parse(x)
 
 
+def _bool(x: str) -> bool:
+    "A yes/no flag's value: true/false, yes/no, on/off or 1/0."
+    v = {'true': True, 'yes': True, 'on': True, '1': True, 'false': False, 'no': False, 'off': False, '0': False}.get(x.lower())
+    if v is None:
+        raise ValueError(f"expected true or false, not {x!r}")
+    return v
+
+
 def _parser(type_name: str):
     "A flag parser from a field's annotation ('int', 'float | None', ...)."
     t = type_name.replace(' ', '')
-    base = {'int': int, 'float': float}.get(t.removesuffix('|None'), str)
+    base = {'int': int, 'float': float, 'bool': _bool}.get(t.removesuffix('|None'), str)
     return _none_or(base) if t.endswith('|None') else base
 
 
@@ -89,6 +97,9 @@ TTT_SETTINGS = dict(
     lora_alpha="LoRA alpha (default: the rank)",
     lora_dropout="LoRA dropout while training",
     lora_dtype="LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)",
+    target_modules="modules LoRA adapts, comma-separated (the projections; embed_tokens and lm_head too)",
+    use_rslora="rsLoRA: scale the update by alpha / sqrt(rank) instead of alpha / rank (true/false)",
+    modules_to_save="modules trained in full per task and reset after it, comma-separated (e.g. a shrunk embed_tokens,lm_head)",
     max_seq_len="longest training / inference sequence; longer tasks drop context examples",
     batch_size="TTT batch size (1 trained best in the reference)",
     gradient_checkpointing="'on', 'off', or 'auto' (on for CUDA sequences longer than TTTConfig.checkpoint_above)",
@@ -195,8 +206,11 @@ def __post_init__(self):
         raise ValueError("quick_views must be 0 (no quick pass) or more")
     if self.tasks_per_worker < 1:
         raise ValueError("tasks_per_worker must be at least 1")
-    if self.tasks_per_worker > 1 and (self.ttt_config.lora_dropout or self.ttt_config.batch_size != 1):
+    tc = self.ttt_config
+    if self.tasks_per_worker > 1 and (tc.lora_dropout or tc.batch_size != 1):
         raise ValueError("tasks_per_worker > 1 trains each task at batch_size 1 with lora_dropout 0: set those, or K=1")
+    if self.tasks_per_worker > 1 and ({'embed_tokens', 'lm_head'} & set(tc.target_modules.split(',')) or tc.modules_to_save):
+        raise ValueError("tasks_per_worker > 1 holds LoRA on the projections only: no embed_tokens / lm_head / modules_to_save")
     if self.gpu_memory_gb is not None and self.gpu_memory_gb <= 0:
         raise ValueError("gpu_memory_gb must be positive, or None for the whole GPU")
     for f in _held():
@@ -1108,6 +1122,9 @@ class Worker:
                 dropout=tc.lora_dropout,
                 seed=tc.seed,
                 lora_dtype=tc.lora_dtype,
+                target_modules=tc.target_modules,
+                use_rslora=tc.use_rslora,
+                modules_to_save=tc.modules_to_save,
             )
             self.k = cfg.tasks_per_worker if self.phase != 'infer' else 1
             self.slots = SlotLoRA(self.model, self.k) if self.k > 1 else None  # K adapters in one model

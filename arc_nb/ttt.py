@@ -27,6 +27,11 @@ class TTTConfig:
     lora_alpha: int | None = None  # None: equal to lora_rank
     lora_dropout: float = 0.0
     lora_dtype: str = 'float32'  # LoRA weights in fp32 (peft's default) or 'base' (the model's dtype, e.g. bf16)
+    # the modules LoRA adapts (comma-separated; embed_tokens and lm_head may be among them), rsLoRA's scaling, and the
+    # modules trained in full (a shrunk vocabulary's embedding and head): see `attach_lora`
+    target_modules: str = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'
+    use_rslora: bool = False
+    modules_to_save: str = ''
     max_seq_len: int = 8192
     batch_size: int = 1
     d8: bool = True  # augmentations drawn per sequence
