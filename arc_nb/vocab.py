@@ -44,17 +44,19 @@ def kept_tokens(tok) -> list[tuple[str, int]]:
 
 # %% ../nbs/04b_vocab.ipynb
 def small_tokenizer(kept, tok):
-    "A fast word-level tokenizer over `kept` (`kept_tokens(tok)`), with `tok`'s special tokens and begin behaviour."
-    from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, Regex
+    "A fast tokenizer over `kept` (`kept_tokens(tok)`): one token per character, `tok`'s special tokens and begin."
+    from tokenizers import Tokenizer, models, pre_tokenizers as pt, decoders, processors, Regex
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {s: j for j, (s, _) in enumerate(kept)}
     new = {i: s for s, i in kept}  # old id -> new string
     sp = {k: new.get(getattr(tok, k + '_id')) for k in ('bos_token', 'eos_token', 'pad_token', 'unk_token')}
     sp['pad_token'] = sp['pad_token'] or sp['eos_token']
-    t = Tokenizer(models.WordLevel(vocab, unk_token=sp['unk_token']))
-    t.pre_tokenizer = pre_tokenizers.Split(Regex(r'[\s\S]'), 'isolated')  # every character, newline included
-    t.decoder = decoders.Fuse()
+    byte = pt.ByteLevel(add_prefix_space=False, use_regex=False)
+    special = {v for v in sp.values() if v is not None}
+    vocab = {(s if s in special else byte.pre_tokenize_str(s)[0][0]): j for j, (s, _) in enumerate(kept)}  # '\n': 'Ċ'
+    t = Tokenizer(models.BPE(vocab, [], unk_token=None))
+    t.pre_tokenizer = pt.Sequence([pt.Split(Regex(r'[\s\S]'), 'isolated'), byte])  # every character its own token
+    t.decoder = decoders.ByteLevel()
     ids = tok.encode('0')
     if sp['bos_token'] and ids and ids[0] == tok.bos_token_id:  # the original adds its begin token: so does this one
         b = sp['bos_token']
@@ -142,6 +144,9 @@ def shrink_vocab(model_dir, out_dir) -> dict:
                 setattr(c, k, getattr(new_tok, k))
     model.save_pretrained(out)
     new_tok.save_pretrained(out)
+    back = AutoTokenizer.from_pretrained(out, local_files_only=True)  # what users of the folder will get
+    if (len(back), check_tokenizer(back)) != (len(kept), check_tokenizer(new_tok)):
+        raise ModelError(f"{out}: transformers reads the saved tokenizer differently ({type(back).__name__}); a bug")
     emb, head = model.get_input_embeddings(), model.get_output_embeddings()
     return dict(
         model=str(src), out=str(out), vocab_before=rows, vocab_after=len(kept),
