@@ -4,6 +4,7 @@
 
 # %% ../nbs/04b_vocab.ipynb 4
 from __future__ import annotations
+import os, shutil
 from pathlib import Path
 import torch
 from .encoding import INPUT_MARK, OUTPUT_MARK, TokenizerError, check_tokenizer
@@ -142,11 +143,16 @@ def shrink_vocab(model_dir, out_dir) -> dict:
         for k in ('bos_token_id', 'eos_token_id', 'pad_token_id'):  # an id that was not kept: the new tokenizer's
             if c is not None and getattr(c, k, None) is None and getattr(new_tok, k) is not None:
                 setattr(c, k, getattr(new_tok, k))
-    model.save_pretrained(out)
-    new_tok.save_pretrained(out)
-    back = AutoTokenizer.from_pretrained(out, local_files_only=True)  # what users of the folder will get
+    tmp = out.with_name(f'.{out.name}.{os.getpid()}.tmp')  # written beside OUT, renamed into place once checked
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    new_tok.save_pretrained(tmp)
+    back = AutoTokenizer.from_pretrained(tmp, local_files_only=True)  # what users of the folder will get
     if (len(back), check_tokenizer(back)) != (len(kept), check_tokenizer(new_tok)):
-        raise ModelError(f"{out}: transformers reads the saved tokenizer differently ({type(back).__name__}); a bug")
+        raise ModelError(f"{tmp}: transformers reads the saved tokenizer differently ({type(back).__name__}); a bug")
+    if out.exists():
+        out.rmdir()  # empty (checked above)
+    os.replace(tmp, out)
     emb, head = model.get_input_embeddings(), model.get_output_embeddings()
     return dict(
         model=str(src), out=str(out), vocab_before=rows, vocab_after=len(kept),
