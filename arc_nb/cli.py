@@ -399,7 +399,8 @@ def _add_shrink_vocab_parser(sub):
         description=cmd_shrink_vocab.__doc__,
         epilog="The tokenizer must give one token per grid cell (check_tokenizer) and one per marker. OUT is a "
         "plain Hugging Face folder (save_pretrained): transformers loads it alone, arc-nb run takes it as --model. "
-        "Weights keep their dtype; tied embeddings stay tied. Example: arc-nb shrink-vocab models/Qwen3-4B "
+        "Weights keep their dtype; tied embeddings stay tied. It loads the whole model on the CPU in that dtype "
+        "(a 4B model in bf16: about 8 GB of memory). Example: arc-nb shrink-vocab models/Qwen3-4B "
         "models/Qwen3-4B-arc",
     )
     s.add_argument(
