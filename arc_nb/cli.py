@@ -20,8 +20,8 @@ from arc_nb.scoring import (
 
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_flags', 'read_config_file',
-           'run_config_from_args', 'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'build_parser',
-           'main']
+           'run_config_from_args', 'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'cmd_shrink_vocab',
+           'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -381,11 +381,46 @@ def _add_kaggle_parser(sub):
     s.set_defaults(func=cmd_kaggle)
 
 # %% ../nbs/12_cli.ipynb
+def cmd_shrink_vocab(a):
+    """Write to OUT the model in MODEL with only the embedding and output-head rows ARC prompts use (colours 0-9,
+    newline, the markers, begin/end/padding) and a tokenizer indexing them; the logits over those tokens are unchanged."""
+    from arc_nb.vocab import shrink_vocab, describe_savings
+
+    r = shrink_vocab(a.model, a.out)
+    print(f"wrote {r['out']}: {describe_savings(r)}\nuse it with: arc-nb run --model {r['out']} ...", file=sys.stderr)
+    print(json.dumps({k: v for k, v in r.items() if k != 'tokens'}))
+    return 0
+
+
+def _add_shrink_vocab_parser(sub):
+    s = sub.add_parser(
+        'shrink-vocab',
+        help="cut a model's vocabulary to the ~16 tokens ARC prompts use",
+        description=cmd_shrink_vocab.__doc__,
+        epilog="The tokenizer must give one token per grid cell (check_tokenizer) and one per marker. OUT is a "
+        "plain Hugging Face folder (save_pretrained): transformers loads it alone, arc-nb run takes it as --model. "
+        "Weights keep their dtype; tied embeddings stay tied. It loads the whole model on the CPU in that dtype "
+        "(a 4B model in bf16: about 8 GB of memory). Example: arc-nb shrink-vocab models/Qwen3-4B "
+        "models/Qwen3-4B-arc",
+    )
+    s.add_argument(
+        'model', metavar='MODEL', help="a local Hugging Face causal-LM folder (config.json, weights, tokenizer)"
+    )
+    s.add_argument('out', metavar='OUT', help="the folder to write (new, or empty)")
+    s.set_defaults(func=cmd_shrink_vocab)
+
+# %% ../nbs/12_cli.ipynb
 def build_parser() -> argparse.ArgumentParser:
     what = "Per-task test-time training on ARC: train a LoRA per task, predict, score."
     p = argparse.ArgumentParser(prog='arc-nb', description=what)
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for add in (_add_check_parsers, _add_run_parsers, _add_pretrain_parser, _add_kaggle_parser):
+    for add in (
+        _add_check_parsers,
+        _add_run_parsers,
+        _add_pretrain_parser,
+        _add_kaggle_parser,
+        _add_shrink_vocab_parser,
+    ):
         add(sub)
     return p
 
