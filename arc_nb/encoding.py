@@ -81,9 +81,10 @@ def _name(tok):
 
 
 def _ids(tok, text):
-    "Ids of `text` without special tokens, dropping leading pieces that decode to nothing (sentencepiece's word start)."
+    """Ids of `text` without special tokens, dropping leading pieces that decode to nothing (sentencepiece's word start:
+    Llama 2 and Mistral encode the newline as `▁` then `<0x0A>`)."""
     ids = list(tok.encode(text, add_special_tokens=False))
-    while len(ids) > 1 and tok.decode([ids[0]]).strip() == '' and text.strip() != '':
+    while len(ids) > 1 and tok.decode([ids[0]]).strip() == '' and (text.strip() != '' or tok.decode(ids[1:]) == text):
         ids.pop(0)
     return ids
 

@@ -58,7 +58,9 @@ def _none_or(parse, *nones):
 
 def _bool(x: str) -> bool:
     "A yes/no flag's value: true/false, yes/no, on/off or 1/0."
-    v = {'true': True, 'yes': True, 'on': True, '1': True, 'false': False, 'no': False, 'off': False, '0': False}.get(x.lower())
+    v = {'true': True, 'yes': True, 'on': True, '1': True, 'false': False, 'no': False, 'off': False, '0': False}.get(
+        x.lower()
+    )
     if v is None:
         raise ValueError(f"expected true or false, not {x!r}")
     return v
@@ -209,8 +211,12 @@ def __post_init__(self):
     tc = self.ttt_config
     if self.tasks_per_worker > 1 and (tc.lora_dropout or tc.batch_size != 1):
         raise ValueError("tasks_per_worker > 1 trains each task at batch_size 1 with lora_dropout 0: set those, or K=1")
-    if self.tasks_per_worker > 1 and ({'embed_tokens', 'lm_head'} & set(tc.target_modules.split(',')) or tc.modules_to_save):
-        raise ValueError("tasks_per_worker > 1 holds LoRA on the projections only: no embed_tokens / lm_head / modules_to_save")
+    if self.tasks_per_worker > 1 and (
+        {'embed_tokens', 'lm_head'} & set(tc.target_modules.split(',')) or tc.modules_to_save
+    ):
+        raise ValueError(
+            "tasks_per_worker > 1 holds LoRA on the projections only: no embed_tokens / lm_head / modules_to_save"
+        )
     if self.gpu_memory_gb is not None and self.gpu_memory_gb <= 0:
         raise ValueError("gpu_memory_gb must be positive, or None for the whole GPU")
     for f in _held():

@@ -47,3 +47,22 @@ def test_several_tasks_per_worker_refuse_embedding_targets():
     with pytest.raises(ValueError, match='expected true or false'):
         from arc_nb.scheduler import _bool
         _bool('maybe')
+
+def llama2_like():
+    "A sentencepiece-style tokenizer as Llama 2 and Mistral have: a word-start piece before the text, the newline a byte token."
+    from tokenizers import Tokenizer, models, normalizers as n, pre_tokenizers as pt, decoders as dd
+    from transformers import PreTrainedTokenizerFast
+    toks = ['<unk>', '<s>', '</s>'] + [f'<0x{b:02X}>' for b in range(256)] + ['▁', *'0123456789', 'I', 'O', '▁I', '▁O']
+    t = Tokenizer(models.BPE({s: i for i, s in enumerate(toks)}, [('▁', 'I'), ('▁', 'O')], unk_token='<unk>', byte_fallback=True, fuse_unk=True))
+    t.normalizer = n.Sequence([n.Prepend('▁'), n.Replace(' ', '▁')])
+    t.pre_tokenizer = pt.Digits(individual_digits=True)
+    t.decoder = dd.Sequence([dd.Replace('▁', ' '), dd.ByteFallback(), dd.Fuse(), dd.Strip(' ', 1, 0)])
+    return PreTrainedTokenizerFast(tokenizer_object=t, bos_token='<s>', eos_token='</s>', unk_token='<unk>')
+
+def test_llama2_style_newline_is_one_token():
+    "Llama 2 / Mistral encode '\\n' alone as the word-start piece then <0x0A>: the cell table takes <0x0A> (it was refused as 2 tokens)."
+    from arc_nb.encoding import check_tokenizer
+    tok = llama2_like()
+    assert tok.convert_ids_to_tokens(tok.encode('\n', add_special_tokens=False)) == ['▁', '<0x0A>']
+    v = check_tokenizer(tok)
+    assert tok.convert_ids_to_tokens([v.newline]) == ['<0x0A>'] and tok.convert_ids_to_tokens(list(v.cells)) == list('0123456789')
