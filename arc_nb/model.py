@@ -45,7 +45,7 @@ def _tokenizer(path: Path):
 
 def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
     "Load `(model, tokenizer)` from a local Hugging Face causal-LM folder; never downloads."
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     path = Path(path)
     if not path.is_dir():

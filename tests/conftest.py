@@ -9,7 +9,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SLOW = {'test_scheduler.py', 'test_ray.py', 'test_kaggle.py', 'test_plots.py', 'test_same_run.py',
         'test_workload.py::test_workload_smoke', 'test_cli.py::test_pretrain_resume_and_model_folder',
         'test_ttt.py::test_ttt_raises_the_score_on_a_real_task', 'test_ttt.py::test_adapter_is_bitwise_independent_of_process_and_order',
-        'test_inference.py::test_predictions_file_survives_sigkill', 'test_inference.py::test_compiled_step_matches_dfs_sample'}
+        'test_inference.py::test_predictions_file_survives_sigkill', 'test_inference.py::test_compiled_step_matches_dfs_sample',
+        'test_models.py', 'test_vocab.py::test_shrink_vocab_cli_then_run'}
 
 # Tests that check a run's wall time against its budget: the test command runs them alone, after the others (two at once
 # on two cores would make a budget test measure the other test's load).
