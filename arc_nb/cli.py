@@ -54,10 +54,10 @@ def cmd_baseline(a):
 
 
 def cmd_make_tiny_model(a):
-    "Write a small Llama-style model with random weights and the compact tokenizer (for tests and the CPU demo)."
+    "Write a small model (Llama-style, or --family) with random weights and the compact tokenizer (tests, the CPU demo)."
     from arc_nb.model import make_tiny_model
 
-    d = make_tiny_model(a.dir, layers=a.layers, hidden=a.hidden, heads=a.heads, seed=a.seed)
+    d = make_tiny_model(a.dir, layers=a.layers, hidden=a.hidden, heads=a.heads, seed=a.seed, family=a.family)
     print(f"wrote a tiny model to {d} (load it with --model {d})", file=sys.stderr)
     return 0
 
@@ -268,6 +268,9 @@ def _add_check_parsers(sub):
     s.add_argument('--hidden', type=int, default=64)
     s.add_argument('--heads', type=int, default=4)
     s.add_argument('--seed', type=int, default=0)
+    s.add_argument(
+        '--family', default='llama', choices=('llama', 'mistral', 'qwen2', 'qwen3'), help="model type: llama, mistral, qwen2 (q/k/v biases), qwen3 (q/k norms)"
+    )
     s.set_defaults(func=cmd_make_tiny_model)
 
 # %% ../nbs/12_cli.ipynb

@@ -170,6 +170,9 @@ class RunConfig:
         "GB of each GPU the run may use, split evenly between its workers (to emulate a smaller card); default: all",
     )
     dtype: str = setting('auto', "auto (bfloat16 on GPU, float32 on CPU), bfloat16, float16 or float32")
+    load_in_4bit: bool = setting(
+        False, "base weights in 4-bit NF4 (bitsandbytes, GPU only), LoRA on top in `dtype`; decoding is then eager"
+    )
     cpu_threads: int | None = setting(None, "torch threads per CPU worker (default: cores / workers)")
     max_restarts: int = setting(3, "restarts of a killed worker, per slot")
     monitor_interval: float = setting(1.0, "seconds between resource samples (RUN/resources.csv); 0: no monitor")
@@ -785,7 +788,7 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
     return tasks, bad
 
 # %% ../nbs/07_scheduler.ipynb
-_DTYPE_BYTES = {'bfloat16': 2, 'float16': 2, 'float32': 4}
+_DTYPE_BYTES = {'bfloat16': 2, 'float16': 2, 'float32': 4, '4bit': 0.56}  # NF4: half a byte, plus block scales
 
 
 def weight_gb(model_dir, dtype='bfloat16') -> float | None:
@@ -807,7 +810,7 @@ def check_fit(cfg: RunConfig, model_dir) -> None:
     fit, with 1 GB each for its CUDA context, activations and cache. A clear error says what to change."""
     if not cfg.gpu_memory_gb:
         return
-    dtype = 'bfloat16' if cfg.dtype == 'auto' else cfg.dtype
+    dtype = '4bit' if cfg.load_in_4bit else 'bfloat16' if cfg.dtype == 'auto' else cfg.dtype
     w = weight_gb(model_dir, dtype)
     if w is None:
         return
@@ -881,6 +884,11 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
             f"model directory {cfg.model} does not exist (pass a local Hugging Face model folder, or --model tiny)"
         )
     check_fit(cfg, run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model)
+    if cfg.load_in_4bit:  # before any worker starts: one line, not a worker's traceback
+        if importlib.util.find_spec('bitsandbytes') is None:
+            raise RunError("load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or run in bf16")
+        if resolve_gpus(cfg.gpus) == [None] or any(isinstance(g, str) for g in resolve_gpus(cfg.gpus)):
+            raise RunError("load_in_4bit needs a GPU (bitsandbytes' 4-bit kernels are CUDA only): drop --load-in-4bit on the CPU")
     return L
 
 # %% ../nbs/07_scheduler.ipynb
@@ -1117,7 +1125,7 @@ class Worker:
             dev = 'cuda:0' if self.gpu is not None else 'cpu'
             dtype = cfg.dtype if cfg.dtype != 'auto' else ('bfloat16' if self.gpu is not None else 'float32')
             model_path = run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model
-            model, self.tok = load_base(model_path, device=dev, dtype=dtype)
+            model, self.tok = load_base(model_path, device=dev, dtype=dtype, load_in_4bit=cfg.load_in_4bit)
             self.vocab = check_tokenizer(self.tok)
             self.tcfg, self.icfg = cfg.ttt(), cfg.infer()
             tc = self.tcfg
