@@ -628,7 +628,8 @@ def test_qwen3_sliding_window_and_refusals():
     del a.k_norm
     assert 'q or on k alone' in unsupported(m)
 
-@pytest.mark.parametrize('mode', ['static', 'modules'])
+@pytest.mark.parametrize('mode', ['static', 'dry-graph', 'modules'])
 def test_qwen3_slots_static_dfs_batch(mode):
-    "Qwen3 with K tasks' slots: the slot test above (each prompt's list as alone, refreshes, no recapture) on 'qwen3-lora'."
+    """Qwen3 with K tasks' slots: the slot test above (each prompt's list as alone, refreshes, no recapture) on 'qwen3-lora',
+    the fused step over the slots' buffers, its graph buckets (dry) and the modules step under S.route."""
     test_slots_static_dfs_batch('qwen3-lora', mode)
