@@ -25,7 +25,7 @@ def _once(msg):
         _log.warning(msg)
 
 
-SUPPORTED = ('llama', 'mistral', 'qwen2')
+SUPPORTED = ('llama', 'mistral', 'qwen2', 'qwen3')
 
 
 def pow2(n, lo=1):
@@ -53,6 +53,9 @@ def unsupported(model) -> str | None:
             return f"no model.{a}"
     if not hasattr(base, 'lm_head'):
         return "no lm_head"
+    odd = sorted(set(getattr(cfg, 'layer_types', None) or ()) - {'full_attention', 'sliding_attention'})
+    if odd:
+        return f"layer types {odd} (full_attention and sliding_attention are known)"
     rt = getattr(inner.rotary_emb, 'rope_type', 'default')
     if 'dynamic' in rt or rt == 'longrope':
         return f"rope_type {rt!r} changes with the sequence length"
@@ -65,15 +68,22 @@ def unsupported(model) -> str | None:
             or not all(hasattr(l, p) for p in ('input_layernorm', 'post_attention_layernorm', 'mlp'))
         ):
             return f"layer type {type(l).__name__} is not a Llama-style decoder layer"
-        if hasattr(a, 'q_norm') or hasattr(a, 'k_norm'):
-            return "attention with q/k norms"
+        if hasattr(a, 'q_norm') != hasattr(a, 'k_norm'):
+            return "a norm on q or on k alone"
+        for n in (getattr(a, 'q_norm', None), getattr(a, 'k_norm', None)):
+            if n is not None and getattr(getattr(n, 'weight', None), 'shape', None) != (a.head_dim,):
+                return "q/k norms across heads (per-head ones, weight [head_dim] as Qwen3's, are supported)"
     return None
 
-
+# %% ../nbs/06c_fastdecode.ipynb
 def _window(cfg):
-    "The sliding attention window, when the model has one."
-    if cfg.model_type == 'qwen2' and not getattr(cfg, 'use_sliding_window', False):
-        return None
+    """The sliding attention window, when a layer has one (a longer search runs eagerly: the cache keeps every
+    position). Qwen2/Qwen3: only under `use_sliding_window`, and only when `layer_types` (where given) has a sliding
+    layer (one window for all sliding layers; within it every layer attends to the whole search)."""
+    if cfg.model_type in ('qwen2', 'qwen3'):
+        types = getattr(cfg, 'layer_types', None)
+        if not getattr(cfg, 'use_sliding_window', False) or (types is not None and 'sliding_attention' not in types):
+            return None
     return getattr(cfg, 'sliding_window', None)
 
 
@@ -127,7 +137,8 @@ def unfusable(model) -> str | None:
     from peft.tuners.lora import LoraLayer, Linear as LoraLinear
 
     inner = _base(model).model
-    for n in [inner.norm] + [x for l in inner.layers for x in (l.input_layernorm, l.post_attention_layernorm)]:
+    qk = [getattr(l.self_attn, n) for l in inner.layers for n in ('q_norm', 'k_norm') if hasattr(l.self_attn, n)]
+    for n in [inner.norm] + [x for l in inner.layers for x in (l.input_layernorm, l.post_attention_layernorm)] + qk:
         name = type(n).__name__
         if not name.endswith('RMSNorm') or not hasattr(n, 'variance_epsilon') or 'Gemma' in name:
             return f"norm {type(n).__name__} (an RMSNorm with weight * x/rms(x) is needed)"
@@ -179,12 +190,14 @@ def _k_add_norm(h, y, d, w, eps, dt):
     return h, x, _cast(x, dt)
 
 
-def _k_rope(y, d, cos, sin, H, KV, hd):
+def _k_rope(y, d, cos, sin, H, KV, hd, qkn=None):
     """The fused q/k/v output -> q [b, KV, H/KV, hd] and k, v [b, KV, 1, hd], rotary applied to q and k (HF's
-    expression)."""
+    expression); before it, with `qkn` (q weight, eps, k weight, eps), Qwen3's per-head RMSNorms of q and k."""
     y = _out(y, d)
     b = y.shape[0]
     qk = y[:, : (H + KV) * hd].view(b, H + KV, hd)
+    if qkn is not None:
+        qk = torch.cat((_rms(qk[:, :H], *qkn[:2]), _rms(qk[:, H:], *qkn[2:])), 1)
     qk = qk * cos + _rotate_half(qk) * sin
     q, k, v = qk[:, :H], qk[:, H:], y[:, (H + KV) * hd :]
     return q.reshape(b, KV, H // KV, hd), k.reshape(b, KV, 1, hd), v.reshape(b, KV, 1, hd)
@@ -469,6 +482,13 @@ def _signature(self):
     return hash((ptrs, lora))
 
 
+def _qkn(a):
+    "An attention's per-head q/k RMSNorms as `_k_rope` takes them (Qwen3), or None."
+    if not hasattr(a, 'q_norm'):
+        return None
+    return (a.q_norm.weight, a.q_norm.variance_epsilon, a.k_norm.weight, a.k_norm.variance_epsilon)
+
+
 @_add_to(FastDecoder)
 def _prepare(self):
     "The fused step's per-layer weights and LoRA buffers (or None: the modules step)."
@@ -490,6 +510,7 @@ def _prepare(self):
                 act=layer.mlp.act_fn,
                 inter=_linear(layer.mlp.gate_proj).out_features,
                 scaling=layer.self_attn.scaling,
+                qkn=_qkn(layer.self_attn),
             )
         )
     self._layers, self._final = L, (self.inner.norm.weight, self.inner.norm.variance_epsilon)
@@ -595,7 +616,7 @@ def _step_fused(self, b, L, layers=None):
             x, x32 = K['norm'](h, *ly['n1'], ly['qkv'].dt)
         else:
             h, x, x32 = K['add_norm'](h, *pend, *ly['n1'], ly['qkv'].dt)
-        q, k, v = K['rope'](*ly['qkv'](x, x32), cos, sin, H, KV, hd)
+        q, k, v = K['rope'](*ly['qkv'](x, x32), cos, sin, H, KV, hd, ly['qkn'])
         kc, vc = c.kv[l, 0, :b], c.kv[l, 1, :b]
         kc.scatter_(2, at, k)
         vc.scatter_(2, at, v)
@@ -619,8 +640,10 @@ def _step_modules(self, b, L):
     for l, layer in enumerate(self.inner.layers):
         a, r = layer.self_attn, h
         x = layer.input_layernorm(h)
-        q = a.q_proj(x).view(b, 1, H, hd).transpose(1, 2)
-        k = a.k_proj(x).view(b, 1, KV, hd).transpose(1, 2)
+        q, k = a.q_proj(x).view(b, 1, H, hd), a.k_proj(x).view(b, 1, KV, hd)
+        if hasattr(a, 'q_norm'):  # Qwen3: per-head RMSNorms of q and k, before rotary
+            q, k = a.q_norm(q), a.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)
         v = a.v_proj(x).view(b, 1, KV, hd).transpose(1, 2)
         q, k = q * cos + _rotate_half(q) * sin, k * cos + _rotate_half(k) * sin
         kc, vc = c.kv[l, 0, :b], c.kv[l, 1, :b]

@@ -222,11 +222,24 @@ def per_prompt(m, prompts, p, news):
     news = news if isinstance(news, list) else [news] * len(prompts)
     return [dfs_sample(m, q, min_prob=p, max_new_tokens=n, eos_token_id=V.eos) for q, n in zip(prompts, news)]
 
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+def qwen3(seed=2, lora=True, **kw):
+    """A small random Qwen3 (GQA: 6 query heads, 2 key/value heads; per-head q/k RMSNorms), its norms' weights random
+    (q's and k's differ: a swap would show), under a peft LoRA on all projections."""
+    m = small_model(Qwen3ForCausalLM, Qwen3Config, seed, head_dim=8, **kw)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith('norm.weight'):
+                p.uniform_(0.5, 1.5)
+    return boost_eos(peaked(with_lora(m) if lora else m, 10), 2.0)
+
 # prompts of four different lengths, searched as one batch
 BATCH = [PROMPTS[1], PROMPTS[0][:-1] + [V.cells[i % 10] for i in range(13)] + PROMPTS[0][-1:], PROMPTS[2], PROMPTS[0]]
 STATIC_MODELS = {**{k: f for k, f in MODELS.items() if k != 'gpt2'},
                 'mistral': lambda: boost_eos(peaked(small_model(MistralForCausalLM, MistralConfig, 1, sliding_window=None), 10), 2.0),
-                'qwen2': lambda: boost_eos(peaked(small_model(Qwen2ForCausalLM, Qwen2Config, 2), 10), 2.0)}
+                'qwen2': lambda: boost_eos(peaked(small_model(Qwen2ForCausalLM, Qwen2Config, 2), 10), 2.0),
+                'qwen3-lora': lambda: qwen3(), 'qwen3-bias': lambda: qwen3(3, attention_bias=True)}
 
 @pytest.mark.parametrize('name', list(MODELS))
 def test_static_decoder_matches_dfs_sample(name):
@@ -389,6 +402,8 @@ def slot_model(name, K=3, std=0.2, seed=0, device=None):
     elif name == 'qwen2-lora':  # biases on q/k/v; GQA. Slots of std 0.2 make its batched log-probs drift by 1.1e-5 from
         # dfs_sample's (padding's rounding: the batch without slots drifts as much); 0.1 keeps within 1e-5
         m, std = boost_eos(peaked(with_lora(small_model(Qwen2ForCausalLM, Qwen2Config, 2)), 10), 2.0), min(std, 0.1)
+    elif name == 'qwen3-lora':  # q/k norms after the slot's LoRA delta; std as qwen2-lora's
+        m, std = qwen3(), min(std, 0.1)
     else:
         m = boost_eos(peaked(with_lora(llama(3)), 8), 2.0)
     m = m.to(device) if device else m  # the SlotLoRA is made where the model lives
@@ -568,3 +583,53 @@ def test_slots_graph_decoder_cuda():
             captures = {k: g for k, g in fd._sgraphs.items()}
     assert fd.stats['invalidations'] == 0 and fd.stats['eager_steps'] == 0 and fd.stats['slot_refreshes'] == 2
     assert all(fd._sgraphs[k] is g for k, g in captures.items()) and len(fd._sgraphs) > 0 and fd.stats['replays'] > 0
+
+# --- Qwen3 in the static-cache decoder (issue 23, item 1): per-head q/k RMSNorms before rotary ----------------------------
+QWEN3 = {'qwen3-lora': lambda: qwen3(), 'qwen3-bias': lambda: qwen3(3, attention_bias=True),
+         'qwen3-plain': lambda: qwen3(4, lora=False)}
+
+@pytest.mark.parametrize('fuse', [True, False])
+@pytest.mark.parametrize('name', list(QWEN3))
+def test_qwen3_decoder_matches_dfs_sample(name, fuse):
+    """fp32 on the CPU, the fused step (q/k norms in the rope function) and the modules step (fuse=False): FastDecoder.dfs
+    and dfs_batch give dfs_sample's lists (same order, log-probs within 1e-5), greedy and five thresholds."""
+    m = QWEN3[name]()
+    fd, total = FastDecoder(m, max_rows=512, fuse=fuse), 0
+    for p in (0.9, 0.3, 0.05, 0.01, 0.002, None):
+        for n in (3, 9):
+            for prompt in PROMPTS:
+                ref = dfs_sample(m, prompt, min_prob=p, max_new_tokens=n, eos_token_id=V.eos)
+                assert_same([fd.dfs(prompt, min_prob=p, max_new_tokens=n, eos_token_id=V.eos)], [ref])
+                total += len(ref)
+        news = [9, 3, 6, 1]
+        assert_same(fd.dfs_batch(BATCH, min_prob=p, max_new_tokens=news, eos_token_id=V.eos), per_prompt(m, BATCH, p, news))
+    assert total > 20 and fd.stats['fallbacks'] == 0 and fd.stats['gathers'] > 0
+    assert (fd._layers is not None) == fuse and (not fuse or all(ly['qkn'] is not None for ly in fd._layers))
+
+def test_qwen3_sliding_window_and_refusals():
+    """Qwen3's sliding window: none unless use_sliding_window and a sliding layer; with one, a search longer than it runs
+    eagerly (counted), the others on the static cache. unsupported names what it refuses."""
+    from transformers.models.qwen3.modeling_qwen3 import Qwen3RMSNorm
+    from arc_nb.fastdecode import unsupported
+    assert FastDecoder(qwen3(lora=False, sliding_window=20)).window is None  # use_sliding_window=False
+    assert FastDecoder(qwen3(lora=False, use_sliding_window=True, sliding_window=20)).window is None  # max_window_layers=28: no sliding layer
+    m = qwen3(lora=False, use_sliding_window=True, sliding_window=20, max_window_layers=1)
+    assert m.config.layer_types == ['full_attention', 'sliding_attention']
+    fd = FastDecoder(m, max_rows=512)
+    assert fd.window == 20 and fast_decoder(m, 'static') is not None
+    assert_same(fd.dfs_batch(BATCH, min_prob=0.01, max_new_tokens=8, eos_token_id=V.eos), per_prompt(m, BATCH, 0.01, 8))
+    assert fd.stats['fallbacks'] == sum(len(p) + 8 > 20 for p in BATCH) and 0 < fd.stats['fallbacks'] < len(BATCH)
+    m.config.layer_types = ['full_attention', 'chunked_attention']
+    assert 'chunked_attention' in unsupported(m) and fast_decoder(m, 'static') is None
+    m.config.layer_types = ['full_attention'] * 2
+    a = m.model.layers[1].self_attn
+    a.k_norm = Qwen3RMSNorm(2 * 8)
+    assert 'across heads' in unsupported(m)
+    del a.k_norm
+    assert 'q or on k alone' in unsupported(m)
+
+@pytest.mark.parametrize('mode', ['static', 'dry-graph', 'modules'])
+def test_qwen3_slots_static_dfs_batch(mode):
+    """Qwen3 with K tasks' slots: the slot test above (each prompt's list as alone, refreshes, no recapture) on 'qwen3-lora',
+    the fused step over the slots' buffers, its graph buckets (dry) and the modules step under S.route."""
+    test_slots_static_dfs_batch('qwen3-lora', mode)
