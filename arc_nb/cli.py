@@ -269,7 +269,10 @@ def _add_check_parsers(sub):
     s.add_argument('--heads', type=int, default=4)
     s.add_argument('--seed', type=int, default=0)
     s.add_argument(
-        '--family', default='llama', choices=('llama', 'mistral', 'qwen2', 'qwen3'), help="model type: llama, mistral, qwen2 (q/k/v biases), qwen3 (q/k norms)"
+        '--family',
+        default='llama',
+        choices=('llama', 'mistral', 'qwen2', 'qwen3'),
+        help="model type: llama, mistral, qwen2 (q/k/v biases), qwen3 (q/k norms)",
     )
     s.set_defaults(func=cmd_make_tiny_model)
 

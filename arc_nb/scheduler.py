@@ -885,10 +885,16 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
         )
     check_fit(cfg, run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model)
     if cfg.load_in_4bit:  # before any worker starts: one line, not a worker's traceback
+        import importlib.util
+
         if importlib.util.find_spec('bitsandbytes') is None:
-            raise RunError("load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or run in bf16")
+            raise RunError(
+                "load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or run in bf16"
+            )
         if resolve_gpus(cfg.gpus) == [None] or any(isinstance(g, str) for g in resolve_gpus(cfg.gpus)):
-            raise RunError("load_in_4bit needs a GPU (bitsandbytes' 4-bit kernels are CUDA only): drop --load-in-4bit on the CPU")
+            raise RunError(
+                "load_in_4bit needs a GPU (bitsandbytes' 4-bit kernels are CUDA only): drop --load-in-4bit on the CPU"
+            )
     return L
 
 # %% ../nbs/07_scheduler.ipynb

@@ -66,3 +66,16 @@ def test_llama2_style_newline_is_one_token():
     assert tok.convert_ids_to_tokens(tok.encode('\n', add_special_tokens=False)) == ['▁', '<0x0A>']
     v = check_tokenizer(tok)
     assert tok.convert_ids_to_tokens([v.newline]) == ['<0x0A>'] and tok.convert_ids_to_tokens(list(v.cells)) == list('0123456789')
+
+def test_4bit_refused_at_once_without_bitsandbytes_or_a_gpu(tmp_path, monkeypatch):
+    "4-bit needs bitsandbytes and a GPU: either missing stops the run before any worker starts, in one line."
+    import importlib.util
+    from arc_nb.scheduler import open_run, RunError
+    kw = dict(tasks='smallest:1', gpus='cpu', load_in_4bit=True)
+    if importlib.util.find_spec('bitsandbytes') is None:
+        with pytest.raises(RunError, match='needs the bitsandbytes package'):
+            open_run(RunConfig(out=str(tmp_path / 'a'), **kw))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: object() if name == 'bitsandbytes' else real(name, *a))
+    with pytest.raises(RunError, match='needs a GPU'):
+        open_run(RunConfig(out=str(tmp_path / 'b'), **kw))
