@@ -75,15 +75,20 @@ def _wait_for(run, pred, timeout=240):
         time.sleep(0.005)
     raise AssertionError('event never came')
 
-def test_sigkill_train_and_infer_workers_mid_task(tmp_path):
-    out = tmp_path / 'kill'
-    tasks = BY_SIZE[8:14]
-    cfg = dict(FAST, epochs=40, n=4, min_prob=0.05)
+def start_cli_run(out, tasks, cfg):
+    "`arc-nb run` (1 train + 1 inference slot) in its own process, once its event log exists: (process, RunDir)."
     p = subprocess.Popen(arc_nb_cmd() + ['run', '--data', 'arc-agi-2/evaluation', '--out', str(out), '--tasks', ','.join(tasks), '--quiet',
                                          '--train-slots', '1', '--infer-slots', '1'] + sum([[f'--{k.replace("_", "-")}', str(v)] for k, v in cfg.items()], []),
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     run = RunDir(out)
     while not run.events_file.exists(): time.sleep(0.05)
+    return p, run
+
+def test_sigkill_train_and_infer_workers_mid_task(tmp_path):
+    out = tmp_path / 'kill'
+    tasks = BY_SIZE[8:14]
+    cfg = dict(FAST, epochs=40, n=4, min_prob=0.05)
+    p, run = start_cli_run(out, tasks, cfg)
     killed = {}
     for phase in ('train', 'infer'):
         e = _wait_for(run, lambda e: e['event'] == 'claim' and e['phase'] == phase and not any(
@@ -244,11 +249,7 @@ def test_sigkill_k_task_worker_mid_step(tmp_path):
     out = tmp_path / 'killk'
     tasks = BY_SIZE[14:20]
     cfg = dict(FAST, epochs=30, n=2, tasks_per_worker=3)
-    p = subprocess.Popen(arc_nb_cmd() + ['run', '--data', 'arc-agi-2/evaluation', '--out', str(out), '--tasks', ','.join(tasks), '--quiet',
-                                         '--train-slots', '1', '--infer-slots', '1'] + sum([[f'--{k.replace("_", "-")}', str(v)] for k, v in cfg.items()], []),
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    run = RunDir(out)
-    while not run.events_file.exists(): time.sleep(0.05)
+    p, run = start_cli_run(out, tasks, cfg)
 
     def open_claims(pid):
         evs = [x for x in run.events() if x['pid'] == pid]
