@@ -1493,7 +1493,8 @@ def run_slots(self) -> bool:
     run, tc, held, fused, t0 = self.rundir, self.tcfg, {}, self.phase == 'fused', {}
 
     def feed(busy):
-        while len(held) < self.k:  # fused: K tasks (held until searched), then their searches
+        # fused: up to K tasks (held until searched), none once one has ended: its slot keeps its weights for the search
+        while len(held) < self.k and not (fused and done):
             claimed = self.next_task() if busy == 0 and not held else self.claim_now()
             if claimed is None:
                 return None
