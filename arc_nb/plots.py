@@ -342,7 +342,7 @@ def _task_marks(ax, seg, y, t0, oc) -> list:
             drawn.append(name)
     return drawn
 
-
+# %% ../nbs/09_plots.ipynb
 def plot_slots(run, ax=None):
     """A row per worker slot, grouped by GPU: model load, adapter reset/load, train, save, predict, overhead, errors;
     each task's span between thin separators, with its short id and, where the run has solutions, its outcome."""
