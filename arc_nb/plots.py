@@ -28,9 +28,10 @@ def read_resources(run) -> pd.DataFrame:
     )
 
 # %% auto 0
-__all__ = ['SPAN_EVENTS', 'COLORS', 'H200', 'WORK_KEYS', 'read_events', 'read_resources', 'end_time', 'segments', 'covered',
-           'summary', 'resource_means', 'Roofline', 'model_figures', 'run_window', 'useful_work', 'plot_slots',
-           'plot_resources', 'Live', 'live', 'write_plots']
+__all__ = ['SPAN_EVENTS', 'COLORS', 'SEG_COLUMNS', 'H200', 'WORK_KEYS', 'OUTCOMES', 'read_events', 'read_resources', 'end_time',
+           'segments', 'covered', 'summary', 'resource_means', 'Roofline', 'model_figures', 'run_window', 'useful_work',
+           'time_axis', 'outcomes', 'plot_slots', 'plot_resources', 'read_losses', 'plot_losses', 'Live', 'live',
+           'write_plots']
 
 # %% ../nbs/09_plots.ipynb
 SPAN_EVENTS = {
@@ -50,6 +51,7 @@ COLORS = {
     'error': '#e53935',
     'overhead': '#fdd835',
 }
+SEG_COLUMNS = ['worker', 'pid', 'gpu', 'phase', 'slot', 'kind', 'task', 'start', 'end']
 
 
 def end_time(ev: pd.DataFrame, pid) -> float:
@@ -62,12 +64,14 @@ def end_time(ev: pd.DataFrame, pid) -> float:
         return ev[ev.dead_pid == pid].time.min()
     return e.time.max()
 
-
+# %% ../nbs/09_plots.ipynb
 def segments(ev: pd.DataFrame) -> pd.DataFrame:
     "One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/quick/predict/error/task), task, start, end."
+    if not len(ev) or 'worker' not in ev:
+        return pd.DataFrame(columns=SEG_COLUMNS)
+    # a run that stopped early may lack whole columns (no claim yet: no `task`)
+    ev = ev.assign(**{c: None for c in ('pid', 'gpu', 'phase', 'slot', 'task', 'seconds', 'pass') if c not in ev})
     rows = []
-    if not len(ev):
-        return pd.DataFrame(columns=['worker', 'pid', 'gpu', 'phase', 'slot', 'kind', 'task', 'start', 'end'])
     w = ev[ev.worker.astype(str).str.match(r'^(train|infer|fused)-')]
     for (name, pid), g in w.groupby(['worker', 'pid'], sort=False):
         base = dict(worker=name, pid=pid, gpu=g.gpu.iloc[0], phase=g.phase.iloc[0], slot=g.slot.iloc[0])
@@ -76,6 +80,8 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         ml = g[g.event == 'model_load']
         if len(ml):
             rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': ml.time.iloc[0]})
+        elif not (g.event == 'claim').any():  # still loading, or died loading: it loaded until its end
+            rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': end_time(ev, pid)})
         claims = g[g.event == 'claim']
         for _, e in g.iterrows():
             if e.event in SPAN_EVENTS and pd.notna(e.get('seconds')):
@@ -91,7 +97,7 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
             if c.task not in ended:
                 rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid)})
         _lanes(rows, g)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=SEG_COLUMNS)
 
 
 def _lanes(rows, g):
@@ -270,85 +276,176 @@ def useful_work(run, model, hw: Roofline, lora_bytes=None, window=None) -> dict:
     )
 
 # %% ../nbs/09_plots.ipynb
+def time_axis(run) -> tuple[float, float]:
+    """The origin and end every plot of `run` shares: run_start (else its first event or resource sample) to its last
+    event or sample; the x axis of each plot is seconds since the origin."""
+    ev, r = read_events(run), read_resources(run)
+    ts = [*(ev.time if len(ev) else []), *(r.time.astype(float) if len(r) else [])]
+    if not ts:
+        return 0.0, 1.0
+    s = ev[ev.event == 'run_start'].time if len(ev) else []
+    t0 = min(s) if len(s) else min(ts)
+    return t0, max(max(ts), t0 + 1.0)
+
+
+OUTCOMES = {'solved': ('o', '#2e7d32'), 'wrong': ('X', '#c62828'), 'fallback only': ('s', '#757575')}
+
+
+def outcomes(run) -> dict:
+    """Each predicted task's outcome, when the run has solutions: 'solved' (it scored), 'fallback only' (no attempt came
+    from the model: every test's two attempts are model-free fallbacks) or 'wrong'. Scores from score.json's per_task,
+    else from the submission as it stands; {} without solutions.json."""
+    run = Path(run)
+    if not (run / 'solutions.json').exists():
+        return {}
+    f, sub = run / 'score.json', run / 'submission.json'
+    per = json.loads(f.read_text()).get('per_task', {}) if f.exists() else {}
+    if not per and sub.exists():
+        from .scoring import score_submission
+
+        per = score_submission(json.loads(sub.read_text()), json.loads((run / 'solutions.json').read_text()))
+        per = per['per_task']
+    out = {}
+    for p in sorted(run.glob('tasks/*/predictions.json')):
+        try:
+            tests = json.loads(p.read_text()).get('tests', [])
+        except ValueError:  # being written
+            continue
+        if p.parent.name in per:
+            fb = tests and all(t.get('from_fallback', 0) >= 2 for t in tests)
+            out[p.parent.name] = 'solved' if per[p.parent.name] > 0 else 'fallback only' if fb else 'wrong'
+    return out
+
+# %% ../nbs/09_plots.ipynb
+def _task_marks(ax, seg, y, t0, oc) -> list:
+    """Thin separators at each task's start and end, its short id where it fits, its outcome (`oc`) at the end of its
+    last prediction span; returns the outcomes drawn."""
+    ts = seg[seg.kind == 'task']
+    ts = (ts if 'lane' in ts else ts.assign(lane=np.nan, lanes=1.0)).fillna({'lane': -1, 'lanes': 1})
+    px_per_s = ax.get_window_extent().width / np.ptp(ax.get_xlim())
+    ys = []
+    for r in ts.itertuples():
+        h = 0.8 / r.lanes if r.lane >= 0 else 0.8
+        lo = y[r.worker] - 0.4 + max(r.lane, 0) * h
+        ys.append(lo + h / 2)
+        ax.vlines([r.start - t0, r.end - t0], lo, lo + h, colors='#212121', lw=0.6)
+        label = str(r.task)[:8] if (r.end - r.start) * px_per_s > 45 else str(r.task)[:4]
+        if (r.end - r.start) * px_per_s > 5.0 * len(label) + 4:
+            ax.text((r.start + r.end) / 2 - t0, lo + h / 2, label, ha='center', va='center', fontsize=6, clip_on=True)
+    ts = ts.assign(y=ys)
+    last = ts[ts.phase.isin(['infer', 'fused']) & ts.task.isin(oc)].sort_values('end').groupby('task').tail(1)
+    drawn = []
+    for name, (m, c) in OUTCOMES.items():
+        d = last[last.task.map(oc) == name]
+        if len(d):
+            ax.scatter(d.end - t0, d.y, marker=m, color=c, s=30, zorder=5, edgecolors='white', linewidths=0.5)
+            drawn.append(name)
+    return drawn
+
+# %% ../nbs/09_plots.ipynb
 def plot_slots(run, ax=None):
-    "A row per worker slot, grouped by GPU: model load, adapter reset/load, train, save, predict, overhead, errors."
+    """A row per worker slot, grouped by GPU: model load, adapter reset/load, train, save, predict, overhead, errors;
+    each task's span between thin separators, with its short id and, where the run has solutions, its outcome."""
     seg = segments(read_events(run))
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 0.45 * max(3, seg.worker.nunique() if len(seg) else 3) + 1.2))
+    t0, t1 = time_axis(run)
+    ax.set_xlim(0, t1 - t0)
+    ax.set_xlabel('seconds since the run started')
     if not len(seg):
-        ax.set_title('no worker events yet')
+        ax.set_title(f"{Path(run).name}: no worker events yet")
         return ax
-    t0 = seg.start.min()
     seg = seg.assign(gkey=seg.gpu.fillna('').astype(str))  # GPU index, logical CPU device, or '' for the CPU
     names = seg.sort_values(['gkey', 'phase', 'slot']).worker.drop_duplicates().tolist()
     y = {n: i for i, n in enumerate(names)}
     for kind in ['task', 'load', 'adapter', 'train', 'save', 'quick', 'predict', 'error']:
         s = seg[seg.kind == kind]
-        if not len(s):
-            continue
-        if 'lane' not in s:
-            s = s.assign(lane=float('nan'), lanes=1.0)
+        s = s if 'lane' in s else s.assign(lane=float('nan'), lanes=1.0)
         # K tasks of one worker side by side: each in its slot's lane of the row
         for (n, lane, lanes), g in s.fillna({'lane': -1, 'lanes': 1}).groupby(['worker', 'lane', 'lanes']):
-            spans = list(zip(g.start - t0, g.end - g.start))
             h = 0.8 / lanes if lane >= 0 else 0.8
-            ax.broken_barh(
-                spans,
-                (y[n] - 0.4 + max(lane, 0) * h, h),
-                facecolors=COLORS['overhead'] if kind == 'task' else COLORS[kind],
-                edgecolor='white' if kind == 'task' or lanes > 1 else 'none',
-                linewidth=0.5,
-            )
-    ax.set_yticks(range(len(names)))
-    ax.set_yticklabels(names)
-    ax.invert_yaxis()
-    ax.set_xlabel('seconds since the first worker started')
+            c = COLORS['overhead' if kind == 'task' else kind]
+            ax.broken_barh(list(zip(g.start - t0, g.end - g.start)), (y[n] - 0.4 + max(lane, 0) * h, h), facecolors=c)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_ylim(len(names) - 0.5, -0.5)
+    drawn = _task_marks(ax, seg, y, t0, outcomes(run))
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    ax.legend(
-        handles=[
-            Patch(color=COLORS[k], label=k if k != 'overhead' else 'task overhead')
-            for k in ['load', 'adapter', 'train', 'save', 'quick', 'predict', 'overhead', 'error']
-        ],
-        loc='upper center',
-        bbox_to_anchor=(0.5, -0.22),
-        ncol=8,
-        fontsize=8,
-        frameon=False,
-    )
-    sm = summary(run)
-    ax.set_title(f"{Path(run).name}: slot timeline (mean busy {sm.busy_pct.mean():.1f}%; gaps are idle)")
+    kinds = set(seg.kind.replace('task', 'overhead'))
+    handles = [Patch(color=COLORS[k], label='task overhead' if k == 'overhead' else k) for k in COLORS if k in kinds]
+    handles += [Line2D([], [], ls='', marker=OUTCOMES[o][0], color=OUTCOMES[o][1], label=o) for o in drawn]
+    ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
+    busy = summary(run).busy_pct.mean()
+    ax.set_title(f"{Path(run).name}: slot timeline (mean busy {busy:.1f}%; gaps are idle; | task boundaries)")
     return ax
 
 # %% ../nbs/09_plots.ipynb
 def plot_resources(run, ax=None):
-    "GPU utilisation per GPU over time (CPU % when there is no GPU), with each device's mean."
+    """Utilisation (solid, left axis; dashed: its mean) and memory used (dotted, right axis, GiB) per GPU; CPU % and RAM
+    when there is no GPU. The x axis is `plot_slots`' (`time_axis`)."""
     r = read_resources(run)
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 3))
+    t0, t1 = time_axis(run)
+    ax.set_xlim(0, t1 - t0)
+    ax.set_xlabel('seconds since the run started')
     if not len(r):
-        ax.set_title('no resources.csv samples yet')
+        ax.set_title(f"{Path(run).name}: no resources.csv samples yet")
         return ax
-    t0 = r.time.min()
-    if r.gpu.notna().any():
-        for g, d in r.dropna(subset=['gpu']).groupby('gpu'):
-            (l,) = ax.plot(d.time - t0, d.gpu_util, lw=1, label=f'GPU {int(g)}')
-            ax.axhline(
-                d.gpu_util.mean(),
-                color=l.get_color(),
-                ls='--',
-                lw=1,
-                label=f'GPU {int(g)} mean {d.gpu_util.mean():.1f}%',
-            )
-        ax.set_ylabel('GPU utilisation %')
-    else:
-        (l,) = ax.plot(r.time - t0, r.cpu, lw=1, label='CPU (no GPU here)')
-        ax.axhline(r.cpu.mean(), color=l.get_color(), ls='--', lw=1, label=f'mean {r.cpu.mean():.1f}%')
-        ax.set_ylabel('CPU %')
+    mem = ax.twinx()
+    gpu = r.gpu.notna().any()
+    groups = r.dropna(subset=['gpu']).groupby('gpu') if gpu else [('cpu', r)]
+    for g, d in groups:
+        name = f'GPU {int(g)}' if gpu else 'CPU'
+        util, used = (d.gpu_util, d.vram_used) if gpu else (d.cpu, d.ram)
+        (l,) = ax.plot(d.time - t0, util, lw=1, label=f'{name} util %')
+        ax.axhline(util.mean(), color=l.get_color(), ls='--', lw=0.8, label=f'{name} mean {util.mean():.1f}%')
+        mem.plot(
+            d.time - t0, used / 1024, color=l.get_color(), ls=':', lw=1.5, label=f'{name} {"memory" if gpu else "RAM"}'
+        )
+    top = (r.vram_total.max() if gpu else r.ram.max() * 1.15) / 1024
+    mem.set_ylim(0, top * 1.02 if top > 0 else 1)
+    mem.set_ylabel('GPU memory used, GiB' if gpu else 'RAM used, GiB')
     ax.set_ylim(0, 105)
-    ax.set_xlabel('seconds since the first sample')
-    ax.legend(fontsize=8, loc='lower right')
-    ax.set_title(f"{Path(run).name}: device utilisation")
+    ax.set_ylabel('GPU utilisation %' if gpu else 'CPU %')
+    h = [x for a in (ax, mem) for x in a.get_legend_handles_labels()[0]]
+    ax.legend(handles=h, fontsize=7, loc='upper left', bbox_to_anchor=(1.06, 1.0), frameon=False)
+    ax.set_title(f"{Path(run).name}: device utilisation and memory")
+    return ax
+
+# %% ../nbs/09_plots.ipynb
+def read_losses(run) -> dict:
+    "Each task's per-step training losses (`losses` in RUN/tasks/TASK/train.json), by task id."
+    out = {}
+    for f in sorted(Path(run).glob('tasks/*/train.json')):
+        try:
+            losses = json.loads(f.read_text()).get('losses') or []
+        except ValueError:  # being written
+            continue
+        if losses:
+            out[f.parent.name] = losses
+    return out
+
+
+def plot_losses(run, ax=None):
+    "A line per task: its training loss at each step; a log y axis when the losses span more than a factor of 10."
+    ls = read_losses(run)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    if not ls:
+        ax.set_title(f"{Path(run).name}: no training losses yet")
+        return ax
+    for k, v in ls.items():
+        ax.plot(range(1, len(v) + 1), v, lw=1, marker='.' if len(v) <= 40 else None, ms=3, label=k[:8])
+    lo, hi = min(min(v) for v in ls.values()), max(max(v) for v in ls.values())
+    if lo > 0 and hi > 10 * lo:
+        ax.set_yscale('log')
+    ax.set_xlabel('training step')
+    ax.set_ylabel('loss')
+    if len(ls) <= 20:
+        ax.legend(fontsize=7, ncol=max(1, len(ls) // 10), title='task', title_fontsize=7)
+    ax.set_title(f"{Path(run).name}: training loss per task ({len(ls)} tasks)")
     return ax
 
 # %% ../nbs/09_plots.ipynb
@@ -417,18 +514,18 @@ def live(run, interval=5.0) -> Live:
 
 # %% ../nbs/09_plots.ipynb
 def write_plots(run, out=None) -> dict:
-    "Write the slot timeline, the resource plot and the summary table of `run`; returns the paths."
+    "Write the slot timeline, the resource plot, the training losses and the summary table of `run`; returns the paths."
     run = Path(run)
-    out = Path(out) if out else run / 'plots'
-    out.mkdir(parents=True, exist_ok=True)
     if not (run / 'events.jsonl').exists():
         raise ValueError(f"{run} has no events.jsonl: not a run directory (make one with `arc-nb run`)")
+    out = Path(out) if out else run / 'plots'
+    out.mkdir(parents=True, exist_ok=True)
     paths = {}
-    for name, fn in (('slots', plot_slots), ('resources', plot_resources)):
+    for name, fn in (('slots', plot_slots), ('resources', plot_resources), ('losses', plot_losses)):
         ax = fn(run)
         ax.figure.tight_layout()
         paths[name] = out / f'{name}.png'
-        ax.figure.savefig(paths[name], dpi=110)
+        ax.figure.savefig(paths[name], dpi=110, bbox_inches='tight')
         plt.close(ax.figure)
     sm = summary(run)
     paths['summary_csv'] = out / 'summary.csv'
