@@ -20,8 +20,8 @@ from arc_nb.scoring import (
 
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_flags', 'read_config_file',
-           'run_config_from_args', 'cmd_run', 'cmd_plot', 'cmd_sweep', 'cmd_kaggle', 'cmd_pretrain', 'cmd_shrink_vocab',
-           'build_parser', 'main']
+           'run_config_from_args', 'resume_ignored', 'cmd_run', 'cmd_plot', 'check_grid', 'cmd_sweep', 'cmd_kaggle',
+           'cmd_pretrain', 'cmd_shrink_vocab', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -106,6 +106,12 @@ def run_config_from_args(a):
     return RunConfig.from_dict(d, a.config or 'command line')
 
 # %% ../nbs/12_cli.ipynb
+def resume_ignored(a) -> list[str]:
+    "The flags given with --resume that it ignores (the run's saved settings hold): all but --time-budget."
+    given = [flag for flag, dest, _, _ in run_flags() if hasattr(a, dest) and dest != 'time_budget']
+    return given + (['--config'] if getattr(a, 'config', None) else [])
+
+
 def cmd_run(a):
     """Per-task TTT over a task set: train a LoRA per task, predict, write RUN/submission.json (and RUN/score.json with
     solutions)."""
@@ -115,6 +121,9 @@ def cmd_run(a):
         if not a.out:
             raise ValueError("--resume needs --out RUN")
         cfg = RunConfig(out=a.out, time_budget=getattr(a, 'time_budget', None))
+        ignored, saved = resume_ignored(a), Path(a.out) / 'config.json'
+        if ignored and saved.exists():
+            print(f"--resume: the settings saved in {saved} hold; ignored: {', '.join(ignored)}", file=sys.stderr)
     else:
         if not a.out:
             raise ValueError("--out RUN is required: the run directory to write")
@@ -171,6 +180,20 @@ def _param_arg(x):
     return k.strip().replace('-', '_'), [val(v) for v in vs.split(',') if v]
 
 
+def check_grid(base, grid: dict) -> None:
+    "Each swept value, with the base settings, makes a valid `RunConfig`; else one clear error naming it: before any run."
+    from arc_nb.scheduler import RunConfig
+
+    for k, vs in grid.items():
+        if not vs:
+            raise ValueError(f"--param {k}= gives no value: write {k}=v1,v2")
+        for v in vs:
+            try:
+                RunConfig(**{**base.to_dict(), k: v})
+            except ValueError as e:
+                raise ValueError(f"--param {k}={v if isinstance(v, str) else json.dumps(v)}: {e}") from None
+
+
 def cmd_sweep(a):
     """One `arc-nb run` per (setting, seed) under --out; finished runs are skipped; writes results.csv and a plot per
     swept setting."""
@@ -182,6 +205,7 @@ def cmd_sweep(a):
         raise ValueError("give at least one --param name=v1,v2")
     base = run_config_from_args(argparse.Namespace(**{**vars(a), 'out': 'unused'}))
     grid = dict(a.param)
+    check_grid(base, grid)
     if a.backend == 'ray':
         from arc_nb.cluster import sweep_ray
 

@@ -27,9 +27,10 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
 # %% auto 0
 __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks',
            'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
-           'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'weight_gb',
-           'check_fit', 'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll',
-           'stop_slots', 'finish', 'launch', 'cache_share', 'Worker', 'merge_test']
+           'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv',
+           'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_start', 'Launch', 'open_run',
+           'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch',
+           'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -180,6 +181,7 @@ class RunConfig:
     def __init__(self, ttt_config=None, infer_config=None, **settings):
         "Flat settings by name, over the held configs given (default: their defaults)."
         _unknown(settings, 'RunConfig')
+        _check_types(settings)  # before the held configs compare a value ('ten' < 0)
         held = {'ttt_config': ttt_config, 'infer_config': infer_config}
         for f in fields(self):
             if 'owner' not in f.metadata:
@@ -222,6 +224,7 @@ def __post_init__(self):
         )
     if self.gpu_memory_gb is not None and self.gpu_memory_gb <= 0:
         raise ValueError("gpu_memory_gb must be positive, or None for the whole GPU")
+    _check_ranges(self)
     for f in _held():
         held, default = getattr(self, f.name), _owner(f)()
         lost = [
@@ -292,6 +295,7 @@ def to_dict(self) -> dict:
 @classmethod
 def from_dict(cls, d: dict, source='config'):
     _unknown(d, source)
+    _check_types(d, source)
     return cls(**d)
 
 # %% ../nbs/07_scheduler.ipynb
@@ -305,6 +309,65 @@ def _unknown(d, source):
     known = ', '.join(sorted(RunConfig.names()))
     if bad:
         raise ValueError(f"{source}: unknown setting(s) {', '.join(bad)}; known: {known}")
+
+
+def _types() -> dict:
+    "Each flat setting's declared type, as its annotation reads ('int', 'float | None', 'object', ...)."
+    out = {}
+    for f in fields(RunConfig):
+        held = {g.name: g.type for g in fields(_owner(f))} if 'owner' in f.metadata else {f.name: f.type}
+        for k in f.metadata['settings'] if 'owner' in f.metadata else [f.name]:
+            out.setdefault(k, held[k] if isinstance(held[k], str) else getattr(held[k], '__name__', str(held[k])))
+    return out
+
+
+_KINDS = {'int': (int,), 'float': (int, float), 'bool': (bool,), 'str': (str,)}
+
+
+def _check_types(d: dict, source=None):
+    "One clear error naming the first setting of `d` whose value is not of its declared type (a JSON file's, a flag's)."
+    types = _types()
+    for k, v in d.items():
+        t = types.get(k, 'object').replace(' ', '')
+        base, opt = t.removesuffix('|None'), t.endswith('|None')
+        if base not in _KINDS or (v is None and opt):
+            continue
+        if not isinstance(v, _KINDS[base]) or (isinstance(v, bool) and base != 'bool'):
+            want = {'int': 'an integer', 'float': 'a number', 'bool': 'true or false', 'str': 'a string'}[base]
+            raise ValueError(
+                f"{source + ': ' if source else ''}{k} must be {want}{' or null' if opt else ''} ({t}), "
+                f"not {json.dumps(v) if not isinstance(v, str) else repr(v)}"
+            )
+
+
+def _check_ranges(c):
+    "The run settings' ranges and choices that their held configs leave open: one clear error each."
+    at_least = dict(lora_rank=1, max_seq_len=1, max_new_tokens=1, infer_slots=0, max_restarts=0, monitor_interval=0)
+    for k, lo in at_least.items():
+        if getattr(c, k) < lo:
+            raise ValueError(f"{k} must be at least {lo}, not {getattr(c, k)}")
+    choices = dict(lora_dtype=('float32', 'base'), dtype=('auto', 'bfloat16', 'float16', 'float32'))
+    for k, ok in choices.items():
+        if getattr(c, k) not in ok:
+            raise ValueError(f"{k} must be one of {', '.join(ok)}, not {getattr(c, k)!r}")
+    if not c.lr > 0:
+        raise ValueError(f"lr must be positive, not {c.lr}")
+    if c.lora_alpha is not None and not c.lora_alpha > 0:
+        raise ValueError(f"lora_alpha must be positive (or null: the rank), not {c.lora_alpha}")
+    if not 0 <= c.lora_dropout < 1:
+        raise ValueError(f"lora_dropout must be in [0, 1), not {c.lora_dropout}")
+    if c.cpu_threads is not None and c.cpu_threads < 1:
+        raise ValueError(f"cpu_threads must be at least 1 (or null: cores / workers), not {c.cpu_threads}")
+    if not [m for m in c.target_modules.split(',') if m.strip()]:
+        raise ValueError("target_modules names no module: give e.g. q_proj,v_proj")
+    if not isinstance(c.gpus, (str, int, list)) or isinstance(c.gpus, bool):
+        raise ValueError(f"gpus must be 'auto', 'cpu', cpu:N or GPU indices such as 0,1, not {c.gpus!r}")
+    t = c.tasks
+    if isinstance(t, bool) or not (t is None or isinstance(t, (int, str)) or (isinstance(t, list) and t)):
+        raise ValueError(f"tasks must be a number, smallest:N or task ids, not {json.dumps(t)}")
+    n = t if isinstance(t, int) else t[9:] if isinstance(t, str) and t.startswith('smallest:') else None
+    if n is not None and not (str(n).isdigit() and int(n) >= 1):
+        raise ValueError(f"tasks {t}: write a number of tasks N >= 1, or smallest:N with N >= 1")
 
 
 def _flat(name, held):
@@ -569,6 +632,8 @@ def resolve_gpus(gpus) -> list:
     if gpus in (None, 'cpu'):
         return [None]
     if isinstance(gpus, str) and gpus.startswith('cpu:'):
+        if not gpus[4:].isdigit() or int(gpus[4:]) < 1:
+            raise ValueError(f"gpus {gpus}: write cpu:N with N >= 1 logical CPU devices, e.g. cpu:2")
         return [f'cpu{i}' for i in range(int(gpus[4:]))]
     if gpus == 'auto':
         try:
@@ -582,7 +647,48 @@ def resolve_gpus(gpus) -> list:
             return [None]
     if isinstance(gpus, str):
         gpus = [g for g in gpus.split(',') if g.strip()]
+    gpus = [gpus] if isinstance(gpus, int) else gpus
+    if not gpus or not all(isinstance(g, int) or str(g).strip().isdigit() for g in gpus):
+        raise ValueError(f"gpus {gpus}: expected 'auto', 'cpu', cpu:N or GPU indices such as 0,1")
     return [int(g) for g in gpus]
+
+
+def cuda_count() -> int:
+    "CUDA GPUs this process may use, from NVML (torch is not loaded), within CUDA_VISIBLE_DEVICES; 0 without NVML."
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+        n = pynvml.nvmlDeviceGetCount()
+        pynvml.nvmlShutdown()
+    except Exception:
+        return 0
+    vis = os.environ.get('CUDA_VISIBLE_DEVICES')
+    if vis is not None:  # the visible ones: the entries up to the first invalid one
+        ok = [v for v in vis.split(',')]
+        k = next((j for j, v in enumerate(ok) if not v.strip() or v.strip().startswith('-')), len(ok))
+        n = min(n, k)
+    return n
+
+
+def check_gpus(gpus, n_cuda=None) -> list:
+    """`resolve_gpus`, and one clear error when a GPU index asked for does not exist on this machine (`n_cuda`: the
+    count, default `cuda_count()`), or is asked twice: before any worker starts."""
+    got = resolve_gpus(gpus)
+    idx = [g for g in got if isinstance(g, int)]
+    if not idx:
+        return got
+    n = cuda_count() if n_cuda is None else n_cuda
+    missing = [g for g in idx if not 0 <= g < n]
+    if missing:
+        have = f"GPUs 0-{n - 1}" if n else "no CUDA GPU"
+        raise ValueError(
+            f"gpus {gpus}: GPU {', '.join(map(str, missing))} does not exist here ({have}); "
+            "use --gpus auto, cpu, cpu:N or existing indices"
+        )
+    if len(set(idx)) < len(idx):
+        raise ValueError(f"gpus {gpus}: a GPU is listed twice (one entry per GPU; more workers: train_slots)")
+    return got
 
 
 def task_cells(raw) -> float:
@@ -751,17 +857,16 @@ def _log_tail(run, s, n=15):
     return '\n'.join(f.read_text(errors='replace').splitlines()[-n:]) if f.exists() else '(no log)'
 
 # %% ../nbs/07_scheduler.ipynb
-def _prepare(cfg: RunConfig, run: RunDir, resume: bool):
+def _prepare(cfg: RunConfig, run: RunDir, resume: bool, source=None):
     """Write config, frozen task set, order and the first (fallback) submission; return (tasks, bad) where bad maps
-    task id -> test count."""
+    task id -> test count. `source`: (challenges, solutions, label, ids) as `check_start` read them."""
     from arc_nb.data import parse_task
 
     if resume:
         tasks = run.tasks()
         bad = json.loads((run.path / 'bad_tasks.json').read_text()) if (run.path / 'bad_tasks.json').exists() else {}
         return tasks, bad
-    ch, sols, label = read_source(cfg.data)
-    ids = select_tasks(list(ch), cfg.tasks, ch)
+    ch, sols, label, ids = source or _read_tasks(cfg)
     tasks, bad = {}, {}
     for tid in ids:
         try:
@@ -822,6 +927,83 @@ def check_fit(cfg: RunConfig, model_dir) -> None:
             f"train_slots 1) and train several tasks in one model with tasks_per_worker, or a smaller or 4-bit model."
         )
 
+
+def _line(e) -> str:
+    return ' '.join(str(e).split())
+
+
+def check_model_folder(path) -> None:
+    """Before any worker starts: `path` is a model folder a worker can load: config.json, weight files (each shard an
+    index names), readable safetensors headers, and a tokenizer that loads and gives one token per grid cell
+    (`check_tokenizer`). Only the tokenizer is loaded, never the weights: milliseconds for a small one."""
+    p = Path(path)
+    if not p.is_dir():
+        raise RunError(f"model directory {p} does not exist (pass a local Hugging Face model folder, or --model tiny)")
+    try:
+        json.loads((p / 'config.json').read_text())
+    except FileNotFoundError:
+        raise RunError(f"model directory {p} has no config.json: not a Hugging Face model folder") from None
+    except (ValueError, OSError) as e:
+        raise RunError(f"model directory {p}: config.json is not valid JSON ({_line(e)})") from None
+    if not list(p.glob('*.safetensors')) + list(p.glob('pytorch_model*.bin')):
+        raise RunError(f"model directory {p} has no weights (*.safetensors or pytorch_model*.bin files)")
+    for ix in p.glob('*.index.json'):
+        shards = set(json.loads(ix.read_text()).get('weight_map', {}).values())
+        missing = sorted(s for s in shards if not (p / s).exists())
+        if missing:
+            raise RunError(f"model directory {p}: {ix.name} names weight files it lacks: {', '.join(missing[:3])}")
+    try:
+        weight_gb(p)
+    except Exception as e:
+        raise RunError(
+            f"model directory {p}: a safetensors file is unreadable ({type(e).__name__}: {_line(e)})"
+        ) from None
+    from arc_nb.model import _tokenizer
+    from arc_nb.encoding import check_tokenizer
+
+    try:
+        tok = _tokenizer(p)
+    except Exception as e:
+        raise RunError(f"model directory {p}: no usable tokenizer ({type(e).__name__}: {_line(e)[:300]})") from None
+    if isinstance(tok, bool) or tok is None:
+        raise RunError(f"model directory {p}: no usable tokenizer")
+    try:
+        check_tokenizer(tok)
+    except ValueError as e:
+        raise RunError(f"model directory {p}: {_line(e)}") from None
+
+
+def _read_tasks(cfg: RunConfig):
+    "(challenges, solutions, label, the selected ids) of the run's data; one clear error when it selects nothing."
+    ch, sols, label = read_source(cfg.data)
+    ids = select_tasks(list(ch), cfg.tasks, ch)
+    if not ids:
+        raise RunError(f"data {cfg.data}: no task selected (tasks={cfg.tasks})")
+    return ch, sols, label, ids
+
+
+def check_start(cfg: RunConfig, *, resume=False, backend=None):
+    """Every check a run needs before anything is written to its directory or any worker starts: the devices (a local
+    backend's), the model folder (its tokenizer only), 4-bit's needs, the fit in gpu_memory_gb, and for a new run the
+    data and its task selection (returned, so it is read once)."""
+    if backend is None or isinstance(backend, LocalBackend):
+        check_gpus(cfg.gpus)
+    if cfg.model != 'tiny':
+        check_model_folder(cfg.model)
+        check_fit(cfg, cfg.model)
+    if cfg.load_in_4bit:
+        import importlib.util
+
+        if importlib.util.find_spec('bitsandbytes') is None:
+            raise RunError(
+                "load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or run in bf16"
+            )
+        if resolve_gpus(cfg.gpus) == [None] or any(isinstance(g, str) for g in resolve_gpus(cfg.gpus)):
+            raise RunError(
+                "load_in_4bit needs a GPU (bitsandbytes' 4-bit kernels are CUDA only): drop --load-in-4bit on the CPU"
+            )
+    return None if resume else _read_tasks(cfg)
+
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
 class Launch:
@@ -858,16 +1040,18 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
     "The run directory ready for workers: config, task set, order, a valid fallback submission, `run_start`, the model."
     t_start = time.time() if started is None else started
     cfg = replace(cfg or RunConfig(), **kw)
-    run = RunDir(cfg.out)
+    out = Path(cfg.out)
     if resume:
-        if not run.config_file.exists():
-            raise RunError(f"{run.path} has no config.json: nothing to resume (start it without --resume)")
-        cfg = replace(run.config(), time_budget=cfg.time_budget)
-        for f in (run.stop_file, run.train_done_file):
-            f.unlink(missing_ok=True)
-    elif run.config_file.exists():
-        raise RunError(f"{run.path} already holds a run: pass --resume to finish it, or choose another --out")
-    L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, resume))
+        if not (out / 'config.json').exists():
+            raise RunError(f"{out} has no config.json: nothing to resume (start it without --resume)")
+        cfg = replace(RunConfig.from_dict(json.loads((out / 'config.json').read_text())), time_budget=cfg.time_budget)
+    elif (out / 'config.json').exists():
+        raise RunError(f"{out} already holds a run: pass --resume to finish it, or choose another --out")
+    source = check_start(cfg, resume=resume, backend=backend)  # a mistake: one error, and nothing written to `out`
+    run = RunDir(cfg.out)
+    for f in (run.stop_file, run.train_done_file) if resume else ():
+        f.unlink(missing_ok=True)
+    L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, resume, source))
     write_submission(build_submission(run, L.tasks, L.bad), run.submission_file)  # valid from the first second
     if cfg.time_budget is not None:
         L.deadline, L.grace = t_start + cfg.time_budget, min(30.0, max(1.0, 0.03 * cfg.time_budget))
@@ -879,22 +1063,8 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
         from arc_nb.model import make_tiny_model
 
         make_tiny_model(run.path / 'tiny-model')
-    elif cfg.model != 'tiny' and not Path(cfg.model).is_dir():
-        raise RunError(
-            f"model directory {cfg.model} does not exist (pass a local Hugging Face model folder, or --model tiny)"
-        )
-    check_fit(cfg, run.path / 'tiny-model' if cfg.model == 'tiny' else cfg.model)
-    if cfg.load_in_4bit:  # before any worker starts: one line, not a worker's traceback
-        import importlib.util
-
-        if importlib.util.find_spec('bitsandbytes') is None:
-            raise RunError(
-                "load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or run in bf16"
-            )
-        if resolve_gpus(cfg.gpus) == [None] or any(isinstance(g, str) for g in resolve_gpus(cfg.gpus)):
-            raise RunError(
-                "load_in_4bit needs a GPU (bitsandbytes' 4-bit kernels are CUDA only): drop --load-in-4bit on the CPU"
-            )
+    if cfg.model == 'tiny':
+        check_fit(cfg, run.path / 'tiny-model')
     return L
 
 # %% ../nbs/07_scheduler.ipynb

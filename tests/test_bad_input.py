@@ -77,3 +77,103 @@ def test_cli_bad_input_is_one_line(tmp_path, arc_nb):
     r = subprocess.run(arc_nb + ['score', str(tmp_path / 'broken.json'), '--solutions', 'arc-agi-2/evaluation'], capture_output=True, text=True)
     assert r.returncode == 2 and 'broken.json' in r.stderr and 'Traceback' not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+# Every mistake in `arc-nb run` / `sweep` is caught by the launcher before any worker starts: one line, exit 2, and
+# nothing written to --out, so the corrected command then works in the same --out.
+FAST = ['--tasks', 'smallest:1', '--epochs', '1', '--n', '1', '--gpus', 'cpu', '--lora-rank', '4', '--max-seq-len', '2048', '--quiet']
+
+def _refused(arc_nb, args, why, out=None):
+    r = subprocess.run(arc_nb + args, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert len(r.stderr.strip().splitlines()) == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert why in r.stderr, r.stderr
+    if out is not None:
+        assert not out.exists(), sorted(out.rglob('*'))  # nothing written when the run never started
+    return r
+
+@pytest.fixture
+def bad_model(tmp_path):
+    "A model folder with config.json only, and one with weights but the tokenizer missing."
+    from arc_nb.model import make_tiny_model
+    good = make_tiny_model(tmp_path / 'good')
+    cfg_only = tmp_path / 'cfg_only'; cfg_only.mkdir()
+    (cfg_only / 'config.json').write_text((good / 'config.json').read_text())
+    no_tok = tmp_path / 'no_tok'; no_tok.mkdir()
+    for f in ('config.json', 'model.safetensors'):
+        (no_tok / f).write_bytes((good / f).read_bytes())
+    return good, cfg_only, no_tok
+
+RUN_CASES = {  # name -> (flags after FAST, what the line must say)
+    'negative epochs': (['--epochs', '-1'], 'epochs must be 0 or more'),
+    'lora dtype':      (['--lora-dtype', 'half'], "lora_dtype must be one of float32, base, not 'half'"),
+    'gpu 7':           (['--gpus', '7'], 'GPU 7 does not exist here'),
+    'cpu:0':           (['--gpus', 'cpu:0'], 'cpu:N with N >= 1'),
+    'gpus words':      (['--gpus', 'gpu0'], "expected 'auto', 'cpu'"),
+    'no such model':   (['--model', '/nonexistent'], 'model directory /nonexistent does not exist'),
+    'lr zero':         (['--lr', '0'], 'lr must be positive'),
+    'dtype':           (['--dtype', 'fp8'], 'dtype must be one of auto'),
+    'tasks 0':         (['--tasks', '0'], 'N >= 1'),
+    'unknown task':    (['--tasks', 'nosuchtask'], 'unknown task id(s): nosuchtask'),
+    'no data':         (['--data', '/nonexistent/x_challenges.json'], '/nonexistent/x_challenges.json'),
+    'dropout':         (['--lora-dropout', '1.5'], 'lora_dropout must be in [0, 1)'),
+}
+
+@pytest.mark.parametrize('name', list(RUN_CASES))
+def test_upfront_run_flags(tmp_path, arc_nb, name):
+    from arc_nb.scheduler import cuda_count
+    if name == 'gpu 7' and cuda_count() > 7: pytest.skip('GPU 7 exists here')
+    flags, why = RUN_CASES[name]
+    out = tmp_path / 'r'
+    _refused(arc_nb, ['run', '--out', str(out)] + FAST + flags, why, out)
+
+@pytest.mark.parametrize('conf,why', [({'epochs': 'ten'}, "epochs must be an integer (int), not 'ten'"),
+                                      ({'lr': '1e-4'}, 'lr must be a number'),
+                                      ({'use_rslora': 'yes'}, 'use_rslora must be true or false'),
+                                      ({'train_slots': '2'}, 'train_slots must be an integer'),
+                                      ({'time_budget': [60]}, 'time_budget must be a number or null'),
+                                      ({'epoch': 3}, 'unknown setting(s) epoch')])
+def test_upfront_config_file_types(tmp_path, arc_nb, conf, why):
+    c = tmp_path / 'c.json'
+    c.write_text(json.dumps(conf))
+    i = FAST.index('--epochs'); flags = FAST[:i] + FAST[i + 2:]  # the file's value, not a flag's, is the one checked
+    r = _refused(arc_nb, ['run', '--out', str(tmp_path / 'r'), '--config', str(c)] + flags, why, tmp_path / 'r')
+    assert str(c) in r.stderr
+
+def test_upfront_bad_model_then_corrected_in_same_out(tmp_path, arc_nb, bad_model):
+    good, cfg_only, no_tok = bad_model
+    out = tmp_path / 'r'
+    _refused(arc_nb, ['run', '--out', str(out), '--model', str(cfg_only)] + FAST, 'has no weights', out)
+    _refused(arc_nb, ['run', '--out', str(out), '--model', str(no_tok)] + FAST, 'no usable tokenizer', out)
+    _refused(arc_nb, ['run', '--out', str(out), '--model', str(tmp_path / 'nope')] + FAST, 'does not exist', out)
+    r = subprocess.run(arc_nb + ['run', '--out', str(out), '--model', str(good)] + FAST, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((out / 'config.json').read_text())['model'] == str(good)
+    assert json.loads(r.stdout)['predicted'] == 1
+
+def test_upfront_refusing_tokenizer(tmp_path, arc_nb, bad_model):
+    "A tokenizer that loads but that check_tokenizer refuses (a cell of two tokens)."
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+    good, _, no_tok = bad_model
+    t = Tokenizer(models.WordLevel({'[UNK]': 0, '</s>': 1, '01': 2}, unk_token='[UNK]'))
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    PreTrainedTokenizerFast(tokenizer_object=t, eos_token='</s>', unk_token='[UNK]').save_pretrained(no_tok)
+    out = tmp_path / 'r'
+    _refused(arc_nb, ['run', '--out', str(out), '--model', str(no_tok)] + FAST, 'one token per grid cell', out)
+
+def test_upfront_resume_names_ignored_flags(tmp_path, arc_nb):
+    out = tmp_path / 'r'
+    r = subprocess.run(arc_nb + ['run', '--out', str(out), '--model', 'tiny'] + FAST, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(arc_nb + ['run', '--out', str(out), '--resume', '--epochs', '3', '--lr', '0.5', '--time-budget', '300', '--quiet'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    lines = [l for l in r.stderr.splitlines() if 'ignored' in l]
+    assert len(lines) == 1 and '--epochs' in lines[0] and '--lr' in lines[0] and '--time-budget' not in lines[0], r.stderr
+    assert json.loads((out / 'config.json').read_text())['epochs'] == 1  # the saved settings hold
+    _refused(arc_nb, ['run', '--out', str(tmp_path / 'none'), '--resume'], 'nothing to resume', tmp_path / 'none')
+
+def test_upfront_sweep_param(tmp_path, arc_nb):
+    out = tmp_path / 'sw'
+    _refused(arc_nb, ['sweep', '--out', str(out), '--param', 'epochs=x'] + FAST, '--param epochs=x: epochs must be an integer', out)
+    _refused(arc_nb, ['sweep', '--out', str(out), '--param', 'lora_dtype=half'] + FAST, 'lora_dtype must be one of', out)

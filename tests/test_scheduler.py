@@ -200,6 +200,12 @@ def test_bad_model_stops_the_launcher(tmp_path):
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and 'does not exist' in r.stderr and 'Traceback' not in r.stderr
     (tmp_path / 'broken').mkdir(); (tmp_path / 'broken' / 'config.json').write_text('{"model_type": "llama"}')
+    r = subprocess.run(arc_nb_cmd() + ['run', '--out', str(tmp_path / 'r2'), '--tasks', '2', '--gpus', 'cpu', '--model', str(tmp_path / 'broken')],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and 'has no weights' in r.stderr and not (tmp_path / 'r2').exists(), r.stderr  # refused up front
+    # a folder that passes the launcher's checks (weights, tokenizer) but no worker can load: the workers' failure stops it
+    from arc_nb.model import make_tiny_model
+    make_tiny_model(tmp_path / 'broken'); (tmp_path / 'broken' / 'config.json').write_text('{"model_type": "nosuchmodel"}')
     t0 = time.time()
     r = subprocess.run(arc_nb_cmd() + ['run', '--out', str(tmp_path / 'r2'), '--tasks', '2', '--gpus', 'cpu', '--model', str(tmp_path / 'broken')],
                        capture_output=True, text=True, timeout=120)
