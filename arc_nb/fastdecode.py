@@ -335,15 +335,9 @@ class StaticKV:
         return True
 
 # %% ../nbs/06c_fastdecode.ipynb
-def _add_to(cls):
-    """Make the decorated function a method of `cls`: `FastDecoder` grows over the cells below, each piece tested where
-    it appears (those cells are `exporti`: the methods do not join the module's `__all__`)."""
-
-    def add(f):
-        setattr(cls, f.__name__, f)
-        return f
-
-    return add
+# `FastDecoder` grows over the cells below, each piece tested where it appears (`exporti` cells: the methods do not join
+# the module's `__all__`); the decorator is the one `SlotLoRA` grows by
+from .model import _method_of as _add_to
 
 # %% ../nbs/06c_fastdecode.ipynb
 class FastDecoder:

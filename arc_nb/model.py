@@ -415,8 +415,9 @@ class SlotLoRA:
 
 # %% ../nbs/04_model.ipynb
 def _method_of(cls):
-    """Make the decorated function a method of `cls`: `SlotLoRA` grows over the cells below, each piece tested where it
-    appears (those cells are `exporti`: the methods do not join the module's `__all__`)."""
+    """Make the decorated function a method of `cls`: a class grows over later cells (`SlotLoRA` below, `FastDecoder` in
+    06c_fastdecode), each piece tested where it appears (those cells are `exporti`: the methods do not join the module's
+    `__all__`)."""
 
     def add(f):
         setattr(cls, f.__name__, f)

@@ -998,7 +998,7 @@ def check_start(cfg: RunConfig, *, resume=False, backend=None):
             raise RunError(
                 "load_in_4bit needs the bitsandbytes package: `pip install bitsandbytes` (CUDA only), or run in bf16"
             )
-        if resolve_gpus(cfg.gpus) == [None] or any(isinstance(g, str) for g in resolve_gpus(cfg.gpus)):
+        if any(g is None or isinstance(g, str) for g in resolve_gpus(cfg.gpus)):  # the CPU, or logical CPU devices
             raise RunError(
                 "load_in_4bit needs a GPU (bitsandbytes' 4-bit kernels are CUDA only): drop --load-in-4bit on the CPU"
             )
@@ -1433,14 +1433,16 @@ def save(self, task, lock, tensors=None):
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
-def infer(self, task, ic, kind='full', tests=None):
-    """One pass (`kind`: 'quick' or 'full') over the test inputs `tests` (default: all) of `task`, with the adapter in the
-    model: its `TestPrediction`s, and `infer_end` with the search's figures."""
-    from arc_nb.inference import predict_task, HFBackend
+def backend(self, ic, slots=None):
+    "The `HFBackend` of a pass with `ic`'s settings on the worker's model, within its KV share (`slots`: a `SlotLoRA`)."
+    from arc_nb.inference import HFBackend
 
-    with timed() as t:
-        backend = HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode, ic.max_cache_gb or self.cache_gb)
-        preds = predict_task(backend, self.vocab, task, ic, tests=tests)
+    return HFBackend(self.model, self.vocab.eos, ic.max_batch, ic.decode, ic.max_cache_gb or self.cache_gb, slots=slots)
+
+
+@_method_of(Worker)
+def infer_end(self, task, preds, seconds, kind, backend, **extra):
+    "`infer_end` of one task's pass (`kind`): its `TestPrediction`s' figures and the decoder's worker totals."
     st = backend.decoder.stats if backend.decoder is not None else None  # worker totals: captures stop growing
     stats = ('captures', 'replays', 'fallbacks', 'invalidations', 'capture_s', 'warmup_s')
     work = {k: sum(p.work.get(k, 0) for p in preds) for k in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
@@ -1450,13 +1452,26 @@ def infer(self, task, ic, kind='full', tests=None):
         candidates=sum(len(p.candidates) for p in preds),
         tokens=sum(p.tokens for p in preds),
         tests=len(preds),
-        seconds=t.seconds,
+        seconds=seconds,
         decode_s=sum(p.decode_s for p in preds),
         score_s=sum(p.score_s for p in preds),
         work=work,
         decode={k: st[k] for k in stats} if st else 'eager',
+        **extra,
         **{'pass': kind},
     )
+
+
+@_method_of(Worker)
+def infer(self, task, ic, kind='full', tests=None):
+    """One pass (`kind`: 'quick' or 'full') over the test inputs `tests` (default: all) of `task`, with the adapter in the
+    model: its `TestPrediction`s, and `infer_end` with the search's figures."""
+    from arc_nb.inference import predict_task
+
+    with timed() as t:
+        backend = self.backend(ic)
+        preds = predict_task(backend, self.vocab, task, ic, tests=tests)
+    self.infer_end(task, preds, t.seconds, kind, backend)
     return preds
 
 
@@ -1706,19 +1721,13 @@ def run_slots(self) -> bool:
 def infer_many(self, items, ic, kind):
     """One pass (`kind`) over every test input of several tasks, each through its adapter slot, searched as one batch
     (`predict_tasks`): per item its `TestPrediction`s, and an `infer_end` per task (its share of the batch's time)."""
-    from arc_nb.inference import predict_tasks, HFBackend
+    from arc_nb.inference import predict_tasks
 
-    backend = HFBackend(
-        self.model, self.vocab.eos, ic.max_batch, ic.decode, ic.max_cache_gb or self.cache_gb, slots=self.slots
-    )
+    backend = self.backend(ic, slots=self.slots)
     out = predict_tasks(backend, self.vocab, items, ic)
     for (task, k), preds in zip(items, out):
-        work = {x: sum(p.work.get(x, 0) for p in preds) for x in ('steps', 'rows', 'kv', 'tokens', 'ctx')}
-        self.emit('infer_end', task=task.id, candidates=sum(len(p.candidates) for p in preds),
-                  tokens=sum(p.tokens for p in preds), tests=len(preds),
-                  seconds=sum(p.decode_s + p.score_s for p in preds), decode_s=sum(p.decode_s for p in preds),
-                  score_s=sum(p.score_s for p in preds), work=work, slot_k=k, batch=len(items),
-                  **{'pass': kind})  # fmt: skip
+        seconds = sum(p.decode_s + p.score_s for p in preds)
+        self.infer_end(task, preds, seconds, kind, backend, slot_k=k, batch=len(items))
     return out
 
 

@@ -270,12 +270,13 @@ def _free_bytes(device) -> float:
     return min(free, share(device) * total - used) if share is not None else free
 
 
-def _checkpoint_many(cfg, model, tokens) -> bool:
-    """`train_many`'s 'auto': checkpoint a step when its batch's activations (`tokens` x `activation_bytes`) would take
-    more than 70% of the memory left (one task's 'auto' looks at its length; a batch of K looks at what fits)."""
+def _checkpoint_many(cfg, model, tokens, per_token) -> bool:
+    """`train_many`'s 'auto': checkpoint a step when its batch's activations (`tokens` x `per_token`, the model's
+    `activation_bytes`) would take more than 70% of the memory left (one task's 'auto' looks at its length; a batch of K
+    looks at what fits)."""
     if cfg.gradient_checkpointing != 'auto' or model.device.type != 'cuda':
         return cfg.gradient_checkpointing == 'on'
-    return tokens * activation_bytes(model) > 0.7 * _free_bytes(model.device)
+    return tokens * per_token > 0.7 * _free_bytes(model.device)
 
 
 def _row_losses(model, ids, att, lab):
@@ -345,6 +346,7 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
     pad = pad_id if pad_id is not None else (conf.pad_token_id if conf.pad_token_id is not None else 0)
     opt, runs, out, ckpt = SlotAdamW(slots.weight), [None] * slots.K, [], False
     use_cache, conf.use_cache = conf.use_cache, False
+    per_token = activation_bytes(model)  # once: 'auto' checkpointing weighs each step's batch by it
 
     def finish(k, r):
         out.append(r.result())
@@ -370,11 +372,13 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
             if not rows:
                 break
             seqs = [runs[k].job.seqs[runs[k].i] for k in rows]
-            want = any(_checkpoint_many(runs[k].job.cfg, model, len(rows) * max(map(len, seqs))) for k in rows)
+            tokens = len(rows) * max(map(len, seqs))  # the padded batch
+            want = any(_checkpoint_many(runs[k].job.cfg, model, tokens, per_token) for k in rows)
             if want != ckpt:  # on for the steps whose activations would not fit
-                model.gradient_checkpointing_enable(
-                    gradient_checkpointing_kwargs={'use_reentrant': False}
-                ) if want else model.gradient_checkpointing_disable()
+                if want:
+                    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+                else:
+                    model.gradient_checkpointing_disable()
                 ckpt = want
             ids, lab, att = _pad_right(seqs, pad, model.device)
             with slots.route(rows):
