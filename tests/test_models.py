@@ -79,3 +79,22 @@ def test_4bit_refused_at_once_without_bitsandbytes_or_a_gpu(tmp_path, monkeypatc
     monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: object() if name == 'bitsandbytes' else real(name, *a))
     with pytest.raises(RunError, match='needs a GPU'):
         open_run(RunConfig(out=str(tmp_path / 'b'), **kw))
+
+def _no_4bit():
+    import importlib.util, torch
+    if importlib.util.find_spec('bitsandbytes') is None: return 'bitsandbytes is not installed'
+    if not torch.cuda.is_available(): return 'no CUDA GPU'
+    return None
+
+@pytest.mark.skipif(_no_4bit() is not None, reason=f"4-bit needs bitsandbytes and a CUDA GPU ({_no_4bit()}); it was run on the H200 "
+                    "(benchmarks/models.py, section run_4bit, benchmarks/README.md section 0d)")
+def test_4bit_run_trains_hot_loads_and_searches(tmp_path):
+    "On a GPU with bitsandbytes: `arc-nb run --load-in-4bit` trains, saves, hot-loads and searches, and the worker says once that it decodes eagerly."
+    model = make_tiny_model(tmp_path / 'm', family='llama', kv_heads=2)
+    out = tmp_path / 'run'
+    p = subprocess.run(arc_nb_cmd() + ['run', '--model', str(model), '--out', str(out), '--load-in-4bit', 'true']
+                       + [x for x in FAST if x not in ('--gpus', 'cpu')], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-3000:]
+    check(RunDir(out), 2)
+    logs = ''.join(f.read_text() for f in (out / 'logs').glob('*.log'))
+    assert logs.count('decoding eagerly: the static-cache decoder does not support this model (quantized weights)') >= 1

@@ -127,7 +127,11 @@ def test_shrink_vocab_cli_then_run(tmp_path, arc_nb):
     r = subprocess.run(arc_nb + ['shrink-vocab', str(src), str(tmp_path / 'out')], capture_output=True, text=True)
     assert r.returncode == 2 and 'not empty' in r.stderr  # never overwrites
     r = subprocess.run(arc_nb + ['run', '--data', 'arc-agi-1/evaluation', '--tasks', 'smallest:1', '--model',
-                                 str(tmp_path / 'out'), '--gpus', 'cpu', '--epochs', '1', '--n', '1', '--lora-rank', '4',
+                                 str(tmp_path / 'out'), '--gpus', 'cpu', '--epochs', '1', '--n', '1', '--lora-rank', '4', '--use-rslora', 'true',
+                                 '--target-modules', 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,embed_tokens,lm_head',
                                  '--out', str(tmp_path / 'run'), '--quiet'], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / 'run' / 'score.json').read_text())['tasks'] == 1
+    (a,) = (tmp_path / 'run' / 'tasks').glob('*/adapter')  # the shrunk Qwen3 model's adapter holds embedding and head LoRA, rsLoRA
+    c = json.loads((a / 'adapter_config.json').read_text())
+    assert {'embed_tokens', 'lm_head'} <= set(c['target_modules']) and c['use_rslora'] is True
