@@ -28,9 +28,9 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
 __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks',
            'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
            'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv',
-           'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_start', 'Launch', 'open_run',
-           'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch',
-           'cache_share', 'Worker', 'merge_test']
+           'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_targets', 'check_start', 'Launch',
+           'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish',
+           'launch', 'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -940,11 +940,22 @@ def check_model_folder(path) -> None:
     if not p.is_dir():
         raise RunError(f"model directory {p} does not exist (pass a local Hugging Face model folder, or --model tiny)")
     try:
-        json.loads((p / 'config.json').read_text())
+        conf = json.loads((p / 'config.json').read_text())
     except FileNotFoundError:
         raise RunError(f"model directory {p} has no config.json: not a Hugging Face model folder") from None
     except (ValueError, OSError) as e:
         raise RunError(f"model directory {p}: config.json is not valid JSON ({_line(e)})") from None
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES as causal
+
+    kind = conf.get('model_type') if isinstance(conf, dict) else None
+    if kind not in causal:  # transformers would fail in every worker, after the run had started
+        import transformers
+
+        raise RunError(
+            f"model directory {p}: config.json's model_type {kind!r} is not a causal language model that transformers "
+            f"{transformers.__version__} knows (such as llama, mistral, qwen2, qwen3): fix config.json, or pass a folder "
+            "that a causal LM's save_pretrained wrote"
+        )
     if not list(p.glob('*.safetensors')) + list(p.glob('pytorch_model*.bin')):
         raise RunError(f"model directory {p} has no weights (*.safetensors or pytorch_model*.bin files)")
     for ix in p.glob('*.index.json'):
@@ -973,6 +984,38 @@ def check_model_folder(path) -> None:
         raise RunError(f"model directory {p}: {_line(e)}") from None
 
 
+def check_targets(cfg: RunConfig, model_dir) -> None:
+    """The modules `target_modules` and `modules_to_save` name exist in the model of `model_dir`: its config built on
+    the meta device (no memory, no weights read; about a second for a 7B config), so a name the model lacks (a BERT's
+    `query` for `q_proj`) stops the run here rather than in every worker."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+    from arc_nb.model import _names
+
+    import torch
+
+    from transformers.utils import logging as hf_logging
+
+    conf = AutoConfig.from_pretrained(model_dir, local_files_only=True)
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # its advice on building a model is noise here: only the module names are read
+    try:
+        with torch.device('meta'):
+            m = AutoModelForCausalLM.from_config(conf)
+    finally:
+        hf_logging.set_verbosity(level)
+    names = {n.rsplit('.', 1)[-1] for n, _ in m.named_modules()}
+    tc = cfg.ttt_config
+    missing = [t for t in _names(tc.target_modules) + _names(tc.modules_to_save) if t not in names]
+    if missing:
+        have = sorted(
+            n for n in names if n.endswith(('proj', 'embed_tokens', 'lm_head', 'query', 'key', 'value', 'dense'))
+        )
+        raise RunError(
+            f"model directory {model_dir} ({conf.model_type}) has no module named {', '.join(missing)}: set --target-modules / "
+            f"--modules-to-save to modules it has ({', '.join(have[:12]) or 'none of the usual names'})"
+        )
+
+
 def _read_tasks(cfg: RunConfig):
     "(challenges, solutions, label, the selected ids) of the run's data; one clear error when it selects nothing."
     ch, sols, label = read_source(cfg.data)
@@ -990,6 +1033,7 @@ def check_start(cfg: RunConfig, *, resume=False, backend=None):
         check_gpus(cfg.gpus)
     if cfg.model != 'tiny':
         check_model_folder(cfg.model)
+        check_targets(cfg, cfg.model)
         check_fit(cfg, cfg.model)
     if cfg.load_in_4bit:
         import importlib.util

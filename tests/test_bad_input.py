@@ -161,6 +161,17 @@ def test_upfront_refusing_tokenizer(tmp_path, arc_nb, bad_model):
     out = tmp_path / 'r'
     _refused(arc_nb, ['run', '--out', str(out), '--model', str(no_tok)] + FAST, 'one token per grid cell', out)
 
+def test_upfront_unknown_model_type(tmp_path, arc_nb, bad_model):
+    "A config.json whose model_type transformers does not know as a causal LM (a typo), or a model without the LoRA targets (BERT): one line before any worker."
+    good = bad_model[0]
+    for kind, why in (("qwen33", "model_type 'qwen33' is not a causal language model"), ("bert", "(bert) has no module named q_proj")):
+        m = tmp_path / kind; m.mkdir()
+        for f in good.iterdir():
+            (m / f.name).write_bytes(f.read_bytes())
+        (m / 'config.json').write_text(json.dumps(dict(json.loads((good / 'config.json').read_text()), model_type=kind)))
+        out = tmp_path / f'r-{kind}'
+        _refused(arc_nb, ['run', '--out', str(out), '--model', str(m)] + FAST, why, out)
+
 def test_upfront_resume_names_ignored_flags(tmp_path, arc_nb):
     out = tmp_path / 'r'
     r = subprocess.run(arc_nb + ['run', '--out', str(out), '--model', 'tiny'] + FAST, capture_output=True, text=True, timeout=300)
