@@ -26,10 +26,11 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
 
 # %% auto 0
 __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks',
-           'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
-           'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv',
-           'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_start', 'Launch', 'open_run',
-           'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish', 'launch',
+           'RunConfig', 'RunDir', 'safetensors_problem', 'adapter_problem', 'predictions_problem', 'RunError',
+           'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus', 'cuda_count', 'check_gpus',
+           'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'weight_gb',
+           'check_fit', 'check_model_folder', 'check_start', 'Launch', 'open_run', 'start_slots', 'tail_events',
+           'poll_slots', 'update_submission', 'trained_count', 'retrain', 'poll', 'stop_slots', 'finish', 'launch',
            'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
@@ -438,15 +439,103 @@ class RunDir:
         return [t for t, _ in json.loads(self.order_file.read_text())]
 
 # %% ../nbs/07_scheduler.ipynb
+_ST_BYTES = dict(
+    BOOL=1, U8=1, I8=1, F8_E5M2=1, F8_E4M3=1, I16=2, U16=2, F16=2, BF16=2, I32=4, U32=4, F32=4, I64=8, U64=8, F64=8
+)
+
+
+def safetensors_problem(path) -> str | None:
+    "Why the safetensors file `path` is not complete (header, dtypes, shapes, byte ranges, size), or None when it is."
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as f:
+            head = f.read(8)
+            n = int.from_bytes(head, 'little') if len(head) == 8 else -1
+            if not 2 <= n <= size - 8:
+                return f"{size} bytes, too short for its header"
+            header = json.loads(f.read(n))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as e:  # ValueError: JSON and UTF-8 errors of a damaged header
+        return f"unreadable header ({type(e).__name__}: {e})"
+    if not isinstance(header, dict):
+        return "header is not a JSON object"
+    spans = []
+    for k, v in header.items():
+        if k == '__metadata__':
+            continue
+        try:
+            (a, b), nbytes = v['data_offsets'], _ST_BYTES[v['dtype']] * math.prod(v['shape'])
+        except (KeyError, TypeError, ValueError):
+            return f"tensor {k}: malformed header entry"
+        if b - a != nbytes:
+            return f"tensor {k}: {b - a} bytes for {nbytes}"
+        spans.append((a, b))
+    end = 0
+    for a, b in sorted(spans):
+        if a != end:
+            return f"tensor byte ranges do not tile the data (a gap or overlap at byte {end})"
+        end = b
+    if not spans:
+        return "no tensor"
+    if end != size - 8 - n:
+        return f"{size} bytes, {8 + n + end} expected (truncated or padded)"
+    return None
+
+
+_VERIFIED = {}  # path -> (inode, size, mtime_ns) of the outputs that passed their check in this process
+
+
+def _verified(path, check) -> bool:
+    "Did `check(path)` pass? (remembered for the file as it is: a replaced or rewritten file is checked again)"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    if _VERIFIED.get(str(path)) == key:
+        return True
+    ok = check(path) is None
+    if ok:
+        _VERIFIED[str(path)] = key
+    return ok
+
+
+def adapter_problem(dir) -> str | None:
+    "Why the adapter folder `dir` would not load (its config and safetensors file), or None when it is complete."
+    dir = Path(dir)
+    try:
+        if not isinstance(json.loads((dir / 'adapter_config.json').read_bytes()), dict):
+            return "adapter_config.json is not a JSON object"
+    except FileNotFoundError:
+        return "no adapter_config.json" if dir.is_dir() else "missing"
+    except (OSError, ValueError) as e:
+        return f"adapter_config.json unreadable ({type(e).__name__}: {e})"
+    p = safetensors_problem(dir / 'adapter_model.safetensors')
+    return None if p is None else f"adapter_model.safetensors: {p}"
+
+
+def predictions_problem(path) -> str | None:
+    "Why the predictions.json `path` does not parse as one (a JSON object with its list of tests), or None."
+    try:
+        d = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as e:
+        return f"unreadable ({type(e).__name__}: {e})"
+    return None if isinstance(d, dict) and isinstance(d.get('tests'), list) else "not a predictions file"
+
+# %% ../nbs/07_scheduler.ipynb
 # --- done-ness: an output under its final name (or a recorded failure) -----------------------------
 @_method_of(RunDir)
 def trained(self, tid):
-    return (self.adapter(tid) / 'adapter_model.safetensors').exists()
+    "An adapter that `adapter_problem` passes (a file that exists but would not load is not trained)."
+    return _verified(self.adapter(tid) / 'adapter_model.safetensors', lambda p: adapter_problem(p.parent))
 
 
 @_method_of(RunDir)
 def predicted(self, tid):
-    return self.predictions(tid).exists()
+    return _verified(self.predictions(tid), predictions_problem)
 
 
 @_method_of(RunDir)
@@ -457,10 +546,9 @@ def failed(self, tid, phase):
 @_method_of(RunDir)
 def done(self, tid, phase) -> bool:
     "Is `phase` of task `tid` over: trained, or every test input predicted at the full pass (or failed)?"
-    if phase == 'train':
-        return self.trained(tid) or self.failed(tid, 'train')
     full = self.predicted(tid) and not self.partial(tid).exists()
-    return full or self.failed(tid, 'infer') or self.failed(tid, 'train')
+    over = full or self.failed(tid, 'infer') or self.failed(tid, 'train')
+    return over or (phase == 'train' and self.trained(tid))  # a predicted task needs no adapter
 
 
 # --- claims -------------------------------------------------------------------------------------------
@@ -1026,6 +1114,8 @@ class Launch:
     offset: int = 0  # bytes of events.jsonl read so far
     loaded: set = field(default_factory=set)  # pids of the workers that have loaded their model
     seen_pred: int = -1  # the predictions files' times at the last submission rewrite
+    sent_back: set = field(default_factory=set)  # tasks whose adapter an inference worker sent back (`adapter_bad`)
+    revived: int = 0  # ended slots started again for them (`retrain`)
 
     @property
     def base(self):
@@ -1094,6 +1184,7 @@ def tail_events(L: Launch):
     "The new lines of events.jsonl: which worker pids have loaded their model (start failures never did)."
     recs, L.offset = read_jsonl(L.run.events_file, L.offset)
     L.loaded.update(e['pid'] for e in recs if e.get('event') == 'model_load')
+    L.sent_back.update(e.get('task') for e in recs if e.get('event') == 'adapter_bad')
 
 # %% ../nbs/07_scheduler.ipynb
 def poll_slots(L: Launch):
@@ -1149,17 +1240,44 @@ def update_submission(L: Launch):
     if L.bar is not None:
         n_full = sum(run.done(t, 'infer') for t in tasks)
         left = '' if L.deadline is None else f", {max(0, L.deadline - time.time()):.0f}s left"
-        trained = sum(run.train_json(t).exists() for t in tasks)
+        trained = trained_count(run, tasks, L.cfg.mode)
         quick = sum(run.partial(t).exists() for t in tasks)
         quick = f", quick pass only {quick}" if quick else ''
         L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{quick}{left}", refresh=False)
         L.bar.update(n_full - L.bar.n)  # redraws at most every mininterval
 
 # %% ../nbs/07_scheduler.ipynb
+def trained_count(run: RunDir, tasks, mode='split') -> int:
+    """Tasks trained: a verified adapter (train.json alone is not one: its adapter may never have been written), or in
+    fused mode, where adapters stay in memory, train.json and the predictions made with it."""
+    fused = mode == 'fused'
+    return sum(run.trained(t) or (fused and run.train_json(t).exists() and run.predicted(t)) for t in tasks)
+
+
+def retrain(L: Launch, most=3):
+    """Adapters sent back to training (`adapter_bad`) whose task is not predicted: the ended train slots start again
+    when the task is not trained, the ended inference slots when it is, so this run (not only the next resume) predicts
+    it; `most` times per slot count, against a slot that ends at once (a deadline)."""
+    run = L.run
+    todo = [t for t in L.sent_back if t in L.tasks and not run.done(t, 'infer')]
+    if not todo or L.revived >= most * len(L.slots) or L.cut:
+        return
+    train = any(not run.done(t, 'train') for t in todo)
+    want = {'train'} if train else {'infer'}
+    for s in L.slots:
+        if s.finished and s.phase in want and L.backend.exit_code(s) == 0:
+            s.finished, L.revived = False, L.revived + 1
+            run.train_done_file.unlink(missing_ok=True)  # the inference workers wait for the new adapter
+            run.emit('retrain', **L.base, message=f"worker {s.name} started again for {', '.join(sorted(todo))}",
+                     tasks=sorted(todo), restarted=s.name)  # fmt: skip
+            L.backend.start(run, s, L.worker_deadline, L.threads)
+
+# %% ../nbs/07_scheduler.ipynb
 def poll(L: Launch) -> bool:
     "One look at the run; True when it is over (every worker finished, or the deadline's grace is reached)."
     tail_events(L)
     poll_slots(L)
+    retrain(L)
     trainers = [s for s in L.slots if s.phase == 'train']
     if L.cfg.mode == 'split' and not L.run.train_done_file.exists() and all(s.finished for s in trainers):
         L.run.train_done_file.touch()
@@ -1215,7 +1333,7 @@ def finish(L: Launch, sub: dict) -> dict:
         'run': str(run.path),
         'tasks': len(tasks) + len(bad),
         'bad_tasks': sorted(bad),
-        'trained': sum(run.train_json(t).exists() for t in tasks),
+        'trained': trained_count(run, tasks, L.cfg.mode),
         'predicted': len(tasks) - len(missing),
         'at_quick': len(quick),
         'seconds': time.time() - L.t_start,
@@ -1433,6 +1551,40 @@ def save(self, task, lock, tensors=None):
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
+def load_adapter(self, task) -> bool:
+    """Hot-load `task`'s adapter (`adapter_load`); False after one that does not load was sent back to training
+    (`adapter_bad`); raises when the task's adapter was sent back twice already."""
+    import shutil
+    from arc_nb.model import load_adapter_weights
+
+    run, tid = self.rundir, task.id
+    try:
+        with timed(self.emit, 'adapter_load', task=tid):
+            load_adapter_weights(self.model, run.adapter(tid))
+        return True
+    except Exception as e:
+        if _is_oom(e) or self.sent_back(tid) >= 2:
+            raise
+        why = adapter_problem(run.adapter(tid)) or f"{type(e).__name__}: {_line(e)}"
+    bad = run.adapter(tid).with_name(f'.adapter.{os.getpid()}.{time.time_ns()}.bad.tmp')
+    try:
+        os.replace(run.adapter(tid), bad)
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(bad, ignore_errors=True)
+    self.emit(
+        'adapter_bad', task=tid, message=f"adapter {run.adapter(tid)} does not load ({why}): sent back to training"
+    )
+    return False
+
+
+@_method_of(Worker)
+def sent_back(self, tid) -> int:
+    "How often task `tid`'s adapter was sent back to training in this run (every worker's `adapter_bad` events)."
+    return sum(e.get('event') == 'adapter_bad' and e.get('task') == tid for e in self.rundir.events())
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
 def backend(self, ic, slots=None):
     "The `HFBackend` of a pass with `ic`'s settings on the worker's model, within its KV share (`slots`: a `SlotLoRA`)."
     from arc_nb.inference import HFBackend
@@ -1484,10 +1636,8 @@ def work(self, task, tc, ic, lock) -> bool:
         self.save(task, lock)
         return True
     if self.phase == 'infer':
-        from arc_nb.model import load_adapter_weights
-
-        with timed(self.emit, 'adapter_load', task=task.id):
-            load_adapter_weights(self.model, self.rundir.adapter(task.id))
+        if not self.load_adapter(task):
+            return False  # sent back to training
     self.predict(task, ic)
     return False
 
