@@ -25,13 +25,13 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
     from arc_nb.inference import InferConfig
 
 # %% auto 0
-__all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks',
-           'RunConfig', 'RunDir', 'safetensors_problem', 'adapter_problem', 'predictions_problem', 'RunError',
-           'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus', 'cuda_count', 'check_gpus',
-           'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'weight_gb',
-           'check_fit', 'check_model_folder', 'check_start', 'Launch', 'open_run', 'start_slots', 'tail_events',
-           'poll_slots', 'update_submission', 'trained_count', 'retrain', 'poll', 'stop_slots', 'finish', 'launch',
-           'cache_share', 'Worker', 'merge_test']
+__all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'RETRYABLE_ERRNOS', 'FAULT_ENV', 'WORKER_CODE', 'MONITOR_CODE',
+           'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'safetensors_problem', 'adapter_problem',
+           'predictions_problem', 'RunError', 'worker_setup', 'retryable', 'fault', 'timed', 'worker_device',
+           'worker_main', 'resolve_gpus', 'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission',
+           'Slot', 'worker_argv', 'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_start',
+           'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'trained_count',
+           'retrain', 'poll', 'stop_slots', 'finish', 'launch', 'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -547,7 +547,7 @@ def failed(self, tid, phase):
 def done(self, tid, phase) -> bool:
     "Is `phase` of task `tid` over: trained, or every test input predicted at the full pass (or failed)?"
     full = self.predicted(tid) and not self.partial(tid).exists()
-    over = full or self.failed(tid, 'infer') or self.failed(tid, 'train')
+    over = full or self.failed(tid, 'infer') or self.failed(tid, 'train') or self.deferred(tid)
     return over or (phase == 'train' and self.trained(tid))  # a predicted task needs no adapter
 
 
@@ -575,6 +575,27 @@ def slot_lock(self, gpu, phase, slot):
     lock = FileLock(self.locks / f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
     lock.acquire(timeout=0)  # raises Timeout when the slot is taken
     return lock
+
+# %% ../nbs/07_scheduler.ipynb
+# --- retryable errors (the environment's): over for this invocation, tried again by --resume --------
+@_method_of(RunDir)
+def retry_file(self, tid, phase):
+    return self.task_dir(tid) / f'{phase}_retry.json'
+
+
+@_method_of(RunDir)
+def deferred(self, tid) -> bool:
+    "Did a phase of `tid` meet a retryable error in this invocation (`--resume` tries it again)?"
+    return self.retry_file(tid, 'train').exists() or self.retry_file(tid, 'infer').exists()
+
+
+@_method_of(RunDir)
+def clear_retries(self) -> list[str]:
+    "Remove the retry files (a resume starts): the tasks they held back are claimed again. Returns those tasks."
+    held = sorted({f.parent.name for f in self.path.glob('tasks/*/*_retry.json')})
+    for f in self.path.glob('tasks/*/*_retry.json'):
+        f.unlink(missing_ok=True)
+    return held
 
 # %% ../nbs/07_scheduler.ipynb
 # --- events -------------------------------------------------------------------------------------------
@@ -653,6 +674,47 @@ def worker_setup(spec: str):
     if not callable(getattr(mod, name, None)):
         raise RunError(f"{SETUP_ENV}: {where} has no function {name}")
     return getattr(mod, name)
+
+# %% ../nbs/07_scheduler.ipynb
+import errno
+
+# errno values of the environment, not of the task: a full disk or quota, I/O errors, a read-only mount, no memory or
+# file handles for the I/O, a stale network file
+RETRYABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM, errno.ENFILE, errno.EMFILE,
+                    errno.ESTALE}  # fmt: skip
+FAULT_ENV = 'ARC_NB_FAULT'  # test hook: POINT:ERRNO_NAME[:N], comma-separated
+
+
+def retryable(e: BaseException) -> bool:
+    """Is `e` (or an error it was raised from) the environment's: an OSError of `RETRYABLE_ERRNOS`, or a file that does not
+    decode (JSON, UTF-8, safetensors: damaged on disk)?"""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in RETRYABLE_ERRNOS:
+            return True
+        if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)) or type(e).__name__ == 'SafetensorError':
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def fault(point: str, run_path):
+    """The test hook `ARC_NB_FAULT=POINT:ERRNO_NAME[:N]`: at `point`, raise that OSError the first N times in the run
+    (default once: 'once' or nothing), counted across processes by files RUN/.fault-POINT-i made with O_EXCL."""
+    spec = os.environ.get(FAULT_ENV)
+    for one in spec.split(',') if spec else ():
+        p, _, rest = one.strip().partition(':')
+        name, _, n = rest.partition(':')
+        if p != point:
+            continue
+        for i in range(1 if n in ('', 'once') else int(n)):
+            try:
+                os.close(os.open(Path(run_path) / f'.fault-{point}-{i}', os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            code = getattr(errno, name)
+            raise OSError(code, f"{os.strerror(code)} (injected: {FAULT_ENV}={spec})")
 
 # %% ../nbs/07_scheduler.ipynb
 class timed:
@@ -1141,12 +1203,19 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
     run = RunDir(cfg.out)
     for f in (run.stop_file, run.train_done_file) if resume else ():
         f.unlink(missing_ok=True)
+    retried = run.clear_retries() if resume else []  # retryable errors of the last invocation: tried again now
     L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, resume, source))
     write_submission(build_submission(run, L.tasks, L.bad), run.submission_file)  # valid from the first second
     if cfg.time_budget is not None:
         L.deadline, L.grace = t_start + cfg.time_budget, min(30.0, max(1.0, 0.03 * cfg.time_budget))
     run.emit(
-        'run_start', **L.base, resume=resume, tasks=len(L.tasks), bad_tasks=len(L.bad), time_budget=cfg.time_budget
+        'run_start',
+        **L.base,
+        resume=resume,
+        tasks=len(L.tasks),
+        bad_tasks=len(L.bad),
+        time_budget=cfg.time_budget,
+        retried=retried,
     )
     L.cut = L.deadline is not None and time.time() >= L.deadline - L.grace - 1.0  # the budget is spent before any start
     if cfg.model == 'tiny' and not (run.path / 'tiny-model' / 'config.json').exists() and not L.cut:
@@ -1338,6 +1407,7 @@ def finish(L: Launch, sub: dict) -> dict:
         'at_quick': len(quick),
         'seconds': time.time() - L.t_start,
         'deadline_cut': L.cut,
+        'retryable': [t for t in tasks if run.deferred(t)],  # left by an error of the environment: --resume retries
     }
     if (run.path / 'solutions.json').exists():
         sols = json.loads((run.path / 'solutions.json').read_text())
@@ -1390,6 +1460,7 @@ class Worker:
         self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
         self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
         self.waiting = None  # a task claimed while a full search gave way to it (`give_way`)
+        self.held_back = set()  # tasks of a retryable error, even if their retry file could not be written (`fail`)
 
     def emit(self, event, **kw):
         return self.rundir.emit(event, **self.base, **kw)
@@ -1467,7 +1538,7 @@ def choices(self):
     when their quick pass stands, the cheapest others (a full search cut by the deadline loses nothing). A fused worker
     redoes a task at the quick pass (training it again) only when training and the full search fit."""
     run = self.rundir
-    pending = [t for t in self.order if not run.done(t, self.done_phase)]
+    pending = [t for t in self.order if not run.done(t, self.done_phase) and t not in self.held_back]
     ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
     quick = self.phase == 'infer' and self.cfg.quick() is not None
     new = [t for t in ready if not run.predicted(t)]
@@ -1542,10 +1613,13 @@ def save(self, task, lock, tensors=None):
 
     def written(err, tid=task.id):
         if err is not None:
-            self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
-            write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
+            self.fail(tid, 'train', err, f"saving the adapter failed: {type(err).__name__}: {err}")
         lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
 
+    try:
+        fault('save_adapter', run.path)  # a test hook (ARC_NB_FAULT): the error a writer meets on a full disk
+    except OSError as e:
+        return written(e)
     with timed(self.emit, 'adapter_save', task=task.id):
         self.writer.save(self.model, run.adapter(task.id), on_done=written, tensors=tensors)
 
@@ -1661,6 +1735,7 @@ def write(self, task, tests: dict, partial: bool):
     """predictions.json from `tests` (index -> test input json), atomically; the `partial` marker is made before a file
     with quick passes and removed after one without: a crash in between only repeats a full search."""
     run = self.rundir
+    fault('save_predictions', run.path)  # a test hook (ARC_NB_FAULT)
     if partial:
         run.task_dir(task.id).mkdir(parents=True, exist_ok=True)
         run.partial(task.id).touch()
@@ -1741,10 +1816,7 @@ def attempt(self, task, lock, work=None) -> bool:
                 'task_error', task=task.id, message=f"out of memory again, the task is left for later: {msg}", oom=True
             )
             return False
-        self.emit('task_error', task=task.id, message=msg)
-        write_json(
-            self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
-        )
+        self.fail(task.id, self.done_phase, e, msg)
     return False
 
 
@@ -1768,6 +1840,24 @@ def do(self, task, lock):
             self.emit('task_end', task=task.id, seconds=t.seconds)
             if not handed:
                 lock.release()
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def fail(self, tid, phase, e, msg):
+    """Record task `tid`'s error `e` in `phase` ('train' or 'infer', whose file it is): a retryable one (`retryable`) as
+    `task_error` with `retryable` and a retry file, held back for this invocation; any other as the final error file."""
+    run = self.rundir
+    if not retryable(e):
+        self.emit('task_error', task=tid, message=msg)
+        write_json(run.error_file(tid, phase), {'task': tid, 'phase': self.phase, 'message': msg})
+        return
+    self.held_back.add(tid)
+    try:
+        self.emit('task_error', task=tid, message=f"{msg} (retryable: `arc-nb run --resume` tries it again)",
+                  retryable=True)  # fmt: skip
+        write_json(run.retry_file(tid, phase), {'task': tid, 'phase': self.phase, 'message': msg})
+    except OSError:
+        pass  # the disk is still full: this worker holds the task back (`held_back`), the next resume retries it
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)

@@ -51,3 +51,41 @@ def test_rc_unloadable_adapter_goes_back_to_training_in_the_same_run(tmp_path):
     assert per_task(run, 'train_end') == Counter({t: 1 + (t == bad) for t in TASKS})
     assert per_task(run, 'infer_end') == Counter({t: 1 for t in TASKS})
     assert not run.failed(bad, 'infer')
+
+
+@pytest.mark.parametrize('point', ['save_adapter', 'save_predictions'])
+def test_rc_full_disk_is_retryable_and_resume_finishes(tmp_path, monkeypatch, point):
+    "ENOSPC (the test hook ARC_NB_FAULT) while saving an adapter or a prediction: no final error; --resume trains and predicts every task."
+    out = tmp_path / 'r'
+    monkeypatch.setenv('ARC_NB_FAULT', f'{point}:ENOSPC')
+    s = launch(RunConfig(out=str(out), tasks=TASKS, **CFG), progress=False)
+    run = RunDir(out)
+    (x,) = s['retryable']
+    assert run.retry_file(x, 'train' if point == 'save_adapter' else 'infer').exists()
+    assert not any(run.failed(t, p) for t in TASKS for p in ('train', 'infer'))
+    assert any(e['event'] == 'task_error' and e.get('retryable') and 'No space left' in e['message'] for e in run.events())
+    if point == 'save_adapter':
+        assert run.train_json(x).exists() and not run.trained(x) and s['trained'] == 2  # train.json alone is not trained
+    assert s['predicted'] == 2 and not run.predicted(x)
+    monkeypatch.delenv('ARC_NB_FAULT')
+    s2 = launch(RunConfig(out=str(out)), resume=True, progress=False)
+    check_complete(run, TASKS)
+    assert s2['retryable'] == [] and s2['trained'] == s2['predicted'] == 3
+    again = point == 'save_adapter'  # its training is redone; a failed prediction only its pass
+    assert per_task(run, 'train_end') == Counter({t: 1 + (again and t == x) for t in TASKS})
+    assert per_task(run, 'infer_end') == Counter({t: 1 + (not again and t == x) for t in TASKS})
+
+
+def test_rc_damaged_event_log_is_skipped_with_one_warning(tmp_path):
+    "Undecodable bytes and a half line in events.jsonl before --resume: the run completes, one warning names the file and line."
+    run = trained_only(tmp_path / 'r')
+    n = run.events_file.read_bytes().count(b'\n')
+    with open(run.events_file, 'ab') as f:
+        f.write(b'\xff\xfe\x80 not utf-8 \x00\n12\n{"event": "claim", "task": "half')  # garbage, a number, a torn line
+    r = subprocess.run(arc_nb_cmd() + ['run', '--resume', '--out', str(run.path), '--quiet'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    check_complete(run, TASKS)
+    assert f"{run.events_file}: line {n + 1} and 2 more not a JSON record" in r.stderr, r.stderr
+    assert r.stderr.count(f"warning: {run.events_file}") == 1 and 'Traceback' not in r.stderr
+    assert [e['resume'] for e in run.events() if e['event'] == 'run_start'] == [False, True]  # not glued onto the half line
+    assert per_task(run, 'infer_end') == Counter({t: 1 for t in TASKS})
