@@ -30,8 +30,8 @@ __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'RETRYABLE_ERRNOS', 'F
            'predictions_problem', 'RunError', 'worker_setup', 'retryable', 'fault', 'timed', 'worker_device',
            'worker_main', 'resolve_gpus', 'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission',
            'Slot', 'worker_argv', 'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_start',
-           'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'trained_count',
-           'retrain', 'poll', 'stop_slots', 'finish', 'launch', 'cache_share', 'Worker', 'merge_test']
+           'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'locks_missing',
+           'trained_count', 'retrain', 'poll', 'stop_slots', 'finish', 'launch', 'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -393,9 +393,10 @@ for _k in RunConfig.names():
 class RunDir:
     "Paths and state of a run directory (the contract: 'The run directory contract' in the scheduler chapter)."
 
-    def __init__(self, path):
+    def __init__(self, path, make=True):
+        "`make`: create its folders (the launcher at setup; a worker never: a missing locks/ must stay missing)."
         self.path = Path(path)
-        for d in ('tasks', 'locks', 'logs'):
+        for d in ('tasks', 'locks', 'logs') if make else ():
             (self.path / d).mkdir(parents=True, exist_ok=True)
 
     config_file = property(lambda s: s.path / 'config.json')
@@ -555,7 +556,7 @@ def done(self, tid, phase) -> bool:
 @_method_of(RunDir)
 def claim(self, tid, phase):
     "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
-    if self.done(tid, phase):
+    if self.done(tid, phase) or not self.locks.is_dir():  # no locks/: FileLock would make a new one, beside live claims
         return None
     lock = FileLock(
         self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
@@ -762,7 +763,10 @@ def worker_main(argv=None) -> int:
     ap.add_argument('--parent', type=int, default=None)
     a = ap.parse_args(argv)
     gpu, label = worker_device(a.gpu)
-    run = RunDir(a.run)
+    run = RunDir(a.run, make=False)
+    if not run.locks.is_dir():  # only the launcher makes it (at setup): never a new one beside live claims
+        print(f"{run.locks} is missing: this worker claims nothing", file=sys.stderr)
+        return 6
     w = Worker(run, a.phase, gpu, label, a.slot, deadline=a.deadline, parent=a.parent)
     try:
         slot = run.slot_lock(a.gpu, a.phase, a.slot)
@@ -1178,6 +1182,7 @@ class Launch:
     seen_pred: int = -1  # the predictions files' times at the last submission rewrite
     sent_back: set = field(default_factory=set)  # tasks whose adapter an inference worker sent back (`adapter_bad`)
     revived: int = 0  # ended slots started again for them (`retrain`)
+    locks_lost: bool = False  # RUN/locks/ disappeared mid-run (`locks_missing`)
 
     @property
     def base(self):
@@ -1316,6 +1321,19 @@ def update_submission(L: Launch):
         L.bar.update(n_full - L.bar.n)  # redraws at most every mininterval
 
 # %% ../nbs/07_scheduler.ipynb
+def locks_missing(L: Launch) -> bool:
+    "Has RUN/locks/ disappeared? The first time: `locks_missing`, and one line on stderr saying why the run stops."
+    if L.run.locks.is_dir():
+        return False
+    if not L.locks_lost:
+        L.locks_lost = True
+        msg = (f"{L.run.locks} disappeared mid-run: the workers stopped claiming (claims there could no longer hold); "
+               f"`arc-nb run --resume --out {L.run.path}` finishes the run")  # fmt: skip
+        L.run.emit('locks_missing', **L.base, message=msg)
+        print(msg, file=sys.stderr)
+    return True
+
+# %% ../nbs/07_scheduler.ipynb
 def trained_count(run: RunDir, tasks, mode='split') -> int:
     """Tasks trained: a verified adapter (train.json alone is not one: its adapter may never have been written), or in
     fused mode, where adapters stay in memory, train.json and the predictions made with it."""
@@ -1345,6 +1363,8 @@ def retrain(L: Launch, most=3):
 def poll(L: Launch) -> bool:
     "One look at the run; True when it is over (every worker finished, or the deadline's grace is reached)."
     tail_events(L)
+    if locks_missing(L):
+        return True
     poll_slots(L)
     retrain(L)
     trainers = [s for s in L.slots if s.phase == 'train']
@@ -1408,6 +1428,7 @@ def finish(L: Launch, sub: dict) -> dict:
         'seconds': time.time() - L.t_start,
         'deadline_cut': L.cut,
         'retryable': [t for t in tasks if run.deferred(t)],  # left by an error of the environment: --resume retries
+        'locks_missing': L.locks_lost,  # the run stopped because RUN/locks/ disappeared: --resume finishes it
     }
     if (run.path / 'solutions.json').exists():
         sols = json.loads((run.path / 'solutions.json').read_text())
@@ -1470,7 +1491,7 @@ class Worker:
 
     def stopped(self):
         "RUN/STOP is there, or the launcher died."
-        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
+        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent) or self.locks_gone()
 
     def load(self):
         "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
@@ -1517,6 +1538,17 @@ class Worker:
         tokens = dict(json.loads(run.order_file.read_text()))  # task id -> tokens, longest first: one read
         self.tasks, self.order = run.tasks(), list(tokens)
         self.est = _Estimator(run.events_file, tokens)
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def locks_gone(self) -> bool:
+    "RUN/locks/ is missing: this worker claims nothing more (`locks_missing`, once)."
+    if self.rundir.locks.is_dir():
+        return False
+    if not getattr(self, 'told_locks', False):
+        self.told_locks = True
+        self.emit('locks_missing', message=f"{self.rundir.locks} is missing: this worker claims nothing more")
+    return True
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)

@@ -1,5 +1,5 @@
 "Issue 25, helper C: done means verified, retryable errors, a damaged event log, a missing locks folder, Ray's resources, a soak of kills."
-import json, os, random, signal, subprocess, sys, time
+import json, math, os, random, signal, subprocess, sys, time
 from collections import Counter
 from pathlib import Path
 import pytest
@@ -89,3 +89,86 @@ def test_rc_damaged_event_log_is_skipped_with_one_warning(tmp_path):
     assert r.stderr.count(f"warning: {run.events_file}") == 1 and 'Traceback' not in r.stderr
     assert [e['resume'] for e in run.events() if e['event'] == 'run_start'] == [False, True]  # not glued onto the half line
     assert per_task(run, 'infer_end') == Counter({t: 1 for t in TASKS})
+
+
+def _overlaps(evs, phase):
+    "Tasks that two live workers held at once in `phase` (claim to task_end, or to the worker's death)."
+    spans, open_ = [], {}
+
+    def close(pids, t):
+        for k in [k for k in open_ if k[0] in pids]:
+            spans.append((k[1], open_.pop(k), t, k[0]))
+
+    for e in evs:
+        if e['event'] == 'run_start':  # a new launcher: the workers of the last one are dead
+            close({k[0] for k in open_}, e['time'])
+        if e['event'] == 'worker_restart':
+            close({e.get('dead_pid')}, e['time'])
+        if e.get('phase') != phase or e['event'] not in ('claim', 'task_end'):
+            continue
+        if e['event'] == 'claim':
+            open_[(e['pid'], e['task'])] = e['time']
+        elif (e['pid'], e['task']) in open_:
+            spans.append((e['task'], open_.pop((e['pid'], e['task'])), e['time'], e['pid']))
+    close({k[0] for k in open_}, math.inf)
+    return {a[0] for a in spans for b in spans if a[0] == b[0] and a[3] != b[3] and a[1] < b[2] and b[1] < a[2]}
+
+
+def test_rc_locks_folder_deleted_mid_run(tmp_path):
+    "RUN/locks/ removed mid-run: workers stop claiming, the launcher says why in one line; --resume finishes; no task held twice at once."
+    import shutil
+
+    out, tasks = tmp_path / 'r', BY_SIZE[:5]
+    args = ['--data', 'arc-agi-2/evaluation', '--out', str(out), '--tasks', ','.join(tasks), '--quiet', '--gpus', 'cpu', '--epochs', '20',
+            '--n', '2', '--min-prob', '0.1', '--max-seq-len', '2048', '--lora-rank', '8', '--cpu-threads', '1', '--train-slots', '2',
+            '--monitor-interval', '0']
+    p = subprocess.Popen(arc_nb_cmd() + ['run'] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    run = RunDir(out, make=False)
+    t0 = time.time()
+    while not any(e['event'] == 'adapter_save' for e in run.events()):
+        assert time.time() - t0 < 300 and p.poll() is None
+        time.sleep(0.05)
+    shutil.rmtree(run.locks)
+    stdout, stderr = p.communicate(timeout=300)
+    assert p.returncode in (0, 5), stderr  # 5 (work undone) once the exit codes are merged
+    lines = [l for l in stderr.splitlines() if 'disappeared mid-run' in l]
+    assert len(lines) == 1 and str(run.locks) in lines[0] and '--resume' in lines[0], stderr
+    assert json.loads(stdout.splitlines()[-1])['locks_missing'] is True and not run.locks.exists()  # nobody made it again
+    assert not all(run.predicted(t) for t in tasks)
+    r = subprocess.run(arc_nb_cmd() + ['run', '--resume', '--out', str(out), '--quiet'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    check_complete(run, tasks)
+    evs = run.events()
+    assert not _overlaps(evs, 'train') and not _overlaps(evs, 'infer')
+    assert json.loads(r.stdout.splitlines()[-1])['locks_missing'] is False
+
+
+def test_rc_ray_places_2_plus_2_slots_on_2_cpus(tmp_path):
+    "A plain local Ray cluster of 2 CPUs runs 2 train + 2 inference slots (each actor asks half a CPU); a busy cluster is refused at once."
+    ray = pytest.importorskip('ray', reason="Ray is an optional extra (pip install -e '.[ray]')")
+    from arc_nb.cluster import launch_ray, connect
+    from arc_nb.scheduler import RunError
+
+    if ray.is_initialized():
+        ray.shutdown()
+    connect(None, num_cpus=2)
+    try:
+        tasks = TASKS[:2]
+        s = launch_ray(RunConfig(out=str(tmp_path / 'r'), tasks=tasks, train_slots=2, infer_slots=2, **CFG), progress=False)
+        assert s['predicted'] == 2
+        assert {e['worker'] for e in RunDir(tmp_path / 'r').events() if e['event'] == 'model_load'} == {'train-cpu-0', 'train-cpu-1', 'infer-cpu-0', 'infer-cpu-1'}
+
+        @ray.remote(num_cpus=2)
+        class Busy:
+            def ping(self):
+                return 1
+
+        b = Busy.remote()
+        ray.get(b.ping.remote())  # the cluster's two CPUs are held by something else
+        t0 = time.time()
+        with pytest.raises(RunError, match='cannot place the 4 slot actors'):
+            launch_ray(RunConfig(out=str(tmp_path / 'busy'), tasks=tasks, train_slots=2, infer_slots=2, **CFG), progress=False)
+        assert time.time() - t0 < 60
+        ray.kill(b)
+    finally:
+        ray.shutdown()
