@@ -172,3 +172,59 @@ def test_rc_ray_places_2_plus_2_slots_on_2_cpus(tmp_path):
         ray.kill(b)
     finally:
         ray.shutdown()
+
+
+def _alive(pid):
+    try:
+        return 'zombie' not in Path(f'/proc/{pid}/status').read_text().lower()
+    except FileNotFoundError:
+        return False
+
+
+def test_rc_soak_random_kills_then_resume(tmp_path):
+    """Workers and the launcher SIGKILLed at seeded random moments, `--resume` after each launcher kill: every task trained
+    and predicted; no output on disk at a kill is ever redone; adapters and predictions identical to an uninterrupted run."""
+    rng = random.Random(25)
+    tasks, cfg = BY_SIZE[:5], dict(CFG, epochs=10)
+    ref = RunDir(tmp_path / 'ref')
+    launch(RunConfig(out=str(ref.path), tasks=tasks, **cfg), progress=False)
+    out = tmp_path / 'soak'
+    args = ['--data', 'arc-agi-2/evaluation', '--tasks', ','.join(tasks), '--quiet', '--gpus', 'cpu', '--epochs', str(cfg['epochs']),
+            '--n', str(cfg['n']), '--min-prob', str(cfg['min_prob']), '--max-seq-len', '2048', '--lora-rank', str(cfg['lora_rank']),
+            '--cpu-threads', '1', '--monitor-interval', '0']
+    run, kills = RunDir(out, make=False), []
+    while len(kills) < 6:
+        n0 = len(run.events())
+        resume = (out / 'config.json').exists()
+        p = subprocess.Popen(arc_nb_cmd() + ['run', '--out', str(out)] + (['--resume'] if resume else args), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        while p.poll() is None and not any(e['event'] == 'model_load' for e in run.events()[n0:]):
+            time.sleep(0.05)  # setup is done (a launcher killed in setup is the launcher's atomic setup, tested there)
+        while p.poll() is None and len(kills) < 6:  # kill workers until the launcher is killed or the run ends
+            time.sleep(rng.uniform(0.5, 3.0))
+            alive = sorted({e['pid'] for e in run.events()[n0:] if e['event'] == 'worker_start' and _alive(e['pid'])})
+            if p.poll() is not None:
+                break
+            target = 'launcher' if not alive or rng.random() < 0.4 else rng.choice(alive)
+            os.kill(p.pid if target == 'launcher' else target, signal.SIGKILL)
+            kills.append((target, len(run.events()), {t for t in tasks if run.trained(t)}, {t for t in tasks if run.done(t, 'infer')}))
+            if target == 'launcher':
+                p.wait()
+                time.sleep(0.5)  # its workers die with it (PR_SET_PDEATHSIG)
+                assert not [e['pid'] for e in run.events() if e['event'] == 'worker_start' and _alive(e['pid'])]
+        p.communicate(timeout=600)
+        if p.returncode == 0:
+            break
+    r = subprocess.run(arc_nb_cmd() + ['run', '--resume', '--out', str(out), '--quiet'], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    check_complete(run, tasks)
+    assert sum(k[0] == 'launcher' for k in kills) >= 1 and sum(k[0] != 'launcher' for k in kills) >= 1, kills
+    evs = run.events()
+    for target, n, trained, predicted in kills:  # an output on disk at a kill is never redone
+        assert not {e['task'] for e in evs[n:] if e['event'] == 'train_end'} & trained, target
+        assert not {e['task'] for e in evs[n:] if e['event'] == 'infer_end'} & predicted, target
+    assert json.loads(run.submission_file.read_text()) == json.loads(ref.submission_file.read_text())
+    for t in tasks:
+        assert (run.adapter(t) / 'adapter_model.safetensors').read_bytes() == (ref.adapter(t) / 'adapter_model.safetensors').read_bytes()
+        a, b = (json.loads(x.predictions(t).read_text())['tests'] for x in (run, ref))
+        assert [x['candidates'] for x in a] == [x['candidates'] for x in b]
