@@ -7,7 +7,8 @@ from __future__ import annotations
 import os
 from dataclasses import replace
 from pathlib import Path
-from .scheduler import RunConfig, launch, worker_argv, Slot
+import math
+from .scheduler import RunConfig, RunError, launch, worker_argv, Slot, _method_of
 
 
 def _ray():
@@ -28,7 +29,7 @@ def connect(address=None, **kw):
     return ray
 
 # %% auto 0
-__all__ = ['connect', 'RayBackend', 'launch_ray', 'sweep_ray']
+__all__ = ['connect', 'RayBackend', 'launch_ray', 'resources', 'check_place', 'sweep_ray']
 
 # %% ../nbs/07b_cluster.ipynb
 class _SlotWorker:
@@ -55,6 +56,7 @@ class RayBackend:
         self.max_restarts = max_restarts
         self.cls = self.ray.remote(_SlotWorker)
         self._err = {}
+        self.placed = False  # `check_place` ran
 
     def gpus(self, cfg):
         n = int(self.ray.cluster_resources().get('GPU', 0)) if cfg.gpus != 'cpu' else 0
@@ -62,8 +64,10 @@ class RayBackend:
 
     def start(self, run, s: Slot, deadline, threads):
         c = run.config()
-        per_gpu = c.train_slots + (c.infer_slots if c.mode == 'split' else 0)
-        res = dict(num_cpus=1) if s.gpu is None else dict(num_cpus=1, num_gpus=1 / per_gpu)
+        if not self.placed:
+            self.check_place(c)  # once: a cluster that cannot place every slot says so now, not never
+            self.placed = True
+        res = self.resources(c, s.gpu)
         a = self.cls.options(max_restarts=self.max_restarts, max_task_retries=self.max_restarts, **res).remote()
         env = {
             'OMP_NUM_THREADS': str(threads),
@@ -104,6 +108,35 @@ class RayBackend:
 def launch_ray(cfg: RunConfig, *, address=None, resume=False, progress=True, started=None) -> dict:
     "`launch` with every worker a Ray actor; the run directory must be on storage every node sees."
     return launch(cfg, resume=resume, progress=progress, backend=RayBackend(address, cfg.max_restarts), started=started)
+
+# %% ../nbs/07b_cluster.ipynb
+@_method_of(RayBackend)
+def resources(self, cfg: RunConfig, gpu) -> dict:
+    "The Ray resources of a slot's actor on `gpu` (None: a CPU slot): its share of the GPU, or of the cluster's CPUs."
+    per = cfg.workers_per_gpu()
+    if gpu is not None:
+        return dict(num_cpus=0, num_gpus=1 / per)
+    cpus = self.ray.cluster_resources().get('CPU', 0)
+    return dict(num_cpus=max(0.01, min(1.0, math.floor(100 * cpus / per) / 100)))
+
+
+@_method_of(RayBackend)
+def check_place(self, cfg: RunConfig):
+    "One clear error when the cluster's free resources cannot place every slot's actor (it would wait forever)."
+    gpus, name = self.gpus(cfg), {'num_cpus': 'CPU', 'num_gpus': 'GPU'}  # Ray's names of the resources
+    need = {}
+    for g in gpus:
+        for k, v in self.resources(cfg, g).items():
+            need[name[k]] = need.get(name[k], 0) + v * cfg.workers_per_gpu()
+    free = self.ray.available_resources()
+    short = [k for k, v in need.items() if v > free.get(k, 0) + 1e-6]
+    if short:
+        asks = ', '.join(f"{v:g} {k}" for k, v in need.items() if v)
+        has = ', '.join(f"{free.get(k, 0):g} {k}" for k in short)
+        raise RunError(
+            f"the Ray cluster cannot place the {cfg.workers_per_gpu() * len(gpus)} slot actors: they ask for {asks}, "
+            f"it has {has} free; free the cluster, or run fewer slots (--train-slots, --infer-slots)"
+        )
 
 # %% ../nbs/07b_cluster.ipynb
 def _run_one(cfg_dict):

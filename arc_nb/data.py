@@ -264,17 +264,24 @@ def write_json(path, obj, **kw):
 
 def append_jsonl(path, rec: dict):
     """Append one JSON line with a single write on a file opened for appending: lines of concurrent writers never
-    interleave."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    interleave. After a torn line (a writer killed mid-line, a write cut by a full disk) the file does not end in a
+    newline: the record then starts with one, so it is never glued onto the torn line."""
+    line = (json.dumps(rec, default=str) + '\n').encode()
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        os.write(fd, (json.dumps(rec, default=str) + '\n').encode())
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b'\n':
+            line = b'\n' + line
+        os.write(fd, line)
     finally:
         os.close(fd)
 
 
 def read_jsonl(path, offset: int = 0) -> tuple[list[dict], int]:
-    """The records of the complete lines of `path` from byte `offset` on, and the offset after the last complete line.
-    A line still being written is left for the next read; an undecodable line is skipped; a missing file is empty."""
+    """The records (JSON objects) of the complete lines of `path` from byte `offset` on, and the offset after the last
+    complete line. A line still being written is left for the next read; a damaged line (bytes that do not decode, a
+    torn line, a value that is not an object) is skipped, with one warning naming the file and line; a missing file is
+    empty."""
     try:
         with open(path, 'rb') as f:
             f.seek(offset)
@@ -282,13 +289,38 @@ def read_jsonl(path, offset: int = 0) -> tuple[list[dict], int]:
     except FileNotFoundError:
         return [], offset
     end = chunk.rfind(b'\n') + 1
-    recs = []
-    for l in chunk[:end].splitlines():
+    recs, bad = [], []
+    for i, l in enumerate(chunk[:end].split(b'\n')[:-1]):
+        if not l.strip():
+            continue  # an empty line: the newline put after a torn line
         try:
-            recs.append(json.loads(l))
-        except ValueError:
-            pass  # a torn or foreign line (JSONDecodeError, UnicodeDecodeError)
+            r = json.loads(l)
+        except ValueError:  # JSONDecodeError, UnicodeDecodeError
+            r = None
+        if isinstance(r, dict):
+            recs.append(r)
+        else:
+            bad.append(i)
+    if bad:
+        _warn_damaged(path, offset, bad)
     return recs, offset + end
+
+
+_WARNED = set()  # the files whose damage this process has reported
+
+
+def _warn_damaged(path, offset, bad):
+    "One line on stderr, once per file and process: the first damaged line of `path` (skipped) and how many there are."
+    import sys
+
+    if str(path) in _WARNED:
+        return
+    _WARNED.add(str(path))
+    with open(path, 'rb') as f:
+        before = f.read(offset).count(b'\n')
+    more = f" and {len(bad) - 1} more" if len(bad) > 1 else ''
+    print(f"warning: {path}: line {before + bad[0] + 1}{more} not a JSON record (undecodable bytes or a torn line): "
+          "skipped", file=sys.stderr)  # fmt: skip
 
 
 def save_tasks(tasks, challenges_path, with_solutions=True):

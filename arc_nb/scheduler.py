@@ -25,12 +25,14 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
     from arc_nb.inference import InferConfig
 
 # %% auto 0
-__all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'WORKER_CODE', 'MONITOR_CODE', 'setting', 'nested', 'parse_tasks',
-           'RunConfig', 'RunDir', 'RunError', 'worker_setup', 'timed', 'worker_device', 'worker_main', 'resolve_gpus',
-           'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission', 'Slot', 'worker_argv',
-           'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_targets', 'check_start', 'Launch',
-           'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission', 'poll', 'stop_slots', 'finish',
-           'launch', 'cache_share', 'Worker', 'merge_test']
+__all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'RETRYABLE_ERRNOS', 'FAULT_ENV', 'WORKER_CODE', 'MONITOR_CODE',
+           'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'safetensors_problem', 'adapter_problem',
+           'predictions_problem', 'RunError', 'worker_setup', 'retryable', 'fault', 'timed', 'worker_device',
+           'worker_main', 'resolve_gpus', 'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission',
+           'Slot', 'worker_argv', 'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_targets',
+           'check_start', 'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission',
+           'locks_missing', 'trained_count', 'retrain', 'poll', 'stop_slots', 'finish', 'launch', 'cache_share',
+           'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -392,9 +394,10 @@ for _k in RunConfig.names():
 class RunDir:
     "Paths and state of a run directory (the contract: 'The run directory contract' in the scheduler chapter)."
 
-    def __init__(self, path):
+    def __init__(self, path, make=True):
+        "`make`: create its folders (the launcher at setup; a worker never: a missing locks/ must stay missing)."
         self.path = Path(path)
-        for d in ('tasks', 'locks', 'logs'):
+        for d in ('tasks', 'locks', 'logs') if make else ():
             (self.path / d).mkdir(parents=True, exist_ok=True)
 
     config_file = property(lambda s: s.path / 'config.json')
@@ -438,15 +441,103 @@ class RunDir:
         return [t for t, _ in json.loads(self.order_file.read_text())]
 
 # %% ../nbs/07_scheduler.ipynb
+_ST_BYTES = dict(
+    BOOL=1, U8=1, I8=1, F8_E5M2=1, F8_E4M3=1, I16=2, U16=2, F16=2, BF16=2, I32=4, U32=4, F32=4, I64=8, U64=8, F64=8
+)
+
+
+def safetensors_problem(path) -> str | None:
+    "Why the safetensors file `path` is not complete (header, dtypes, shapes, byte ranges, size), or None when it is."
+    try:
+        size = os.path.getsize(path)
+        with open(path, 'rb') as f:
+            head = f.read(8)
+            n = int.from_bytes(head, 'little') if len(head) == 8 else -1
+            if not 2 <= n <= size - 8:
+                return f"{size} bytes, too short for its header"
+            header = json.loads(f.read(n))
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as e:  # ValueError: JSON and UTF-8 errors of a damaged header
+        return f"unreadable header ({type(e).__name__}: {e})"
+    if not isinstance(header, dict):
+        return "header is not a JSON object"
+    spans = []
+    for k, v in header.items():
+        if k == '__metadata__':
+            continue
+        try:
+            (a, b), nbytes = v['data_offsets'], _ST_BYTES[v['dtype']] * math.prod(v['shape'])
+        except (KeyError, TypeError, ValueError):
+            return f"tensor {k}: malformed header entry"
+        if b - a != nbytes:
+            return f"tensor {k}: {b - a} bytes for {nbytes}"
+        spans.append((a, b))
+    end = 0
+    for a, b in sorted(spans):
+        if a != end:
+            return f"tensor byte ranges do not tile the data (a gap or overlap at byte {end})"
+        end = b
+    if not spans:
+        return "no tensor"
+    if end != size - 8 - n:
+        return f"{size} bytes, {8 + n + end} expected (truncated or padded)"
+    return None
+
+
+_VERIFIED = {}  # path -> (inode, size, mtime_ns) of the outputs that passed their check in this process
+
+
+def _verified(path, check) -> bool:
+    "Did `check(path)` pass? (remembered for the file as it is: a replaced or rewritten file is checked again)"
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    key = (st.st_ino, st.st_size, st.st_mtime_ns)
+    if _VERIFIED.get(str(path)) == key:
+        return True
+    ok = check(path) is None
+    if ok:
+        _VERIFIED[str(path)] = key
+    return ok
+
+
+def adapter_problem(dir) -> str | None:
+    "Why the adapter folder `dir` would not load (its config and safetensors file), or None when it is complete."
+    dir = Path(dir)
+    try:
+        if not isinstance(json.loads((dir / 'adapter_config.json').read_bytes()), dict):
+            return "adapter_config.json is not a JSON object"
+    except FileNotFoundError:
+        return "no adapter_config.json" if dir.is_dir() else "missing"
+    except (OSError, ValueError) as e:
+        return f"adapter_config.json unreadable ({type(e).__name__}: {e})"
+    p = safetensors_problem(dir / 'adapter_model.safetensors')
+    return None if p is None else f"adapter_model.safetensors: {p}"
+
+
+def predictions_problem(path) -> str | None:
+    "Why the predictions.json `path` does not parse as one (a JSON object with its list of tests), or None."
+    try:
+        d = json.loads(Path(path).read_bytes())
+    except FileNotFoundError:
+        return "missing"
+    except (OSError, ValueError) as e:
+        return f"unreadable ({type(e).__name__}: {e})"
+    return None if isinstance(d, dict) and isinstance(d.get('tests'), list) else "not a predictions file"
+
+# %% ../nbs/07_scheduler.ipynb
 # --- done-ness: an output under its final name (or a recorded failure) -----------------------------
 @_method_of(RunDir)
 def trained(self, tid):
-    return (self.adapter(tid) / 'adapter_model.safetensors').exists()
+    "An adapter that `adapter_problem` passes (a file that exists but would not load is not trained)."
+    return _verified(self.adapter(tid) / 'adapter_model.safetensors', lambda p: adapter_problem(p.parent))
 
 
 @_method_of(RunDir)
 def predicted(self, tid):
-    return self.predictions(tid).exists()
+    return _verified(self.predictions(tid), predictions_problem)
 
 
 @_method_of(RunDir)
@@ -457,17 +548,16 @@ def failed(self, tid, phase):
 @_method_of(RunDir)
 def done(self, tid, phase) -> bool:
     "Is `phase` of task `tid` over: trained, or every test input predicted at the full pass (or failed)?"
-    if phase == 'train':
-        return self.trained(tid) or self.failed(tid, 'train')
     full = self.predicted(tid) and not self.partial(tid).exists()
-    return full or self.failed(tid, 'infer') or self.failed(tid, 'train')
+    over = full or self.failed(tid, 'infer') or self.failed(tid, 'train') or self.deferred(tid)
+    return over or (phase == 'train' and self.trained(tid))  # a predicted task needs no adapter
 
 
 # --- claims -------------------------------------------------------------------------------------------
 @_method_of(RunDir)
 def claim(self, tid, phase):
     "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
-    if self.done(tid, phase):
+    if self.done(tid, phase) or not self.locks.is_dir():  # no locks/: FileLock would make a new one, beside live claims
         return None
     lock = FileLock(
         self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
@@ -487,6 +577,27 @@ def slot_lock(self, gpu, phase, slot):
     lock = FileLock(self.locks / f'slot-{gpu}-{phase}-{slot}.lock', preserve_lock_file=True)
     lock.acquire(timeout=0)  # raises Timeout when the slot is taken
     return lock
+
+# %% ../nbs/07_scheduler.ipynb
+# --- retryable errors (the environment's): over for this invocation, tried again by --resume --------
+@_method_of(RunDir)
+def retry_file(self, tid, phase):
+    return self.task_dir(tid) / f'{phase}_retry.json'
+
+
+@_method_of(RunDir)
+def deferred(self, tid) -> bool:
+    "Did a phase of `tid` meet a retryable error in this invocation (`--resume` tries it again)?"
+    return self.retry_file(tid, 'train').exists() or self.retry_file(tid, 'infer').exists()
+
+
+@_method_of(RunDir)
+def clear_retries(self) -> list[str]:
+    "Remove the retry files (a resume starts): the tasks they held back are claimed again. Returns those tasks."
+    held = sorted({f.parent.name for f in self.path.glob('tasks/*/*_retry.json')})
+    for f in self.path.glob('tasks/*/*_retry.json'):
+        f.unlink(missing_ok=True)
+    return held
 
 # %% ../nbs/07_scheduler.ipynb
 # --- events -------------------------------------------------------------------------------------------
@@ -567,6 +678,47 @@ def worker_setup(spec: str):
     return getattr(mod, name)
 
 # %% ../nbs/07_scheduler.ipynb
+import errno
+
+# errno values of the environment, not of the task: a full disk or quota, I/O errors, a read-only mount, no memory or
+# file handles for the I/O, a stale network file
+RETRYABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM, errno.ENFILE, errno.EMFILE,
+                    errno.ESTALE}  # fmt: skip
+FAULT_ENV = 'ARC_NB_FAULT'  # test hook: POINT:ERRNO_NAME[:N], comma-separated
+
+
+def retryable(e: BaseException) -> bool:
+    """Is `e` (or an error it was raised from) the environment's: an OSError of `RETRYABLE_ERRNOS`, or a file that does not
+    decode (JSON, UTF-8, safetensors: damaged on disk)?"""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.errno in RETRYABLE_ERRNOS:
+            return True
+        if isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)) or type(e).__name__ == 'SafetensorError':
+            return True
+        e = e.__cause__ or e.__context__
+    return False
+
+
+def fault(point: str, run_path):
+    """The test hook `ARC_NB_FAULT=POINT:ERRNO_NAME[:N]`: at `point`, raise that OSError the first N times in the run
+    (default once: 'once' or nothing), counted across processes by files RUN/.fault-POINT-i made with O_EXCL."""
+    spec = os.environ.get(FAULT_ENV)
+    for one in spec.split(',') if spec else ():
+        p, _, rest = one.strip().partition(':')
+        name, _, n = rest.partition(':')
+        if p != point:
+            continue
+        for i in range(1 if n in ('', 'once') else int(n)):
+            try:
+                os.close(os.open(Path(run_path) / f'.fault-{point}-{i}', os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            except FileExistsError:
+                continue
+            code = getattr(errno, name)
+            raise OSError(code, f"{os.strerror(code)} (injected: {FAULT_ENV}={spec})")
+
+# %% ../nbs/07_scheduler.ipynb
 class timed:
     "`with timed(emit, 'adapter_save', task=t) as t: ...` emits the event with the block's `seconds` unless it raised."
 
@@ -612,7 +764,10 @@ def worker_main(argv=None) -> int:
     ap.add_argument('--parent', type=int, default=None)
     a = ap.parse_args(argv)
     gpu, label = worker_device(a.gpu)
-    run = RunDir(a.run)
+    run = RunDir(a.run, make=False)
+    if not run.locks.is_dir():  # only the launcher makes it (at setup): never a new one beside live claims
+        print(f"{run.locks} is missing: this worker claims nothing", file=sys.stderr)
+        return 6
     w = Worker(run, a.phase, gpu, label, a.slot, deadline=a.deadline, parent=a.parent)
     try:
         slot = run.slot_lock(a.gpu, a.phase, a.slot)
@@ -1070,6 +1225,9 @@ class Launch:
     offset: int = 0  # bytes of events.jsonl read so far
     loaded: set = field(default_factory=set)  # pids of the workers that have loaded their model
     seen_pred: int = -1  # the predictions files' times at the last submission rewrite
+    sent_back: set = field(default_factory=set)  # tasks whose adapter an inference worker sent back (`adapter_bad`)
+    revived: int = 0  # ended slots started again for them (`retrain`)
+    locks_lost: bool = False  # RUN/locks/ disappeared mid-run (`locks_missing`)
 
     @property
     def base(self):
@@ -1095,12 +1253,19 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
     run = RunDir(cfg.out)
     for f in (run.stop_file, run.train_done_file) if resume else ():
         f.unlink(missing_ok=True)
+    retried = run.clear_retries() if resume else []  # retryable errors of the last invocation: tried again now
     L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, resume, source))
     write_submission(build_submission(run, L.tasks, L.bad), run.submission_file)  # valid from the first second
     if cfg.time_budget is not None:
         L.deadline, L.grace = t_start + cfg.time_budget, min(30.0, max(1.0, 0.03 * cfg.time_budget))
     run.emit(
-        'run_start', **L.base, resume=resume, tasks=len(L.tasks), bad_tasks=len(L.bad), time_budget=cfg.time_budget
+        'run_start',
+        **L.base,
+        resume=resume,
+        tasks=len(L.tasks),
+        bad_tasks=len(L.bad),
+        time_budget=cfg.time_budget,
+        retried=retried,
     )
     L.cut = L.deadline is not None and time.time() >= L.deadline - L.grace - 1.0  # the budget is spent before any start
     if cfg.model == 'tiny' and not (run.path / 'tiny-model' / 'config.json').exists() and not L.cut:
@@ -1138,6 +1303,7 @@ def tail_events(L: Launch):
     "The new lines of events.jsonl: which worker pids have loaded their model (start failures never did)."
     recs, L.offset = read_jsonl(L.run.events_file, L.offset)
     L.loaded.update(e['pid'] for e in recs if e.get('event') == 'model_load')
+    L.sent_back.update(e.get('task') for e in recs if e.get('event') == 'adapter_bad')
 
 # %% ../nbs/07_scheduler.ipynb
 def poll_slots(L: Launch):
@@ -1193,17 +1359,59 @@ def update_submission(L: Launch):
     if L.bar is not None:
         n_full = sum(run.done(t, 'infer') for t in tasks)
         left = '' if L.deadline is None else f", {max(0, L.deadline - time.time()):.0f}s left"
-        trained = sum(run.train_json(t).exists() for t in tasks)
+        trained = trained_count(run, tasks, L.cfg.mode)
         quick = sum(run.partial(t).exists() for t in tasks)
         quick = f", quick pass only {quick}" if quick else ''
         L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{quick}{left}", refresh=False)
         L.bar.update(n_full - L.bar.n)  # redraws at most every mininterval
 
 # %% ../nbs/07_scheduler.ipynb
+def locks_missing(L: Launch) -> bool:
+    "Has RUN/locks/ disappeared? The first time: `locks_missing`, and one line on stderr saying why the run stops."
+    if L.run.locks.is_dir():
+        return False
+    if not L.locks_lost:
+        L.locks_lost = True
+        msg = (f"{L.run.locks} disappeared mid-run: the workers stopped claiming (claims there could no longer hold); "
+               f"`arc-nb run --resume --out {L.run.path}` finishes the run")  # fmt: skip
+        L.run.emit('locks_missing', **L.base, message=msg)
+        print(msg, file=sys.stderr)
+    return True
+
+# %% ../nbs/07_scheduler.ipynb
+def trained_count(run: RunDir, tasks, mode='split') -> int:
+    """Tasks trained: a verified adapter (train.json alone is not one: its adapter may never have been written), or in
+    fused mode, where adapters stay in memory, train.json and the predictions made with it."""
+    fused = mode == 'fused'
+    return sum(run.trained(t) or (fused and run.train_json(t).exists() and run.predicted(t)) for t in tasks)
+
+
+def retrain(L: Launch, most=3):
+    """Adapters sent back to training (`adapter_bad`) whose task is not predicted: the ended train slots start again
+    when the task is not trained, the ended inference slots when it is, so this run (not only the next resume) predicts
+    it; `most` times per slot count, against a slot that ends at once (a deadline)."""
+    run = L.run
+    todo = [t for t in L.sent_back if t in L.tasks and not run.done(t, 'infer')]
+    if not todo or L.revived >= most * len(L.slots) or L.cut:
+        return
+    train = any(not run.done(t, 'train') for t in todo)
+    want = {'train'} if train else {'infer'}
+    for s in L.slots:
+        if s.finished and s.phase in want and L.backend.exit_code(s) == 0:
+            s.finished, L.revived = False, L.revived + 1
+            run.train_done_file.unlink(missing_ok=True)  # the inference workers wait for the new adapter
+            run.emit('retrain', **L.base, message=f"worker {s.name} started again for {', '.join(sorted(todo))}",
+                     tasks=sorted(todo), restarted=s.name)  # fmt: skip
+            L.backend.start(run, s, L.worker_deadline, L.threads)
+
+# %% ../nbs/07_scheduler.ipynb
 def poll(L: Launch) -> bool:
     "One look at the run; True when it is over (every worker finished, or the deadline's grace is reached)."
     tail_events(L)
+    if locks_missing(L):
+        return True
     poll_slots(L)
+    retrain(L)
     trainers = [s for s in L.slots if s.phase == 'train']
     if L.cfg.mode == 'split' and not L.run.train_done_file.exists() and all(s.finished for s in trainers):
         L.run.train_done_file.touch()
@@ -1259,11 +1467,13 @@ def finish(L: Launch, sub: dict) -> dict:
         'run': str(run.path),
         'tasks': len(tasks) + len(bad),
         'bad_tasks': sorted(bad),
-        'trained': sum(run.train_json(t).exists() for t in tasks),
+        'trained': trained_count(run, tasks, L.cfg.mode),
         'predicted': len(tasks) - len(missing),
         'at_quick': len(quick),
         'seconds': time.time() - L.t_start,
         'deadline_cut': L.cut,
+        'retryable': [t for t in tasks if run.deferred(t)],  # left by an error of the environment: --resume retries
+        'locks_missing': L.locks_lost,  # the run stopped because RUN/locks/ disappeared: --resume finishes it
     }
     if (run.path / 'solutions.json').exists():
         sols = json.loads((run.path / 'solutions.json').read_text())
@@ -1316,6 +1526,7 @@ class Worker:
         self.base = dict(worker=self.name, pid=os.getpid(), phase=phase, gpu=shown_gpu, slot=slot)
         self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
         self.waiting = None  # a task claimed while a full search gave way to it (`give_way`)
+        self.held_back = set()  # tasks of a retryable error, even if their retry file could not be written (`fail`)
 
     def emit(self, event, **kw):
         return self.rundir.emit(event, **self.base, **kw)
@@ -1325,7 +1536,7 @@ class Worker:
 
     def stopped(self):
         "RUN/STOP is there, or the launcher died."
-        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent)
+        return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent) or self.locks_gone()
 
     def load(self):
         "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
@@ -1375,6 +1586,17 @@ class Worker:
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
+def locks_gone(self) -> bool:
+    "RUN/locks/ is missing: this worker claims nothing more (`locks_missing`, once)."
+    if self.rundir.locks.is_dir():
+        return False
+    if not getattr(self, 'told_locks', False):
+        self.told_locks = True
+        self.emit('locks_missing', message=f"{self.rundir.locks} is missing: this worker claims nothing more")
+    return True
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
 def need(self, tid, kind=None):
     """Estimated seconds of this worker's next work on task `tid`: its training, and (not for a train worker) a pass:
     `kind`, by default the quick one when the run has quick passes and `tid` has none yet, else the full one."""
@@ -1393,7 +1615,7 @@ def choices(self):
     when their quick pass stands, the cheapest others (a full search cut by the deadline loses nothing). A fused worker
     redoes a task at the quick pass (training it again) only when training and the full search fit."""
     run = self.rundir
-    pending = [t for t in self.order if not run.done(t, self.done_phase)]
+    pending = [t for t in self.order if not run.done(t, self.done_phase) and t not in self.held_back]
     ready = [t for t in pending if run.trained(t)] if self.phase == 'infer' else pending
     quick = self.phase == 'infer' and self.cfg.quick() is not None
     new = [t for t in ready if not run.predicted(t)]
@@ -1468,12 +1690,49 @@ def save(self, task, lock, tensors=None):
 
     def written(err, tid=task.id):
         if err is not None:
-            self.emit('task_error', task=tid, message=f"saving the adapter failed: {type(err).__name__}: {err}")
-            write_json(run.error_file(tid, 'train'), {'task': tid, 'phase': 'train', 'message': str(err)})
+            self.fail(tid, 'train', err, f"saving the adapter failed: {type(err).__name__}: {err}")
         lock.release()  # the task is done (adapter renamed into place) or failed: either way, no one redoes it
 
+    try:
+        fault('save_adapter', run.path)  # a test hook (ARC_NB_FAULT): the error a writer meets on a full disk
+    except OSError as e:
+        return written(e)
     with timed(self.emit, 'adapter_save', task=task.id):
         self.writer.save(self.model, run.adapter(task.id), on_done=written, tensors=tensors)
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def load_adapter(self, task) -> bool:
+    """Hot-load `task`'s adapter (`adapter_load`); False after one that does not load was sent back to training
+    (`adapter_bad`); raises when the task's adapter was sent back twice already."""
+    import shutil
+    from arc_nb.model import load_adapter_weights
+
+    run, tid = self.rundir, task.id
+    try:
+        with timed(self.emit, 'adapter_load', task=tid):
+            load_adapter_weights(self.model, run.adapter(tid))
+        return True
+    except Exception as e:
+        if _is_oom(e) or self.sent_back(tid) >= 2:
+            raise
+        why = adapter_problem(run.adapter(tid)) or f"{type(e).__name__}: {_line(e)}"
+    bad = run.adapter(tid).with_name(f'.adapter.{os.getpid()}.{time.time_ns()}.bad.tmp')
+    try:
+        os.replace(run.adapter(tid), bad)
+    except FileNotFoundError:
+        pass
+    shutil.rmtree(bad, ignore_errors=True)
+    self.emit(
+        'adapter_bad', task=tid, message=f"adapter {run.adapter(tid)} does not load ({why}): sent back to training"
+    )
+    return False
+
+
+@_method_of(Worker)
+def sent_back(self, tid) -> int:
+    "How often task `tid`'s adapter was sent back to training in this run (every worker's `adapter_bad` events)."
+    return sum(e.get('event') == 'adapter_bad' and e.get('task') == tid for e in self.rundir.events())
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)
@@ -1528,10 +1787,8 @@ def work(self, task, tc, ic, lock) -> bool:
         self.save(task, lock)
         return True
     if self.phase == 'infer':
-        from arc_nb.model import load_adapter_weights
-
-        with timed(self.emit, 'adapter_load', task=task.id):
-            load_adapter_weights(self.model, self.rundir.adapter(task.id))
+        if not self.load_adapter(task):
+            return False  # sent back to training
     self.predict(task, ic)
     return False
 
@@ -1555,6 +1812,7 @@ def write(self, task, tests: dict, partial: bool):
     """predictions.json from `tests` (index -> test input json), atomically; the `partial` marker is made before a file
     with quick passes and removed after one without: a crash in between only repeats a full search."""
     run = self.rundir
+    fault('save_predictions', run.path)  # a test hook (ARC_NB_FAULT)
     if partial:
         run.task_dir(task.id).mkdir(parents=True, exist_ok=True)
         run.partial(task.id).touch()
@@ -1635,10 +1893,7 @@ def attempt(self, task, lock, work=None) -> bool:
                 'task_error', task=task.id, message=f"out of memory again, the task is left for later: {msg}", oom=True
             )
             return False
-        self.emit('task_error', task=task.id, message=msg)
-        write_json(
-            self.rundir.error_file(task.id, self.done_phase), {'task': task.id, 'phase': self.phase, 'message': msg}
-        )
+        self.fail(task.id, self.done_phase, e, msg)
     return False
 
 
@@ -1662,6 +1917,24 @@ def do(self, task, lock):
             self.emit('task_end', task=task.id, seconds=t.seconds)
             if not handed:
                 lock.release()
+
+# %% ../nbs/07_scheduler.ipynb
+@_method_of(Worker)
+def fail(self, tid, phase, e, msg):
+    """Record task `tid`'s error `e` in `phase` ('train' or 'infer', whose file it is): a retryable one (`retryable`) as
+    `task_error` with `retryable` and a retry file, held back for this invocation; any other as the final error file."""
+    run = self.rundir
+    if not retryable(e):
+        self.emit('task_error', task=tid, message=msg)
+        write_json(run.error_file(tid, phase), {'task': tid, 'phase': self.phase, 'message': msg})
+        return
+    self.held_back.add(tid)
+    try:
+        self.emit('task_error', task=tid, message=f"{msg} (retryable: `arc-nb run --resume` tries it again)",
+                  retryable=True)  # fmt: skip
+        write_json(run.retry_file(tid, phase), {'task': tid, 'phase': self.phase, 'message': msg})
+    except OSError:
+        pass  # the disk is still full: this worker holds the task back (`held_back`), the next resume retries it
 
 # %% ../nbs/07_scheduler.ipynb
 @_method_of(Worker)

@@ -6,7 +6,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The heavy tier: real multi-process runs, kills, a notebook executed headless, Ray, the workload smoke run. CI runs every
 # test; while developing, `pytest -q -n 2 -m "not slow" tests` runs the fast tier.
-SLOW = {'test_scheduler.py', 'test_ray.py', 'test_kaggle.py', 'test_plots.py', 'test_same_run.py',
+SLOW = {'test_scheduler.py', 'test_ray.py', 'test_robust.py', 'test_kaggle.py', 'test_plots.py', 'test_same_run.py',
         'test_workload.py::test_workload_smoke', 'test_cli.py::test_pretrain_resume_and_model_folder',
         'test_ttt.py::test_ttt_raises_the_score_on_a_real_task', 'test_ttt.py::test_adapter_is_bitwise_independent_of_process_and_order',
         'test_inference.py::test_predictions_file_survives_sigkill', 'test_inference.py::test_compiled_step_matches_dfs_sample',
