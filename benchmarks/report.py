@@ -120,7 +120,7 @@ def main():
       "The train/predict imbalance is visible per slot in `results/scheduled.json`.\n")
     fast_decoding(w); small_model(w)
     w('## Not measured here\n')
-    w('- Several GPUs (no multi-GPU machine was lent); vLLM (cannot be carried to the GPU machine); 4-bit loading (bitsandbytes not there).\n'
+    w('- Several GPUs (no multi-GPU machine was lent); vLLM (cannot be carried to the GPU machine); an L4 (the 24 GB figures are a memory limit on the H200, not an L4 speed).\n'
       '- Accuracy, except for the small ARC model of section 6: the other models have random weights.\n'
       '- The graph decoder on an H100 (the step goals name one; only an H200 was lent), with a real trained 7B model, and inside a scheduled `arc-nb run` on the GPU.\n')
     (HERE/'README.md').write_text('\n'.join(L) + '\n')
