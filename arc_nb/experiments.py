@@ -14,7 +14,8 @@ from .scheduler import RunConfig, RunDir, launch
 
 # %% auto 0
 __all__ = ['mean_ci', 'run_result', 'finished', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table', 'plot_sweep',
-           'quick_mode', 'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base']
+           'quick_mode', 'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base', 'score_matrix',
+           'noise', 'detectable_points', 'tasks_needed', 'power_table', 'sweep_power']
 
 # %% ../nbs/10_experiments.ipynb
 _T975 = [
@@ -252,3 +253,79 @@ def analysis_base(quick=None, **kw) -> tuple[RunConfig, int]:
             mode='fused',
         )
     return replace(cfg, **kw), (2 if quick else int(os.environ.get('ARC_NB_SEEDS', '3')))
+
+# %% ../nbs/10_experiments.ipynb
+_Z = {0.01: 2.575829, 0.05: 1.959964, 0.1: 1.644854}  # two-sided alpha -> z(1 - alpha/2)
+_ZP = {0.5: 0.0, 0.8: 0.841621, 0.9: 1.281552}  # power -> z(power)
+
+
+def score_matrix(runs) -> pd.DataFrame:
+    "Per-task scores (0..1) of runs of one setting, tasks x seeds (records with `seed` and `per_task`)."
+    return pd.DataFrame({r['seed']: r['per_task'] for r in runs}).sort_index()
+
+
+def noise(runs_a, runs_b=None) -> dict:
+    """What a paired comparison has to see through, from runs of one setting (`runs_a`) at several seeds, or of two
+    settings on the same tasks: `seed_var` and `diff_var` (the markdown above), with the tasks and seeds they came from."""
+    A = score_matrix(runs_a)
+    if A.shape[1] < 2:
+        raise ValueError("noise needs runs at 2 or more seeds: one seed says nothing about the spread between seeds")
+    out = dict(tasks=len(A), seeds=A.shape[1], seed_var=float(A.var(axis=1, ddof=1).mean()), diff_var=0.0)
+    if runs_b is not None:
+        B = score_matrix(runs_b).reindex(A.index)
+        if B.isna().any().any():
+            raise ValueError("the two settings' runs must cover the same tasks")
+        sv = float(pd.concat([A.var(axis=1, ddof=1), B.var(axis=1, ddof=1)]).mean())
+        d = B.mean(axis=1) - A.mean(
+            axis=1
+        )  # per task; its variance holds seed noise of both means, and the real spread
+        out.update(seed_var=sv, diff_var=max(0.0, float(d.var(ddof=1)) - sv / A.shape[1] - sv / B.shape[1]))
+        out['mean_diff_points'] = 100 * float(d.mean())
+    return out
+
+
+def detectable_points(n: dict, tasks: int, seeds: int, alpha=0.05, power=0.8) -> float:
+    """The smallest difference in score points (percent of tasks) between two settings that a paired comparison on
+    `tasks` tasks at `seeds` seeds per setting detects, two-sided at `alpha` with `power`, under the noise `n`."""
+    return 100 * (_Z[alpha] + _ZP[power]) * math.sqrt((2 * n['seed_var'] / seeds + n['diff_var']) / tasks)
+
+
+def tasks_needed(n: dict, points: float, seeds: int, alpha=0.05, power=0.8) -> int:
+    "How many tasks a paired comparison at `seeds` seeds per setting needs to detect `points` score points."
+    return max(
+        2, math.ceil(((_Z[alpha] + _ZP[power]) * 100 / points) ** 2 * (2 * n['seed_var'] / seeds + n['diff_var']))
+    )
+
+
+def power_table(n: dict, points=(1, 2, 5), seeds=(1, 3, 5, 10), **kw) -> pd.DataFrame:
+    "Tasks needed per (difference in points, seeds per setting), under the noise `n`."
+    return pd.DataFrame(
+        {f'{s} seed{"s" if s > 1 else ""}': [tasks_needed(n, p, s, **kw) for p in points] for s in seeds},
+        index=pd.Index([f'{p} points' for p in points], name='difference'),
+    )
+
+# %% ../nbs/10_experiments.ipynb
+def sweep_power(base: RunConfig, seeds: int, points: float, n: dict | None = None) -> tuple[float, str | None]:
+    """What a sweep of `base`'s tasks at `seeds` seeds per setting can detect, and a warning when that is more than the
+    `points` the user wants to see (None when it can). `n`: the noise (`noise`); by default the small ARC model's,
+    measured on the CPU (`benchmarks/results/lr_cpu.json`): another model's differs, so measure it with a first sweep."""
+    from arc_nb.scheduler import check_start
+
+    tasks = len(check_start(replace(base, gpus='cpu'))[3])  # the run's own task selection, without starting anything
+    if n is None:
+        lr = benchmark_results('lr_cpu')
+        if lr is None:
+            return (
+                math.nan,
+                "no measured noise to judge the sweep's size by (benchmarks/results/lr_cpu.json is missing)",
+            )
+        n = noise(lr['no_ttt'], [r for r in lr['runs'] if r['lr'] == 1e-3])
+    d = detectable_points(n, tasks, seeds)
+    if d <= points:
+        return d, None
+    return d, (
+        f"this sweep ({tasks} tasks x {seeds} seed{'s' if seeds > 1 else ''} per setting) detects differences of about "
+        f"{d:.1f} points or more (80% power, 5% two-sided), not {points:g}: use about {tasks_needed(n, points, seeds)} tasks "
+        f"at {seeds} seeds, or {tasks_needed(n, points, 10)} at 10 (noise of {n['tasks']} tasks x {n['seeds']} seeds, "
+        "the small ARC model's unless given)"
+    )
