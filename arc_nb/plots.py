@@ -28,10 +28,10 @@ def read_resources(run) -> pd.DataFrame:
     )
 
 # %% auto 0
-__all__ = ['SPAN_EVENTS', 'COLORS', 'SEG_COLUMNS', 'H200', 'WORK_KEYS', 'OUTCOMES', 'read_events', 'read_resources', 'end_time',
-           'segments', 'covered', 'summary', 'resource_means', 'Roofline', 'model_figures', 'run_window', 'useful_work',
-           'time_axis', 'outcomes', 'plot_slots', 'plot_resources', 'read_losses', 'plot_losses', 'Live', 'live',
-           'write_plots']
+__all__ = ['SPAN_EVENTS', 'COLORS', 'SEG_COLUMNS', 'H200', 'WORK_KEYS', 'OUTCOMES', 'STEPS', 'read_events', 'read_resources',
+           'end_time', 'segments', 'covered', 'summary', 'resource_means', 'Roofline', 'model_figures', 'run_window',
+           'useful_work', 'time_axis', 'outcomes', 'plot_slots', 'plot_resources', 'read_losses', 'plot_losses', 'Live',
+           'live', 'slot_states', 'run_status', 'render_status', 'write_plots']
 
 # %% ../nbs/09_plots.ipynb
 SPAN_EVENTS = {
@@ -511,6 +511,163 @@ def live(run, interval=5.0) -> Live:
 
     display(v.widget)
     return v.start()
+
+# %% ../nbs/09_plots.ipynb
+STEPS = {
+    'claim': 'claimed',
+    'adapter_reset': 'training',
+    'train_end': 'saving',
+    'adapter_save': 'saved',
+    'adapter_load': 'predicting',
+    'infer_end': 'predicted',
+}
+
+
+def _launcher_alive(pid) -> bool:
+    import psutil
+
+    try:
+        return pid is not None and psutil.pid_exists(int(pid))
+    except (ValueError, TypeError):
+        return False
+
+
+def slot_states(ev: pd.DataFrame, now: float) -> list[dict]:
+    """Per worker slot (its latest process): `state` (loading / idle / train / infer / fused / exited / died), its open
+    `tasks`, their last `step`, and `since` (when it entered that state)."""
+    if not len(ev) or 'worker' not in ev:
+        return []
+    ev = ev.assign(**{c: None for c in ('pid', 'phase', 'task', 'dead_pid') if c not in ev})
+    dead = set(ev.dead_pid.dropna().astype(int))
+    out = []
+    w = ev[ev.worker.astype(str).str.match(r'^(train|infer|fused)-')]
+    for name, g in w.groupby('worker', sort=True):
+        g = g[g.pid == g.pid.iloc[-1]]  # a restarted slot: its newest process
+        pid, t0, phase = int(g.pid.iloc[0]), g.time.min(), g.phase.iloc[0]
+        row = dict(worker=name, pid=pid, phase=phase, tasks=[], step='')
+        ends = g[g.event.isin(['task_end', 'task_error'])]
+        open_ = []
+        for c in g[g.event == 'claim'].itertuples():
+            if not ((ends.task == c.task) & (ends.index > c.Index)).any():  # file order: a pass ends, the next claims
+                open_.append(c)
+        if (g.event == 'worker_exit').any():
+            row.update(state='exited', since=g[g.event == 'worker_exit'].time.max())
+        elif pid in dead:
+            row.update(state='died', since=ev[ev.dead_pid == pid].time.min())
+        elif not (g.event == 'model_load').any():
+            row.update(state='loading', since=t0)
+        elif open_:
+            last = g[g.task.isin([c.task for c in open_]) & g.event.isin(list(STEPS))].iloc[-1]
+            row.update(state=phase, tasks=[c.task for c in open_], since=min(c.time for c in open_))
+            row['step'] = STEPS[last.event]
+        else:
+            done = g[g.event.isin(['model_load', 'task_end', 'task_error'])].time.max()
+            row.update(state='idle', since=done)
+        out.append(row)
+    return out
+
+# %% ../nbs/09_plots.ipynb
+def run_status(run, now=None) -> dict:
+    """Where a run stands, from its directory alone: tasks trained / predicted / failed of the total, each slot's state,
+    the newest resource sample per device, elapsed and left of the time budget, and whether it is `finished`."""
+    run, now = Path(run), time.time() if now is None else now
+    ev = read_events(run) if (run / 'events.jsonl').exists() else pd.DataFrame()
+    st = dict(run=str(run), now=now, events=len(ev), started=None, budget=None, deadline=None, tasks=None, bad=0)
+    ev = ev.assign(**{c: None for c in ('time', 'event', 'worker', 'pid', 'task', 'pass') if c not in ev})
+    starts = ev[ev.event == 'run_start']
+    if len(starts):
+        s = starts.iloc[-1]
+        st.update(started=s.time, budget=s.get('time_budget'), tasks=s.get('tasks'), bad=s.get('bad_tasks') or 0)
+        st['budget'] = None if pd.isna(st['budget']) else float(st['budget'])
+        d = s.get('deadline')  # the launcher's own deadline where it records one, else start + budget
+        st['deadline'] = (
+            float(d) if d is not None and pd.notna(d) else (s.time + st['budget'] if st['budget'] else None)
+        )
+        st['launcher_pid'] = s.get('pid')
+    ends = ev[(ev.event == 'run_end') & (ev.time >= st['started'])] if len(starts) else ev.iloc[:0]
+    st['finished'] = bool(len(ends))
+    st['end'] = dict(ends.iloc[-1]) if len(ends) else None
+    st['alive'] = not st['finished'] and _launcher_alive(st.get('launcher_pid'))
+    task = lambda e: set(ev[ev.event == e].task.dropna())
+    infer = ev[ev.event == 'infer_end']
+    st['trained'], st['predicted'] = len(task('train_end')), len(set(infer.task.dropna()))
+    st['quick_only'] = len(set(infer.task.dropna()) - set(infer[infer['pass'] != 'quick'].task.dropna()))
+    st['failed'] = len(task('task_error') - set(infer.task.dropna()))
+    st['slots'] = slot_states(ev, now)
+    r = read_resources(run)
+    st['resources'], st['sample_age'] = [], None
+    if len(r):
+        last = r[r.time == r.time.max()]
+        st['sample_age'] = now - float(r.time.max())
+        for x in last.itertuples():
+            gpu = pd.notna(x.gpu)
+            mean = r[r.gpu == x.gpu].gpu_util.mean() if gpu else r.cpu.mean()
+            st['resources'].append(
+                dict(
+                    device=f'GPU {int(x.gpu)}' if gpu else 'CPU',
+                    util=x.gpu_util if gpu else x.cpu,
+                    mean_util=mean,
+                    used_mib=x.vram_used if gpu else x.ram,
+                    total_mib=x.vram_total if gpu else None,
+                    cpu=x.cpu,
+                    ram_mib=x.ram,
+                )
+            )
+    return st
+
+# %% ../nbs/09_plots.ipynb
+def _dur(s) -> str:
+    s = max(0.0, float(s))
+    return (
+        f'{s:.0f}s'
+        if s < 120
+        else f'{s // 60:.0f}m{s % 60:02.0f}s'
+        if s < 7200
+        else f'{s // 3600:.0f}h{s % 3600 // 60:02.0f}m'
+    )
+
+
+def _bar(k, n, width=20) -> str:
+    f = 0 if not n else min(1.0, k / n)
+    return '#' * round(f * width) + '.' * (width - round(f * width))
+
+
+def render_status(st: dict) -> str:
+    "`run_status` as the text `arc-nb watch` prints: a header, tasks per phase, a line per slot, a line per device."
+    now, lines = st['now'], []
+    if st['started'] is None:
+        what = 'no events yet' if not st['events'] else 'no run_start event yet'
+        return f"{st['run']}: {what} (the run has not started, or is still preparing)\n"
+    el = (st['end']['time'] if st['finished'] else now) - st['started']
+    state = 'finished' if st['finished'] else 'running' if st['alive'] else 'stopped (launcher gone, no run_end)'
+    head = f"{st['run']}: {state}, {_dur(el)} since start"
+    if st['deadline'] is not None:
+        left = st['deadline'] - (st['end']['time'] if st['finished'] else now)
+        head += f"; budget {_dur(st['budget'])}, " + (f"{_dur(left)} left" if left > 0 else f"over by {_dur(-left)}")
+    lines.append(head)
+    n = int(st['tasks']) if st['tasks'] is not None and pd.notna(st['tasks']) else None  # an older run_start: unknown
+    for name, k in (('trained', st['trained']), ('predicted', st['predicted'])):
+        extra = f"  ({st['quick_only']} at the quick pass only)" if name == 'predicted' and st['quick_only'] else ''
+        lines.append(f"  {name:<10}{k:>5} / {'?' if n is None else n:<5} [{_bar(k, n)}]{extra}")
+    lines.append(f"  {'failed':<10}{st['failed']:>5}   (task_error, no prediction)   bad input: {int(st['bad'])}")
+    lines.append('slots:' if st['slots'] else 'slots: none started yet')
+    for s in st['slots']:
+        tasks = ','.join(str(t) for t in s['tasks'][:4]) + (f" +{len(s['tasks']) - 4}" if len(s['tasks']) > 4 else '')
+        what = f"{s['state']:<8} {tasks:<18} {s['step']:<11}" if s['tasks'] else f"{s['state']:<8} {'':<18} {'':<11}"
+        lines.append(f"  {s['worker']:<14} {what} for {_dur(now - s['since']) if s['state'] != 'exited' else '-'}")
+    if not st['resources']:
+        lines.append('devices: no resources.csv samples yet')
+    else:
+        lines.append('devices (last sample):' if st['finished'] else f"devices (sample {_dur(st['sample_age'])} old):")
+    for d in st['resources']:
+        if d['device'] == 'CPU':
+            mem = f"RAM {d['used_mib'] / 1024:.1f} GiB"
+        else:
+            mem = f"memory {d['used_mib'] / 1024:.1f} / {d['total_mib'] / 1024:.1f} GiB, CPU {d['cpu']:.0f}%"
+        lines.append(f"  {d['device']:<6} util {d['util']:5.1f}% (mean {d['mean_util']:.1f}%)  {mem}")
+    if st['finished'] and st['end'].get('score') is not None and pd.notna(st['end'].get('score')):
+        lines.append(f"score {100 * st['end']['score']:.2f}%")
+    return '\n'.join(lines) + '\n'
 
 # %% ../nbs/09_plots.ipynb
 def write_plots(run, out=None) -> dict:
