@@ -28,10 +28,10 @@ def read_resources(run) -> pd.DataFrame:
     )
 
 # %% auto 0
-__all__ = ['SPAN_EVENTS', 'COLORS', 'SEG_COLUMNS', 'H200', 'WORK_KEYS', 'OUTCOMES', 'STEPS', 'read_events', 'read_resources',
-           'end_time', 'segments', 'covered', 'summary', 'resource_means', 'Roofline', 'model_figures', 'run_window',
-           'useful_work', 'time_axis', 'outcomes', 'plot_slots', 'plot_resources', 'read_losses', 'plot_losses', 'Live',
-           'live', 'slot_states', 'run_status', 'render_status', 'write_plots']
+__all__ = ['SPAN_EVENTS', 'COLORS', 'SEG_COLUMNS', 'NOW_STEP', 'H200', 'WORK_KEYS', 'OUTCOMES', 'STEPS', 'read_events',
+           'read_resources', 'end_time', 'segments', 'covered', 'summary', 'resource_means', 'Roofline',
+           'model_figures', 'run_window', 'useful_work', 'time_axis', 'outcomes', 'plot_slots', 'plot_resources',
+           'read_losses', 'plot_losses', 'Live', 'live', 'slot_states', 'run_status', 'render_status', 'write_plots']
 
 # %% ../nbs/09_plots.ipynb
 SPAN_EVENTS = {
@@ -54,19 +54,25 @@ COLORS = {
 SEG_COLUMNS = ['worker', 'pid', 'gpu', 'phase', 'slot', 'kind', 'task', 'start', 'end']
 
 
-def end_time(ev: pd.DataFrame, pid) -> float:
-    """When a worker process ended: its worker_exit, else when the launcher saw it die (worker_restart), else its last
-    event."""
+def end_time(ev: pd.DataFrame, pid, now=None) -> float:
+    """When a worker process ended: its worker_exit, else when the launcher saw it die (worker_restart), else `now` (a
+    run still going: the process is still at work), else its last event."""
     e = ev[ev.pid == pid]
     if (e.event == 'worker_exit').any():
         return e[e.event == 'worker_exit'].time.max()
     if 'dead_pid' in ev and (ev.dead_pid == pid).any():
         return ev[ev.dead_pid == pid].time.min()
-    return e.time.max()
+    return e.time.max() if now is None else max(now, e.time.max())
 
 # %% ../nbs/09_plots.ipynb
-def segments(ev: pd.DataFrame) -> pd.DataFrame:
-    "One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/quick/predict/error/task), task, start, end."
+# a task still running: which step follows its last event (fused: the adapter stays in memory and predicts next)
+NOW_STEP = {(e, f): k for (e, k) in [('adapter_reset', 'train'), ('adapter_load', 'predict')] for f in (False, True)}
+NOW_STEP.update({('train_end', True): 'predict', ('infer_end', True): 'predict'})
+
+
+def segments(ev: pd.DataFrame, now=None) -> pd.DataFrame:
+    """One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/quick/predict/error/task), task, start, end.
+    With `now` (a run still going), a model still loading and a task still running last until `now`."""
     if not len(ev) or 'worker' not in ev:
         return pd.DataFrame(columns=SEG_COLUMNS)
     # a run that stopped early may lack whole columns (no claim yet: no `task`)
@@ -81,7 +87,7 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         if len(ml):
             rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': ml.time.iloc[0]})
         elif not (g.event == 'claim').any():  # still loading, or died loading: it loaded until its end
-            rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': end_time(ev, pid)})
+            rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': end_time(ev, pid, now)})
         claims = g[g.event == 'claim']
         for _, e in g.iterrows():
             if e.event in SPAN_EVENTS and pd.notna(e.get('seconds')):
@@ -95,7 +101,12 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         ended = set(g[g.event == 'task_end'].task)
         for _, c in claims.iterrows():
             if c.task not in ended:
-                rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid)})
+                rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid, now)})
+                if now is not None and end_time(ev, pid, now) == now:  # still at it: its current step lasts until now
+                    last = g[(g.task == c.task) & (g.time >= c.time)].iloc[-1]
+                    kind = NOW_STEP.get((last.event, base['phase'] == 'fused'))
+                    if kind:
+                        rows.append({**base, 'kind': kind, 'task': c.task, 'start': last.time, 'end': now})
         _lanes(rows, g)
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=SEG_COLUMNS)
 
@@ -124,17 +135,18 @@ def covered(seg) -> float:
     return t
 
 # %% ../nbs/09_plots.ipynb
-def summary(run) -> pd.DataFrame:
-    "Per worker process (a killed and restarted slot has a row per process): where its wall time went."
+def summary(run, now=None) -> pd.DataFrame:
+    """Per worker process (a killed and restarted slot has a row per process): where its wall time went. With `now` (a
+    run still going) a worker without `worker_exit` is still at work until `now`, and `killed` only once it died."""
     ev = read_events(run)
-    seg = segments(ev)
+    seg = segments(ev, now)
     if not len(seg):
         return pd.DataFrame()
     out = []
     for (name, pid), g in seg.groupby(['worker', 'pid'], sort=False):
         e = ev[(ev.worker == name) & (ev.pid == pid)]
         t0 = e[e.event == 'worker_start'].time.min() if (e.event == 'worker_start').any() else e.time.min()
-        t1 = end_time(ev, pid)
+        t1 = end_time(ev, pid, now)
         life = t1 - t0
         load = covered(g[g.kind == 'load'])
         task = covered(g[g.kind == 'task'])  # tasks trained side by side (K per worker) count once
@@ -156,7 +168,7 @@ def summary(run) -> pd.DataFrame:
                 busy_pct=100 * task / life if life > 0 else 0.0,
                 tasks=int((e.event == 'task_end').sum()),
                 errors=int((e.event == 'task_error').sum()),
-                killed=not (e.event == 'worker_exit').any(),
+                killed=not (e.event == 'worker_exit').any() and (now is None or end_time(ev, pid, now) < now),
                 tokens_per_s=tok / (train + predict) if train + predict > 0 else 0.0,
             )
         )
@@ -276,16 +288,16 @@ def useful_work(run, model, hw: Roofline, lora_bytes=None, window=None) -> dict:
     )
 
 # %% ../nbs/09_plots.ipynb
-def time_axis(run) -> tuple[float, float]:
+def time_axis(run, now=None) -> tuple[float, float]:
     """The origin and end every plot of `run` shares: run_start (else its first event or resource sample) to its last
-    event or sample; the x axis of each plot is seconds since the origin."""
+    event or sample (or `now`, for a run still going); the x axis of each plot is seconds since the origin."""
     ev, r = read_events(run), read_resources(run)
     ts = [*(ev.time if len(ev) else []), *(r.time.astype(float) if len(r) else [])]
     if not ts:
         return 0.0, 1.0
     s = ev[ev.event == 'run_start'].time if len(ev) else []
     t0 = min(s) if len(s) else min(ts)
-    return t0, max(max(ts), t0 + 1.0)
+    return t0, max(max(ts), t0 + 1.0, now or 0.0)
 
 
 OUTCOMES = {'solved': ('o', '#2e7d32'), 'wrong': ('X', '#c62828'), 'fallback only': ('s', '#757575')}
@@ -343,13 +355,13 @@ def _task_marks(ax, seg, y, t0, oc) -> list:
     return drawn
 
 # %% ../nbs/09_plots.ipynb
-def plot_slots(run, ax=None):
+def plot_slots(run, ax=None, now=None):
     """A row per worker slot, grouped by GPU: model load, adapter reset/load, train, save, predict, overhead, errors;
     each task's span between thin separators, with its short id and, where the run has solutions, its outcome."""
-    seg = segments(read_events(run))
+    seg = segments(read_events(run), now)
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 0.45 * max(3, seg.worker.nunique() if len(seg) else 3) + 1.2))
-    t0, t1 = time_axis(run)
+    t0, t1 = time_axis(run, now)
     ax.set_xlim(0, t1 - t0)
     ax.set_xlabel('seconds since the run started')
     if not len(seg):
@@ -376,18 +388,18 @@ def plot_slots(run, ax=None):
     handles = [Patch(color=COLORS[k], label='task overhead' if k == 'overhead' else k) for k in COLORS if k in kinds]
     handles += [Line2D([], [], ls='', marker=OUTCOMES[o][0], color=OUTCOMES[o][1], label=o) for o in drawn]
     ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
-    busy = summary(run).busy_pct.mean()
+    busy = summary(run, now).busy_pct.mean()
     ax.set_title(f"{Path(run).name}: slot timeline (mean busy {busy:.1f}%; gaps are idle; | task boundaries)")
     return ax
 
 # %% ../nbs/09_plots.ipynb
-def plot_resources(run, ax=None):
+def plot_resources(run, ax=None, now=None):
     """Utilisation (solid, left axis; dashed: its mean) and memory used (dotted, right axis, GiB) per GPU; CPU % and RAM
     when there is no GPU. The x axis is `plot_slots`' (`time_axis`)."""
     r = read_resources(run)
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 3))
-    t0, t1 = time_axis(run)
+    t0, t1 = time_axis(run, now)
     ax.set_xlim(0, t1 - t0)
     ax.set_xlabel('seconds since the run started')
     if not len(r):
@@ -463,9 +475,10 @@ class Live:
     def refresh(self):
         from IPython.display import display
 
+        now = None if self.finished() else time.time()  # a run still going: its workers are at work until now
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 7), gridspec_kw={'height_ratios': [2, 1]})
-        plot_slots(self.run, a1)
-        plot_resources(self.run, a2)
+        plot_slots(self.run, a1, now)
+        plot_resources(self.run, a2, now)
         fig.tight_layout()
         with self.plots:
             self.plots.clear_output(wait=True)
@@ -473,7 +486,7 @@ class Live:
         plt.close(fig)
         with self.table:
             self.table.clear_output(wait=True)
-            display(summary(self.run))
+            display(summary(self.run, now))
         self.refreshes += 1
         self.status.value = f"<b>{self.run}</b>: refreshed {self.refreshes}x, last {time.strftime('%H:%M:%S')}"
 
