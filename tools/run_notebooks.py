@@ -73,6 +73,13 @@ def shrink(outputs, max_lines):
     return outputs
 
 
+def fresh_figures():
+    "Close the figures earlier cells showed: CaptureShell leaves them open, and a later plt.show() would show them again."
+    import matplotlib.pyplot as plt
+
+    plt.close('all')
+
+
 def run_one(fn: Path, dpi: int, max_lines: int) -> bool:
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
@@ -87,7 +94,7 @@ def run_one(fn: Path, dpi: int, max_lines: int) -> bool:
     k.enable_matplotlib('inline')  # figures as PNG outputs, as in Jupyter
     try:
         with working_directory(fn.parent):
-            k.run_all(nb, exc_stop=True, preproc=lambda c: not_run(c, flags))
+            k.run_all(nb, exc_stop=True, preproc=lambda c: fresh_figures() or not_run(c, flags))
     except BaseException:
         sys.stderr.write(k.prettytb(fname=fn) + '\n')
         return False
