@@ -21,7 +21,7 @@ from arc_nb.scoring import (
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_flags', 'read_config_file',
            'run_config_from_args', 'resume_ignored', 'cmd_run', 'cmd_plot', 'check_grid', 'cmd_sweep', 'cmd_kaggle',
-           'cmd_pretrain', 'cmd_shrink_vocab', 'build_parser', 'main']
+           'cmd_pretrain', 'cmd_shrink_vocab', 'build_parser', 'main', 'cmd_watch']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -463,3 +463,48 @@ def main(argv=None) -> int:
     except ValueError as e:  # ARCDataError, TokenizerError and other bad input: one line, no traceback
         print(f"arc-nb {a.command}: error: {e}", file=sys.stderr)
         return 2
+
+# %% ../nbs/12_cli.ipynb
+def cmd_watch(a):
+    """Where a run stands: tasks trained / predicted / failed of the total, what each slot is doing and since when, each
+    GPU's utilisation and memory (or CPU and RAM), time left of the budget; refreshed every --interval seconds until
+    the run ends (its run_end, or its launcher gone), or shown once with --once."""
+    import time
+    from arc_nb.plots import run_status, render_status
+
+    run = Path(a.run)
+    if not run.is_dir():
+        raise ValueError(f"{run} is not a folder: give the --out folder of `arc-nb run`")
+    if a.interval <= 0:
+        raise ValueError(f"--interval must be positive (seconds), got {a.interval}")
+    clear = sys.stdout.isatty() and not a.once
+    try:
+        while True:
+            st = run_status(run)
+            sys.stdout.write(('\x1b[H\x1b[2J' if clear else '') + render_status(st))
+            sys.stdout.flush()
+            if a.once or st['finished'] or (st['started'] is not None and not st['alive']):
+                return 0
+            if not clear:
+                print(flush=True)  # frames apart when the output goes to a file or a pipe
+            time.sleep(a.interval)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _add_watch_parser(sub):
+    s = sub.add_parser('watch', help="a terminal view of a run, refreshed until it ends", description=cmd_watch.__doc__)
+    s.add_argument('run', metavar='RUN', help="a run directory (the --out of arc-nb run)")
+    s.add_argument('--interval', type=float, default=3.0, help="seconds between refreshes [default: 3]")
+    s.add_argument('--once', action='store_true', help="show the run once and exit")
+    s.set_defaults(func=cmd_watch)
+
+# %% ../nbs/12_cli.ipynb
+_parser_without_watch = build_parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    "`arc-nb`'s parser, `watch` included."
+    p = _parser_without_watch()
+    _add_watch_parser(next(x for x in p._actions if isinstance(x, argparse._SubParsersAction)))
+    return p

@@ -28,10 +28,10 @@ def read_resources(run) -> pd.DataFrame:
     )
 
 # %% auto 0
-__all__ = ['SPAN_EVENTS', 'COLORS', 'SEG_COLUMNS', 'H200', 'WORK_KEYS', 'OUTCOMES', 'read_events', 'read_resources', 'end_time',
-           'segments', 'covered', 'summary', 'resource_means', 'Roofline', 'model_figures', 'run_window', 'useful_work',
-           'time_axis', 'outcomes', 'plot_slots', 'plot_resources', 'read_losses', 'plot_losses', 'Live', 'live',
-           'write_plots']
+__all__ = ['SPAN_EVENTS', 'COLORS', 'SEG_COLUMNS', 'NOW_STEP', 'H200', 'WORK_KEYS', 'OUTCOMES', 'STEPS', 'read_events',
+           'read_resources', 'end_time', 'segments', 'covered', 'summary', 'resource_means', 'Roofline',
+           'model_figures', 'run_window', 'useful_work', 'time_axis', 'outcomes', 'plot_slots', 'plot_resources',
+           'read_losses', 'plot_losses', 'Live', 'live', 'slot_states', 'run_status', 'render_status', 'write_plots']
 
 # %% ../nbs/09_plots.ipynb
 SPAN_EVENTS = {
@@ -54,19 +54,25 @@ COLORS = {
 SEG_COLUMNS = ['worker', 'pid', 'gpu', 'phase', 'slot', 'kind', 'task', 'start', 'end']
 
 
-def end_time(ev: pd.DataFrame, pid) -> float:
-    """When a worker process ended: its worker_exit, else when the launcher saw it die (worker_restart), else its last
-    event."""
+def end_time(ev: pd.DataFrame, pid, now=None) -> float:
+    """When a worker process ended: its worker_exit, else when the launcher saw it die (worker_restart), else `now` (a
+    run still going: the process is still at work), else its last event."""
     e = ev[ev.pid == pid]
     if (e.event == 'worker_exit').any():
         return e[e.event == 'worker_exit'].time.max()
     if 'dead_pid' in ev and (ev.dead_pid == pid).any():
         return ev[ev.dead_pid == pid].time.min()
-    return e.time.max()
+    return e.time.max() if now is None else max(now, e.time.max())
 
 # %% ../nbs/09_plots.ipynb
-def segments(ev: pd.DataFrame) -> pd.DataFrame:
-    "One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/quick/predict/error/task), task, start, end."
+# a task still running: which step follows its last event (fused: the adapter stays in memory and predicts next)
+NOW_STEP = {(e, f): k for (e, k) in [('adapter_reset', 'train'), ('adapter_load', 'predict')] for f in (False, True)}
+NOW_STEP.update({('train_end', True): 'predict', ('infer_end', True): 'predict'})
+
+
+def segments(ev: pd.DataFrame, now=None) -> pd.DataFrame:
+    """One row per span: worker, pid, gpu, phase, kind (load/adapter/train/save/quick/predict/error/task), task, start, end.
+    With `now` (a run still going), a model still loading and a task still running last until `now`."""
     if not len(ev) or 'worker' not in ev:
         return pd.DataFrame(columns=SEG_COLUMNS)
     # a run that stopped early may lack whole columns (no claim yet: no `task`)
@@ -81,7 +87,7 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         if len(ml):
             rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': ml.time.iloc[0]})
         elif not (g.event == 'claim').any():  # still loading, or died loading: it loaded until its end
-            rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': end_time(ev, pid)})
+            rows.append({**base, 'kind': 'load', 'task': None, 'start': t0, 'end': end_time(ev, pid, now)})
         claims = g[g.event == 'claim']
         for _, e in g.iterrows():
             if e.event in SPAN_EVENTS and pd.notna(e.get('seconds')):
@@ -95,7 +101,12 @@ def segments(ev: pd.DataFrame) -> pd.DataFrame:
         ended = set(g[g.event == 'task_end'].task)
         for _, c in claims.iterrows():
             if c.task not in ended:
-                rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid)})
+                rows.append({**base, 'kind': 'task', 'task': c.task, 'start': c.time, 'end': end_time(ev, pid, now)})
+                if now is not None and end_time(ev, pid, now) == now:  # still at it: its current step lasts until now
+                    last = g[(g.task == c.task) & (g.time >= c.time)].iloc[-1]
+                    kind = NOW_STEP.get((last.event, base['phase'] == 'fused'))
+                    if kind:
+                        rows.append({**base, 'kind': kind, 'task': c.task, 'start': last.time, 'end': now})
         _lanes(rows, g)
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=SEG_COLUMNS)
 
@@ -124,17 +135,18 @@ def covered(seg) -> float:
     return t
 
 # %% ../nbs/09_plots.ipynb
-def summary(run) -> pd.DataFrame:
-    "Per worker process (a killed and restarted slot has a row per process): where its wall time went."
+def summary(run, now=None) -> pd.DataFrame:
+    """Per worker process (a killed and restarted slot has a row per process): where its wall time went. With `now` (a
+    run still going) a worker without `worker_exit` is still at work until `now`, and `killed` only once it died."""
     ev = read_events(run)
-    seg = segments(ev)
+    seg = segments(ev, now)
     if not len(seg):
         return pd.DataFrame()
     out = []
     for (name, pid), g in seg.groupby(['worker', 'pid'], sort=False):
         e = ev[(ev.worker == name) & (ev.pid == pid)]
         t0 = e[e.event == 'worker_start'].time.min() if (e.event == 'worker_start').any() else e.time.min()
-        t1 = end_time(ev, pid)
+        t1 = end_time(ev, pid, now)
         life = t1 - t0
         load = covered(g[g.kind == 'load'])
         task = covered(g[g.kind == 'task'])  # tasks trained side by side (K per worker) count once
@@ -156,7 +168,7 @@ def summary(run) -> pd.DataFrame:
                 busy_pct=100 * task / life if life > 0 else 0.0,
                 tasks=int((e.event == 'task_end').sum()),
                 errors=int((e.event == 'task_error').sum()),
-                killed=not (e.event == 'worker_exit').any(),
+                killed=not (e.event == 'worker_exit').any() and (now is None or end_time(ev, pid, now) < now),
                 tokens_per_s=tok / (train + predict) if train + predict > 0 else 0.0,
             )
         )
@@ -276,16 +288,16 @@ def useful_work(run, model, hw: Roofline, lora_bytes=None, window=None) -> dict:
     )
 
 # %% ../nbs/09_plots.ipynb
-def time_axis(run) -> tuple[float, float]:
+def time_axis(run, now=None) -> tuple[float, float]:
     """The origin and end every plot of `run` shares: run_start (else its first event or resource sample) to its last
-    event or sample; the x axis of each plot is seconds since the origin."""
+    event or sample (or `now`, for a run still going); the x axis of each plot is seconds since the origin."""
     ev, r = read_events(run), read_resources(run)
     ts = [*(ev.time if len(ev) else []), *(r.time.astype(float) if len(r) else [])]
     if not ts:
         return 0.0, 1.0
     s = ev[ev.event == 'run_start'].time if len(ev) else []
     t0 = min(s) if len(s) else min(ts)
-    return t0, max(max(ts), t0 + 1.0)
+    return t0, max(max(ts), t0 + 1.0, now or 0.0)
 
 
 OUTCOMES = {'solved': ('o', '#2e7d32'), 'wrong': ('X', '#c62828'), 'fallback only': ('s', '#757575')}
@@ -343,13 +355,13 @@ def _task_marks(ax, seg, y, t0, oc) -> list:
     return drawn
 
 # %% ../nbs/09_plots.ipynb
-def plot_slots(run, ax=None):
+def plot_slots(run, ax=None, now=None):
     """A row per worker slot, grouped by GPU: model load, adapter reset/load, train, save, predict, overhead, errors;
     each task's span between thin separators, with its short id and, where the run has solutions, its outcome."""
-    seg = segments(read_events(run))
+    seg = segments(read_events(run), now)
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 0.45 * max(3, seg.worker.nunique() if len(seg) else 3) + 1.2))
-    t0, t1 = time_axis(run)
+    t0, t1 = time_axis(run, now)
     ax.set_xlim(0, t1 - t0)
     ax.set_xlabel('seconds since the run started')
     if not len(seg):
@@ -376,18 +388,18 @@ def plot_slots(run, ax=None):
     handles = [Patch(color=COLORS[k], label='task overhead' if k == 'overhead' else k) for k in COLORS if k in kinds]
     handles += [Line2D([], [], ls='', marker=OUTCOMES[o][0], color=OUTCOMES[o][1], label=o) for o in drawn]
     ax.legend(handles=handles, loc='upper left', bbox_to_anchor=(1.005, 1.0), fontsize=8, frameon=False)
-    busy = summary(run).busy_pct.mean()
+    busy = summary(run, now).busy_pct.mean()
     ax.set_title(f"{Path(run).name}: slot timeline (mean busy {busy:.1f}%; gaps are idle; | task boundaries)")
     return ax
 
 # %% ../nbs/09_plots.ipynb
-def plot_resources(run, ax=None):
+def plot_resources(run, ax=None, now=None):
     """Utilisation (solid, left axis; dashed: its mean) and memory used (dotted, right axis, GiB) per GPU; CPU % and RAM
     when there is no GPU. The x axis is `plot_slots`' (`time_axis`)."""
     r = read_resources(run)
     if ax is None:
         _, ax = plt.subplots(figsize=(11, 3))
-    t0, t1 = time_axis(run)
+    t0, t1 = time_axis(run, now)
     ax.set_xlim(0, t1 - t0)
     ax.set_xlabel('seconds since the run started')
     if not len(r):
@@ -463,9 +475,10 @@ class Live:
     def refresh(self):
         from IPython.display import display
 
+        now = None if self.finished() else time.time()  # a run still going: its workers are at work until now
         fig, (a1, a2) = plt.subplots(2, 1, figsize=(11, 7), gridspec_kw={'height_ratios': [2, 1]})
-        plot_slots(self.run, a1)
-        plot_resources(self.run, a2)
+        plot_slots(self.run, a1, now)
+        plot_resources(self.run, a2, now)
         fig.tight_layout()
         with self.plots:
             self.plots.clear_output(wait=True)
@@ -473,7 +486,7 @@ class Live:
         plt.close(fig)
         with self.table:
             self.table.clear_output(wait=True)
-            display(summary(self.run))
+            display(summary(self.run, now))
         self.refreshes += 1
         self.status.value = f"<b>{self.run}</b>: refreshed {self.refreshes}x, last {time.strftime('%H:%M:%S')}"
 
@@ -511,6 +524,163 @@ def live(run, interval=5.0) -> Live:
 
     display(v.widget)
     return v.start()
+
+# %% ../nbs/09_plots.ipynb
+STEPS = {
+    'claim': 'claimed',
+    'adapter_reset': 'training',
+    'train_end': 'saving',
+    'adapter_save': 'saved',
+    'adapter_load': 'predicting',
+    'infer_end': 'predicted',
+}
+
+
+def _launcher_alive(pid) -> bool:
+    import psutil
+
+    try:
+        return pid is not None and psutil.pid_exists(int(pid))
+    except (ValueError, TypeError):
+        return False
+
+
+def slot_states(ev: pd.DataFrame, now: float) -> list[dict]:
+    """Per worker slot (its latest process): `state` (loading / idle / train / infer / fused / exited / died), its open
+    `tasks`, their last `step`, and `since` (when it entered that state)."""
+    if not len(ev) or 'worker' not in ev:
+        return []
+    ev = ev.assign(**{c: None for c in ('pid', 'phase', 'task', 'dead_pid') if c not in ev})
+    dead = set(ev.dead_pid.dropna().astype(int))
+    out = []
+    w = ev[ev.worker.astype(str).str.match(r'^(train|infer|fused)-')]
+    for name, g in w.groupby('worker', sort=True):
+        g = g[g.pid == g.pid.iloc[-1]]  # a restarted slot: its newest process
+        pid, t0, phase = int(g.pid.iloc[0]), g.time.min(), g.phase.iloc[0]
+        row = dict(worker=name, pid=pid, phase=phase, tasks=[], step='')
+        ends = g[g.event.isin(['task_end', 'task_error'])]
+        open_ = []
+        for c in g[g.event == 'claim'].itertuples():
+            if not ((ends.task == c.task) & (ends.index > c.Index)).any():  # file order: a pass ends, the next claims
+                open_.append(c)
+        if (g.event == 'worker_exit').any():
+            row.update(state='exited', since=g[g.event == 'worker_exit'].time.max())
+        elif pid in dead:
+            row.update(state='died', since=ev[ev.dead_pid == pid].time.min())
+        elif not (g.event == 'model_load').any():
+            row.update(state='loading', since=t0)
+        elif open_:
+            last = g[g.task.isin([c.task for c in open_]) & g.event.isin(list(STEPS))].iloc[-1]
+            row.update(state=phase, tasks=[c.task for c in open_], since=min(c.time for c in open_))
+            row['step'] = STEPS[last.event]
+        else:
+            done = g[g.event.isin(['model_load', 'task_end', 'task_error'])].time.max()
+            row.update(state='idle', since=done)
+        out.append(row)
+    return out
+
+# %% ../nbs/09_plots.ipynb
+def run_status(run, now=None) -> dict:
+    """Where a run stands, from its directory alone: tasks trained / predicted / failed of the total, each slot's state,
+    the newest resource sample per device, elapsed and left of the time budget, and whether it is `finished`."""
+    run, now = Path(run), time.time() if now is None else now
+    ev = read_events(run) if (run / 'events.jsonl').exists() else pd.DataFrame()
+    st = dict(run=str(run), now=now, events=len(ev), started=None, budget=None, deadline=None, tasks=None, bad=0)
+    ev = ev.assign(**{c: None for c in ('time', 'event', 'worker', 'pid', 'task', 'pass') if c not in ev})
+    starts = ev[ev.event == 'run_start']
+    if len(starts):
+        s = starts.iloc[-1]
+        st.update(started=s.time, budget=s.get('time_budget'), tasks=s.get('tasks'), bad=s.get('bad_tasks') or 0)
+        st['budget'] = None if pd.isna(st['budget']) else float(st['budget'])
+        d = s.get('deadline')  # the launcher's own deadline where it records one, else start + budget
+        st['deadline'] = (
+            float(d) if d is not None and pd.notna(d) else (s.time + st['budget'] if st['budget'] else None)
+        )
+        st['launcher_pid'] = s.get('pid')
+    ends = ev[(ev.event == 'run_end') & (ev.time >= st['started'])] if len(starts) else ev.iloc[:0]
+    st['finished'] = bool(len(ends))
+    st['end'] = dict(ends.iloc[-1]) if len(ends) else None
+    st['alive'] = not st['finished'] and _launcher_alive(st.get('launcher_pid'))
+    task = lambda e: set(ev[ev.event == e].task.dropna())
+    infer = ev[ev.event == 'infer_end']
+    st['trained'], st['predicted'] = len(task('train_end')), len(set(infer.task.dropna()))
+    st['quick_only'] = len(set(infer.task.dropna()) - set(infer[infer['pass'] != 'quick'].task.dropna()))
+    st['failed'] = len(task('task_error') - set(infer.task.dropna()))
+    st['slots'] = slot_states(ev, now)
+    r = read_resources(run)
+    st['resources'], st['sample_age'] = [], None
+    if len(r):
+        last = r[r.time == r.time.max()]
+        st['sample_age'] = now - float(r.time.max())
+        for x in last.itertuples():
+            gpu = pd.notna(x.gpu)
+            mean = r[r.gpu == x.gpu].gpu_util.mean() if gpu else r.cpu.mean()
+            st['resources'].append(
+                dict(
+                    device=f'GPU {int(x.gpu)}' if gpu else 'CPU',
+                    util=x.gpu_util if gpu else x.cpu,
+                    mean_util=mean,
+                    used_mib=x.vram_used if gpu else x.ram,
+                    total_mib=x.vram_total if gpu else None,
+                    cpu=x.cpu,
+                    ram_mib=x.ram,
+                )
+            )
+    return st
+
+# %% ../nbs/09_plots.ipynb
+def _dur(s) -> str:
+    s = max(0.0, float(s))
+    return (
+        f'{s:.0f}s'
+        if s < 120
+        else f'{s // 60:.0f}m{s % 60:02.0f}s'
+        if s < 7200
+        else f'{s // 3600:.0f}h{s % 3600 // 60:02.0f}m'
+    )
+
+
+def _bar(k, n, width=20) -> str:
+    f = 0 if not n else min(1.0, k / n)
+    return '#' * round(f * width) + '.' * (width - round(f * width))
+
+
+def render_status(st: dict) -> str:
+    "`run_status` as the text `arc-nb watch` prints: a header, tasks per phase, a line per slot, a line per device."
+    now, lines = st['now'], []
+    if st['started'] is None:
+        what = 'no events yet' if not st['events'] else 'no run_start event yet'
+        return f"{st['run']}: {what} (the run has not started, or is still preparing)\n"
+    el = (st['end']['time'] if st['finished'] else now) - st['started']
+    state = 'finished' if st['finished'] else 'running' if st['alive'] else 'stopped (launcher gone, no run_end)'
+    head = f"{st['run']}: {state}, {_dur(el)} since start"
+    if st['deadline'] is not None:
+        left = st['deadline'] - (st['end']['time'] if st['finished'] else now)
+        head += f"; budget {_dur(st['budget'])}, " + (f"{_dur(left)} left" if left > 0 else f"over by {_dur(-left)}")
+    lines.append(head)
+    n = int(st['tasks']) if st['tasks'] is not None and pd.notna(st['tasks']) else None  # an older run_start: unknown
+    for name, k in (('trained', st['trained']), ('predicted', st['predicted'])):
+        extra = f"  ({st['quick_only']} at the quick pass only)" if name == 'predicted' and st['quick_only'] else ''
+        lines.append(f"  {name:<10}{k:>5} / {'?' if n is None else n:<5} [{_bar(k, n)}]{extra}")
+    lines.append(f"  {'failed':<10}{st['failed']:>5}   (task_error, no prediction)   bad input: {int(st['bad'])}")
+    lines.append('slots:' if st['slots'] else 'slots: none started yet')
+    for s in st['slots']:
+        tasks = ','.join(str(t) for t in s['tasks'][:4]) + (f" +{len(s['tasks']) - 4}" if len(s['tasks']) > 4 else '')
+        what = f"{s['state']:<8} {tasks:<18} {s['step']:<11}" if s['tasks'] else f"{s['state']:<8} {'':<18} {'':<11}"
+        lines.append(f"  {s['worker']:<14} {what} for {_dur(now - s['since']) if s['state'] != 'exited' else '-'}")
+    if not st['resources']:
+        lines.append('devices: no resources.csv samples yet')
+    else:
+        lines.append('devices (last sample):' if st['finished'] else f"devices (sample {_dur(st['sample_age'])} old):")
+    for d in st['resources']:
+        if d['device'] == 'CPU':
+            mem = f"RAM {d['used_mib'] / 1024:.1f} GiB"
+        else:
+            mem = f"memory {d['used_mib'] / 1024:.1f} / {d['total_mib'] / 1024:.1f} GiB, CPU {d['cpu']:.0f}%"
+        lines.append(f"  {d['device']:<6} util {d['util']:5.1f}% (mean {d['mean_util']:.1f}%)  {mem}")
+    if st['finished'] and st['end'].get('score') is not None and pd.notna(st['end'].get('score')):
+        lines.append(f"score {100 * st['end']['score']:.2f}%")
+    return '\n'.join(lines) + '\n'
 
 # %% ../nbs/09_plots.ipynb
 def write_plots(run, out=None) -> dict:
