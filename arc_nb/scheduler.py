@@ -1267,7 +1267,10 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
     elif is_run(out):
         raise RunError(f"{out} already holds a run: pass --resume to finish it, or choose another --out")
     source = check_start(cfg, resume=is_run(out), backend=backend)  # a mistake: one error, nothing written to `out`
-    hold = hold_run(out)
+    try:
+        hold = hold_run(out)
+    except OSError as e:  # a read-only or full disk: one line
+        raise RunIOError(e, out) from None
     try:
         if not resume and is_run(out):  # another launcher set it up since our look
             raise RunError(f"{out} already holds a run: pass --resume to finish it, or choose another --out")
