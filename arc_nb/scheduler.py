@@ -1055,9 +1055,13 @@ def hold_run(out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     f = open(out / 'launcher.lock', 'a+')
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    for _ in range(20):  # a launcher's `check_free` holds it shared for microseconds: only a holder for 0.4 s counts
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.02)
+    else:
         pid = _holder(f)
         f.close()
         raise RunError(
