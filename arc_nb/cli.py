@@ -4,7 +4,10 @@
 
 # %% ../nbs/12_cli.ipynb 4
 from __future__ import annotations
-import argparse, json, sys, time
+import time
+
+_LOADED = time.time()  # the console script's clock, before this module's own imports (`main`)
+import argparse, json, sys
 from pathlib import Path
 from .data import load_tasks_checked, NAMED_SETS
 from arc_nb.scoring import (
@@ -487,7 +490,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     "Entry point of the `arc-nb` console script."
-    started = time.time()  # `arc-nb run`'s budget counts from here: the earliest line of this command's own code
+    # `arc-nb run`'s budget counts from the command's own start: as a console script (argv None), the import of this
+    # module, its first line of code; called from Python, now. Never a parent's start (`bash -c '... && arc-nb run'`).
+    started = _LOADED if argv is None else time.time()
     a = build_parser().parse_args(argv)
     a.started = started
     try:
