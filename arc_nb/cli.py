@@ -4,8 +4,10 @@
 
 # %% ../nbs/12_cli.ipynb 4
 from __future__ import annotations
+import time
+
+_LOADED = time.time()  # the console script's clock, before this module's own imports (`main`)
 import argparse, json, sys
-import psutil
 from pathlib import Path
 from .data import load_tasks_checked, NAMED_SETS
 from arc_nb.scoring import (
@@ -28,9 +30,23 @@ SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.jso
 
 
 def cmd_score(a):
-    "Print the ARC Prize score of a submission as one JSON object."
-    r = score_submission(load_submission(a.submission), read_solutions(a.solutions))
-    print(json.dumps(r))
+    """Print the ARC Prize score of a submission as one JSON object; one line on stderr says how many tasks of the
+    solutions the submission lacks (each scores 0, unless --only-submitted scores the submission's tasks only)."""
+    sub, sols = load_submission(a.submission), read_solutions(a.solutions)
+    lacks = [k for k in sols if k not in sub]
+    if a.only_submitted:
+        sols = {k: v for k, v in sols.items() if k in sub}
+        if not sols:
+            raise ValueError(f"{a.submission}: none of its tasks is in the solutions {a.solutions}")
+    if lacks:
+        how = (
+            "left out (--only-submitted)"
+            if a.only_submitted
+            else "each scored 0 (--only-submitted: score without them)"
+        )
+        print(f"{a.submission} lacks {len(lacks)} of the {len(lacks) + len(sols) if a.only_submitted else len(sols)} "
+              f"tasks of the solutions: {how}", file=sys.stderr)  # fmt: skip
+    print(json.dumps(score_submission(sub, sols)))
     return 0
 
 
@@ -107,20 +123,20 @@ def run_config_from_args(a):
 
 # %% ../nbs/12_cli.ipynb
 def resume_ignored(a) -> list[str]:
-    "The flags given with --resume that it ignores (the run's saved settings hold): all but --time-budget."
-    given = [flag for flag, dest, _, _ in run_flags() if hasattr(a, dest) and dest != 'time_budget']
+    "The flags given with --resume that it ignores (the run's saved settings hold): all but --time-budget and --deadline."
+    given = [flag for flag, dest, _, _ in run_flags() if hasattr(a, dest) and dest not in ('time_budget', 'deadline')]
     return given + (['--config'] if getattr(a, 'config', None) else [])
 
 
 def cmd_run(a):
     """Per-task TTT over a task set: train a LoRA per task, predict, write RUN/submission.json (and RUN/score.json with
     solutions)."""
-    from arc_nb.scheduler import launch, RunConfig, RunError
+    from arc_nb.scheduler import launch, RunConfig, RunError, RunIOError, final_lines
 
     if a.resume:
         if not a.out:
             raise ValueError("--resume needs --out RUN")
-        cfg = RunConfig(out=a.out, time_budget=getattr(a, 'time_budget', None))
+        cfg = RunConfig(out=a.out, time_budget=getattr(a, 'time_budget', None), deadline=getattr(a, 'deadline', None))
         ignored, saved = resume_ignored(a), Path(a.out) / 'config.json'
         if ignored and saved.exists():
             print(f"--resume: the settings saved in {saved} hold; ignored: {', '.join(ignored)}", file=sys.stderr)
@@ -129,13 +145,16 @@ def cmd_run(a):
             raise ValueError("--out RUN is required: the run directory to write")
         cfg = run_config_from_args(a)
     try:
-        started = psutil.Process().create_time()  # the budget includes this process's start-up (imports take seconds)
+        started = getattr(a, 'started', None)  # `main`'s first line: never a parent shell's start (bash -c execs us)
         if a.backend == 'ray':
             from arc_nb.cluster import launch_ray
 
             s = launch_ray(cfg, address=a.address, resume=a.resume, progress=not a.quiet, started=started)
         else:
             s = launch(cfg, resume=a.resume, progress=not a.quiet, started=started)
+    except RunIOError as e:  # the workers and the monitor are stopped: one line, exit 5 (resumable) or 1
+        print(f"arc-nb run: error: {e}", file=sys.stderr)
+        return e.exit_code
     except RunError as e:
         raise ValueError(str(e)) from None
     score = (
@@ -151,8 +170,10 @@ def cmd_run(a):
         f"plots: arc-nb plot {s['run']}  (writes {s['run']}/plots/slots.png, resources.png, summary.md)",
         file=sys.stderr,
     )
+    for line in final_lines(s):  # bad and failed tasks with their reasons, what is undone, the exit status
+        print(line, file=sys.stderr)
     print(json.dumps(s))
-    return 0
+    return s['exit_code']
 
 
 def cmd_plot(a):
@@ -273,6 +294,11 @@ def _add_check_parsers(sub):
     )
     s.add_argument('submission', help="a Kaggle-format submission.json")
     s.add_argument('--solutions', required=True, help=f"a *_solutions.json, or {SOURCE_HELP} with solutions")
+    s.add_argument(
+        '--only-submitted',
+        action='store_true',
+        help="score over the submission's tasks only (default: every task of the solutions; one it lacks scores 0)",
+    )
     s.set_defaults(func=cmd_score)
     s = sub.add_parser(
         'validate', help="check a submission is complete and well-formed", description=cmd_validate.__doc__
@@ -309,7 +335,14 @@ def _add_run_parsers(sub):
         description=cmd_run.__doc__,
         epilog="Settings come from RunConfig's defaults, then --config FILE (JSON with the same names, "
         "e.g. {\"lora_rank\": 16}), then the flags. The resolved set is written to "
-        "RUN/config.json.",
+        "RUN/config.json. Time: --time-budget counts from this command's own start (not its parent shell's) and "
+        "holds everything: the checks, the setup, the workers' model loads, training, inference and the final "
+        "submission; --deadline is an absolute end (both given: the earlier). Restarts: a worker that dies is "
+        "restarted up to --max-restarts times in a row; the count starts again when its slot finishes a task. "
+        "One launcher per run: a second one on the same --out is refused. Exit status: 0 every task done; "
+        "2 refused up front (nothing started); 4 done, but some tasks were bad (each named with its reason); "
+        "5 work left undone (budget, slots out of restarts, an I/O error): `arc-nb run --resume --out RUN` "
+        "finishes it; 1 an internal error.",
     )
     s.add_argument(
         '--out', help="the run directory (created; its contents: the run directory contract of the scheduler chapter)"
@@ -457,7 +490,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     "Entry point of the `arc-nb` console script."
+    # `arc-nb run`'s budget counts from the command's own start: as a console script (argv None), the import of this
+    # module, its first line of code; called from Python, now. Never a parent's start (`bash -c '... && arc-nb run'`).
+    started = _LOADED if argv is None else time.time()
     a = build_parser().parse_args(argv)
+    a.started = started
     try:
         return a.func(a)
     except ValueError as e:  # ARCDataError, TokenizerError and other bad input: one line, no traceback

@@ -77,7 +77,7 @@ for name, text in SOURCES.items(): (SRC/'arc_nb'/name).write_text(text)
 sys.path.insert(0, str(SRC))
 os.environ['PYTHONPATH'] = str(SRC) + os.pathsep + os.environ.get('PYTHONPATH', '')  # workers are subprocesses
 import arc_nb
-from arc_nb.scheduler import RunConfig, launch
+from arc_nb.scheduler import RunConfig, launch, final_lines
 from arc_nb.data import load_tasks_checked, read_source
 from arc_nb.scoring import make_submission, write_submission, validate_submission, test_count, bad_task_attempts
 print('arc_nb', arc_nb.__version__, 'from', Path(arc_nb.__file__).parent)'''
@@ -93,8 +93,10 @@ for k in ids:  # a malformed task: one [[0]] guess per test entry it lists
     if k not in sub: sub[k] = bad_task_attempts(test_count(challenges[k]))
 write_submission(sub, OUT/'submission.json')
 cfg = RunConfig(**{**CONFIG, 'data': DATA, 'model': MODEL, 'out': str(run_dir), 'gpus': GPUS, 'tasks': ids,
-                   'time_budget': max(1.0, BUDGET - (time.time() - T0))})
+                   'time_budget': None, 'deadline': max(T0 + BUDGET, time.time() + 1)})  # from T0: setup is inside
 summary = launch(cfg, progress=True)
+# exit 4 (bad tasks) and 5 (work undone, e.g. the budget) are normal ends: the submission is there
+print(f"exit {summary['exit_code']}", *final_lines(summary), sep='\n')
 summary'''
 
 # %% ../nbs/11_kaggle.ipynb

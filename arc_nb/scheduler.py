@@ -26,13 +26,14 @@ if TYPE_CHECKING:  # annotations only: importing them here would load torch with
 
 # %% auto 0
 __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'RETRYABLE_ERRNOS', 'FAULT_ENV', 'WORKER_CODE', 'MONITOR_CODE',
-           'setting', 'nested', 'parse_tasks', 'RunConfig', 'RunDir', 'safetensors_problem', 'adapter_problem',
-           'predictions_problem', 'RunError', 'worker_setup', 'retryable', 'fault', 'timed', 'worker_device',
-           'worker_main', 'resolve_gpus', 'cuda_count', 'check_gpus', 'task_cells', 'select_tasks', 'build_submission',
-           'Slot', 'worker_argv', 'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder', 'check_targets',
-           'check_start', 'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots', 'update_submission',
-           'locks_missing', 'trained_count', 'retrain', 'poll', 'stop_slots', 'finish', 'launch', 'cache_share',
-           'Worker', 'merge_test']
+           'setting', 'nested', 'parse_tasks', 'parse_deadline', 'RunConfig', 'RunDir', 'safetensors_problem',
+           'adapter_problem', 'predictions_problem', 'RunError', 'worker_setup', 'retryable', 'fault', 'timed',
+           'worker_device', 'worker_main', 'resolve_gpus', 'cuda_count', 'check_gpus', 'task_cells', 'select_tasks',
+           'build_submission', 'Slot', 'worker_argv', 'LocalBackend', 'weight_gb', 'check_fit', 'check_model_folder',
+           'check_targets', 'check_start', 'hold_run', 'check_free', 'is_run', 'remove_stale', 'RunIOError', 'outcomes',
+           'exit_code', 'final_lines', 'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots',
+           'update_submission', 'locks_missing', 'trained_count', 'retrain', 'poll', 'stop_slots', 'finish', 'launch',
+           'cache_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -79,6 +80,25 @@ def _parser(type_name: str):
 def parse_tasks(x: str):
     "`--tasks`: a number, smallest:N, or comma-separated task ids."
     return int(x) if x.isdigit() else x if x.startswith('smallest:') else [t for t in x.split(',') if t]
+
+# %% ../nbs/07_scheduler.ipynb
+def parse_deadline(x) -> float:
+    """`--deadline`: an ISO-8601 time (`2026-12-03T18:00:00Z`; without a zone, this machine's local time) or unix
+    seconds; returns unix seconds (what config.json keeps)."""
+    if isinstance(x, (int, float)) and not isinstance(x, bool):
+        return float(x)
+    try:
+        return float(str(x).strip())
+    except ValueError:
+        pass
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(str(x).strip().replace('Z', '+00:00')).timestamp()
+    except ValueError:
+        raise ValueError(
+            f"deadline {x!r}: write an ISO-8601 time such as 2026-12-03T18:00:00Z, or unix seconds"
+        ) from None
 
 # %% ../nbs/07_scheduler.ipynb
 def _method_of(cls):
@@ -155,8 +175,15 @@ class RunConfig:
     infer_config: InferConfig = nested('arc_nb.inference:InferConfig', **INFER_SETTINGS)
     time_budget: float | None = setting(
         None,
-        "seconds for this invocation, counted from the command's start; a valid "
-        "submission.json is final before it ends",
+        "seconds for this invocation, counted from the launcher's start (the first line of `arc-nb run`, never its "
+        "parent shell's): the checks, the setup, the workers' model loads, training, inference and the final "
+        "submission are inside it; a valid submission.json is final before it ends",
+    )
+    deadline: float | str | None = setting(
+        None,
+        "an absolute end for this invocation: an ISO-8601 time (2026-12-03T18:00:00Z; no zone: local time) or unix "
+        "seconds; with a time budget too, the earlier end holds; one in the past is refused",
+        parse_deadline,
     )
     quick_views: int | None = setting(
         None,
@@ -177,7 +204,11 @@ class RunConfig:
         False, "base weights in 4-bit NF4 (bitsandbytes, GPU only), LoRA on top in `dtype`; decoding is then eager"
     )
     cpu_threads: int | None = setting(None, "torch threads per CPU worker (default: cores / workers)")
-    max_restarts: int = setting(3, "restarts of a killed worker, per slot")
+    max_restarts: int = setting(
+        3,
+        "restarts of a killed worker per slot in a row: the count starts again each time the slot finishes a task, so "
+        "only a slot that keeps dying without progress is given up (the run then exits 5: --resume finishes it)",
+    )
     monitor_interval: float = setting(1.0, "seconds between resource samples (RUN/resources.csv); 0: no monitor")
 
     def __init__(self, ttt_config=None, infer_config=None, **settings):
@@ -211,6 +242,8 @@ def __post_init__(self):
         raise ValueError("infer_slots must be at least 1 in split mode")
     if self.time_budget is not None and self.time_budget <= 0:
         raise ValueError("time_budget must be positive")
+    if self.deadline is not None:
+        self.deadline = parse_deadline(self.deadline)
     if self.quick_views is not None and self.quick_views < 0:
         raise ValueError("quick_views must be 0 (no quick pass) or more")
     if self.tasks_per_worker < 1:
@@ -250,7 +283,11 @@ def quick(self, ic=None) -> InferConfig | None:
     """The quick pass's settings (over `ic`, default the run's): greedy on the first `quick_views` views, no rescoring
     (its one or two candidates are both attempts anyway); None when the run has no quick pass."""
     ic = ic or self.infer_config
-    k = self.quick_views if self.quick_views is not None else (2 if self.time_budget is not None else 0)
+    k = (
+        self.quick_views
+        if self.quick_views is not None
+        else (2 if self.time_budget is not None or self.deadline is not None else 0)
+    )
     return replace(ic, n=min(k, ic.n), min_prob=None, rescore=False) if k else None
 
 
@@ -1045,6 +1082,7 @@ def _prepare(cfg: RunConfig, run: RunDir, resume: bool, source=None):
     write_json(run.path / 'bad_tasks.json', bad)
     order = sorted(((k, task_tokens(COUNT_VOCAB, t)) for k, t in tasks.items()), key=lambda x: (-x[1], x[0]))
     write_json(run.order_file, order)
+    (run.path / 'setup.done').touch()  # last: the folder is a run now (`is_run`)
     return tasks, bad
 
 # %% ../nbs/07_scheduler.ipynb
@@ -1184,6 +1222,9 @@ def check_start(cfg: RunConfig, *, resume=False, backend=None):
     """Every check a run needs before anything is written to its directory or any worker starts: the devices (a local
     backend's), the model folder (its tokenizer only), 4-bit's needs, the fit in gpu_memory_gb, and for a new run the
     data and its task selection (returned, so it is read once)."""
+    if cfg.deadline is not None and cfg.deadline <= time.time():
+        at = lambda t: time.strftime('%Y-%m-%dT%H:%M:%S%z', time.localtime(t))
+        raise RunError(f"deadline {at(cfg.deadline)} is in the past (now {at(time.time())}): give a later one, or none")
     if backend is None or isinstance(backend, LocalBackend):
         check_gpus(cfg.gpus)
     if cfg.model != 'tiny':
@@ -1202,6 +1243,187 @@ def check_start(cfg: RunConfig, *, resume=False, backend=None):
                 "load_in_4bit needs a GPU (bitsandbytes' 4-bit kernels are CUDA only): drop --load-in-4bit on the CPU"
             )
     return None if resume else _read_tasks(cfg)
+
+# %% ../nbs/07_scheduler.ipynb
+def hold_run(out):
+    """The launcher's hold on run folder `out` (made if needed): RUN/launcher.lock, open and `flock`ed, with this pid in
+    it; keep the returned file open while the run goes on (closing it, or dying, lets go). A second launcher: a
+    `RunError` naming the holder's pid."""
+    import fcntl
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    f = open(out / 'launcher.lock', 'a+')
+    for _ in range(20):  # a launcher's `check_free` holds it shared for microseconds: only a holder for 0.4 s counts
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            time.sleep(0.02)
+    else:
+        pid = _holder(f)
+        f.close()
+        raise RunError(
+            f"{out} is held by another launcher (pid {pid}): one launcher per run; wait for it to end, or stop it"
+        ) from None
+    f.truncate(0)
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
+def check_free(out):
+    """Before a launcher's checks: a `RunError` naming the pid when a live launcher holds `out` (writes nothing: a second
+    launcher is told who holds the run, not that a setup it sees half-done is no run)."""
+    import fcntl
+
+    try:
+        f = open(Path(out) / 'launcher.lock')
+    except OSError:
+        return  # no lock file (or no folder): no launcher has held it
+    with f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunError(
+                f"{out} is held by another launcher (pid {_holder(f)}): one launcher per run; wait for it to end, or "
+                "stop it"
+            ) from None
+
+
+def _holder(f, wait=1.0) -> str:
+    "The pid that the holder of lock file `f` wrote (it writes it just after taking the lock: wait that long for it)."
+    t_end = time.time() + wait
+    while True:
+        f.seek(0)
+        pid = f.read().strip()
+        if pid or time.time() > t_end:
+            return pid or 'unknown'
+        time.sleep(0.02)
+
+# %% ../nbs/07_scheduler.ipynb
+def is_run(path) -> bool:
+    "Does folder `path` hold a run whose setup completed (`RUN/setup.done`; older runs: `order.json`, written last)?"
+    p = Path(path)
+    return (p / 'setup.done').exists() or all(
+        (p / f).exists() for f in ('config.json', 'challenges.json', 'order.json')
+    )
+
+
+def _write_tiny(d: Path):
+    "The random tiny model, written beside `d` and renamed into place: a kill leaves a temporary, never half a model."
+    import shutil
+    from arc_nb.model import make_tiny_model
+
+    tmp = d.with_name(f'.{d.name}.{os.getpid()}.tmp')
+    shutil.rmtree(tmp, ignore_errors=True)
+    make_tiny_model(tmp)
+    if d.exists():  # half a model of a launcher from before temp-and-rename
+        shutil.rmtree(d)
+    os.replace(tmp, d)
+
+# %% ../nbs/07_scheduler.ipynb
+def remove_stale(run) -> list[Path]:
+    "Remove the temporaries of dead writers in run folder `run` (a `RunDir`; call it only holding the run): the paths."
+    import shutil
+
+    gone = []
+    for d in [run.path, *(p for p in (run.path / 'tasks').glob('*') if p.is_dir())]:
+        for p in sorted(d.glob('.*.tmp')) + sorted(d.glob('.*.old')):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() and not p.is_symlink() else p.unlink(missing_ok=True)
+            gone.append(p)
+    return gone
+
+# %% ../nbs/07_scheduler.ipynb
+class RunIOError(RunError):
+    "The launcher could not write its run folder: one line with the path and the cause; `exit_code` 5 or 1."
+
+    def __init__(self, e: OSError, run):
+        import errno
+
+        run = Path(run)
+        self.exit_code = 5 if (run / 'config.json').exists() else 1
+        name = errno.errorcode.get(e.errno, type(e).__name__)
+        then = (
+            f"the run is stopped; once that is fixed, `arc-nb run --resume --out {run}` finishes it"
+            if self.exit_code == 5
+            else "nothing was started; fix that and run the command again"
+        )
+        super().__init__(f"{e.filename or run}: {e.strerror or e} ({name}); {then}")
+
+
+def _quietly(f, *args):
+    "`f(*args)`; its OSError returned rather than raised (on the way out after an I/O error, the processes must stop)."
+    try:
+        f(*args)
+    except OSError as e:
+        return e
+    return None
+
+# %% ../nbs/07_scheduler.ipynb
+def outcomes(run, tasks) -> dict:
+    """What the run in `run` (a `RunDir`) left of `tasks`: `failed` (task id -> phase, message, error file: final errors
+    of the task itself), and `undone` (what `--resume` would do: `untrained`, `unpredicted` (trained, no prediction),
+    `quick_only` (no full search yet), `retryable` (left by an error of the environment)))."""
+    failed, undone = {}, {'untrained': [], 'unpredicted': [], 'quick_only': [], 'retryable': []}
+    for t in tasks:
+        if run.deferred(t) and not (run.predicted(t) and not run.partial(t).exists()):
+            undone['retryable'].append(t)  # an error of the environment (a full disk, I/O): over for now, not final
+        elif run.done(t, 'infer'):
+            if not (run.predicted(t) and not run.partial(t).exists()):
+                ph = 'train' if run.failed(t, 'train') else 'infer'
+                f = run.error_file(t, ph)
+                try:
+                    msg = json.loads(f.read_text()).get('message', '')
+                except (OSError, ValueError):
+                    msg = '(unreadable error file)'
+                failed[t] = {'phase': ph, 'message': msg, 'file': str(f)}
+        elif run.predicted(t):
+            undone['quick_only'].append(t)
+        elif run.trained(t) or run.train_json(t).exists():
+            undone['unpredicted'].append(t)
+        else:
+            undone['untrained'].append(t)
+    return {'failed': failed, 'undone': undone}
+
+
+def exit_code(summary: dict) -> int:
+    "`arc-nb run`'s exit status from a run's summary: 5 work undone, 4 bad or failed tasks, else 0."
+    if any(summary.get('undone', {}).values()) or summary.get('locks_missing'):
+        return 5
+    return 4 if summary.get('bad_tasks') or summary.get('failed') else 0
+
+# %% ../nbs/07_scheduler.ipynb
+def final_lines(s: dict) -> list[str]:
+    "The lines a run ends with beyond its score: each bad or failed task with its reason, given-up slots, what is undone."
+    lines = [f"bad task {t}: {s.get('bad_reasons', {}).get(t, 'malformed')}" for t in s.get('bad_tasks', [])]
+    lines += [f"failed task {t} ({f['phase']}): {f['message']} ({f['file']})" for t, f in s.get('failed', {}).items()]
+    lines += [f"slot {n}: given up, its worker died too often in a row" for n in s.get('slots_given_up', [])]
+    u = s.get('undone', {})
+    if any(u.values()):
+        parts = [
+            f"{len(u[k])} {what}"
+            for k, what in (
+                ('untrained', 'not trained'),
+                ('unpredicted', 'trained but not predicted'),
+                ('quick_only', 'at the quick pass only'),
+                ('retryable', 'left by errors of the environment (a full disk, I/O)'),
+            )
+            if u.get(k)
+        ]
+        why = (
+            'RUN/locks/ disappeared'
+            if s.get('locks_missing')
+            else 'the time budget ran out'
+            if s.get('deadline_cut')
+            else 'workers stopped'
+        )
+        lines.append(f"undone ({why}): {', '.join(parts)}; `arc-nb run --resume --out {s['run']}` finishes it")
+    if s.get('exit_code'):
+        lines.append(
+            f"exit {s['exit_code']}: " + ('work left undone' if s['exit_code'] == 5 else 'some tasks were bad')
+        )
+    return lines
 
 # %% ../nbs/07_scheduler.ipynb
 @dataclass
@@ -1228,6 +1450,11 @@ class Launch:
     sent_back: set = field(default_factory=set)  # tasks whose adapter an inference worker sent back (`adapter_bad`)
     revived: int = 0  # ended slots started again for them (`retrain`)
     locks_lost: bool = False  # RUN/locks/ disappeared mid-run (`locks_missing`)
+    hold: object = None  # RUN/launcher.lock, open and flocked while this launcher lives (`hold_run`)
+    progress: dict = field(default_factory=dict)  # worker pid -> phases of tasks it finished (train_end, infer_end)
+    given_up: list = field(default_factory=list)  # slots out of restarts
+    bad_reasons: dict = field(default_factory=dict)  # malformed task id -> why (its task_error at the setup)
+    io_error: object = None  # an OSError met while stopping (`stop_slots`)
 
     @property
     def base(self):
@@ -1239,42 +1466,67 @@ class Launch:
 
 
 def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, started=None, **kw) -> Launch:
-    "The run directory ready for workers: config, task set, order, a valid fallback submission, `run_start`, the model."
+    """The run directory ready for workers and held by this launcher (`hold_run`, before any other write): config, task
+    set, order (`_prepare`; redone where an earlier setup was cut), stale temporaries removed, a valid fallback
+    submission, `run_start`, the model. The budget counts from `started` (default: now); with `deadline` too, the
+    earlier end holds."""
     t_start = time.time() if started is None else started
     cfg = replace(cfg or RunConfig(), **kw)
     out = Path(cfg.out)
+    check_free(out)
     if resume:
         if not (out / 'config.json').exists():
             raise RunError(f"{out} has no config.json: nothing to resume (start it without --resume)")
-        cfg = replace(RunConfig.from_dict(json.loads((out / 'config.json').read_text())), time_budget=cfg.time_budget)
-    elif (out / 'config.json').exists():
+        saved = RunConfig.from_dict(json.loads((out / 'config.json').read_text()))
+        cfg = replace(saved, time_budget=cfg.time_budget, deadline=cfg.deadline)
+    elif is_run(out):
         raise RunError(f"{out} already holds a run: pass --resume to finish it, or choose another --out")
-    source = check_start(cfg, resume=resume, backend=backend)  # a mistake: one error, and nothing written to `out`
-    run = RunDir(cfg.out)
-    for f in (run.stop_file, run.train_done_file) if resume else ():
-        f.unlink(missing_ok=True)
-    retried = run.clear_retries() if resume else []  # retryable errors of the last invocation: tried again now
-    L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, resume, source))
-    write_submission(build_submission(run, L.tasks, L.bad), run.submission_file)  # valid from the first second
-    if cfg.time_budget is not None:
-        L.deadline, L.grace = t_start + cfg.time_budget, min(30.0, max(1.0, 0.03 * cfg.time_budget))
-    run.emit(
-        'run_start',
-        **L.base,
-        resume=resume,
-        tasks=len(L.tasks),
-        bad_tasks=len(L.bad),
-        time_budget=cfg.time_budget,
-        retried=retried,
-    )
-    L.cut = L.deadline is not None and time.time() >= L.deadline - L.grace - 1.0  # the budget is spent before any start
-    if cfg.model == 'tiny' and not (run.path / 'tiny-model' / 'config.json').exists() and not L.cut:
-        from arc_nb.model import make_tiny_model
+    source = check_start(cfg, resume=is_run(out), backend=backend)  # a mistake: one error, nothing written to `out`
+    try:
+        hold = hold_run(out)
+    except OSError as e:  # a read-only or full disk: one line
+        raise RunIOError(e, out) from None
+    try:
+        if not resume and is_run(out):  # another launcher set it up since our look
+            raise RunError(f"{out} already holds a run: pass --resume to finish it, or choose another --out")
+        if not is_run(out) and source is None:
+            source = check_start(cfg, backend=backend)
+        return _open(cfg, RunDir(cfg.out), hold, resume, backend, t_start, source)
+    except BaseException:
+        hold.close()
+        raise
 
-        make_tiny_model(run.path / 'tiny-model')
-    if cfg.model == 'tiny':
-        check_fit(cfg, run.path / 'tiny-model')
-    return L
+
+def _open(cfg, run, hold, resume, backend, t_start, source) -> Launch:
+    "`open_run` once the run is held; an OSError: one line (`RunIOError`)."
+    try:
+        remove_stale(run)
+        for f in (run.stop_file, run.train_done_file):
+            f.unlink(missing_ok=True)
+        retried = run.clear_retries() if resume else []  # retryable errors of the last invocation: tried again now
+        L = Launch(cfg, run, backend or LocalBackend(), resume, t_start, *_prepare(cfg, run, is_run(run.path), source))
+        L.hold = hold
+        L.bad_reasons = {
+            e['task']: e['message']
+            for e in run.events()
+            if e.get('event') == 'task_error' and e.get('worker') == 'launcher' and e.get('task') in L.bad
+        }
+        write_submission(build_submission(run, L.tasks, L.bad), run.submission_file)  # valid from the first second
+        ends = [t for t in (t_start + cfg.time_budget if cfg.time_budget else None, cfg.deadline) if t is not None]
+        if ends:
+            L.deadline = min(ends)
+            L.grace = min(30.0, max(1.0, 0.03 * (L.deadline - t_start)))
+        run.emit('run_start', **L.base, resume=resume, tasks=len(L.tasks), bad_tasks=len(L.bad),
+                 time_budget=cfg.time_budget, started=t_start, deadline=L.deadline, retried=retried)  # fmt: skip
+        L.cut = L.deadline is not None and time.time() >= L.deadline - L.grace - 1.0  # the budget is spent already
+        tiny = run.path / 'tiny-model'
+        if cfg.model == 'tiny' and not (tiny / 'config.json').exists() and not L.cut:
+            _write_tiny(tiny)
+        if cfg.model == 'tiny':
+            check_fit(cfg, tiny)
+        return L
+    except OSError as e:
+        raise RunIOError(e, run.path) from None
 
 # %% ../nbs/07_scheduler.ipynb
 def start_slots(L: Launch, progress=True):
@@ -1294,6 +1546,9 @@ def start_slots(L: Launch, progress=True):
     if progress:
         from tqdm.auto import tqdm
 
+        for t in sorted(L.bad):
+            print(f"bad task {t}: {L.bad_reasons.get(t, 'malformed')}", file=sys.stderr)
+
         L.bar = tqdm(
             total=len(L.tasks), desc='predicted', unit='task', initial=len(L.tasks) - len(todo), mininterval=2.0
         )
@@ -1304,10 +1559,14 @@ def tail_events(L: Launch):
     recs, L.offset = read_jsonl(L.run.events_file, L.offset)
     L.loaded.update(e['pid'] for e in recs if e.get('event') == 'model_load')
     L.sent_back.update(e.get('task') for e in recs if e.get('event') == 'adapter_bad')
+    for e in recs:
+        if e.get('event') in ('train_end', 'infer_end'):
+            L.progress[e['pid']] = L.progress.get(e['pid'], 0) + 1
 
 # %% ../nbs/07_scheduler.ipynb
 def poll_slots(L: Launch):
-    "Mark finished workers, restart dead ones (up to `max_restarts`); a failure before the model loads stops the run."
+    """Mark finished workers, restart dead ones (up to `max_restarts` in a row without a finished task); a failure before
+    the model loads stops the run."""
     run = L.run
     for s in L.slots:
         rc = None if s.finished or s.handle is None else L.backend.exit_code(s)
@@ -1321,12 +1580,16 @@ def poll_slots(L: Launch):
                 f"worker {s.name} failed on start (exit {rc}); its log "
                 f"{run.path / 'logs' / (s.name + '.log')} ends:\n{_log_tail(run, s)}"
             )
+        if L.progress.get(s.pid):  # it finished a task since its start: the count of restarts in a row starts again
+            s.restarts = 0
         if s.restarts >= L.cfg.max_restarts:
             s.finished = True
+            L.given_up.append(s.name)
             run.emit(
                 'task_error',
                 **L.base,
-                message=f"worker {s.name} died {s.restarts + 1} times (exit {rc}); not restarted",
+                message=f"worker {s.name} died {s.restarts + 1} times in a row without finishing a task (exit {rc}); "
+                "not restarted",
             )
             continue
         s.restarts += 1
@@ -1362,7 +1625,8 @@ def update_submission(L: Launch):
         trained = trained_count(run, tasks, L.cfg.mode)
         quick = sum(run.partial(t).exists() for t in tasks)
         quick = f", quick pass only {quick}" if quick else ''
-        L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{quick}{left}", refresh=False)
+        bad = f", bad {len(L.bad)}" if L.bad else ''
+        L.bar.set_postfix_str(f"trained {trained}/{len(tasks)}{quick}{bad}{left}", refresh=False)
         L.bar.update(n_full - L.bar.n)  # redraws at most every mininterval
 
 # %% ../nbs/07_scheduler.ipynb
@@ -1425,8 +1689,9 @@ def poll(L: Launch) -> bool:
 
 # %% ../nbs/07_scheduler.ipynb
 def stop_slots(L: Launch) -> dict:
-    "STOP, then the workers and the monitor stopped; returns the final submission, written."
-    L.run.stop_file.touch()
+    """STOP, then the workers and the monitor stopped; returns the final submission, written. An OSError of those writes
+    stops nothing: it is kept in `L.io_error`."""
+    L.io_error = L.io_error or _quietly(L.run.stop_file.touch)
     if L.mon is not None:
         L.mon.terminate()
     L.backend.stop(L.slots, min(L.grace / 2, 5.0) if L.cut else 10.0)
@@ -1439,12 +1704,13 @@ def stop_slots(L: Launch) -> dict:
     if L.bar is not None:
         L.bar.close()
     sub = build_submission(L.run, L.tasks, L.bad)
-    write_submission(sub, L.run.submission_file)
+    L.io_error = L.io_error or _quietly(write_submission, sub, L.run.submission_file)
     return sub
 
 
 def finish(L: Launch, sub: dict) -> dict:
-    "`deadline` if the budget cut the run, the submission checked, score.json with solutions, `run_end`; the summary."
+    """`deadline` if the budget cut the run, the submission checked, score.json with solutions, `run_end`; the summary,
+    with what is left (`outcomes`) and the `exit_code`."""
     run, tasks, bad = L.run, L.tasks, L.bad
     missing = [t for t in tasks if not run.predicted(t)]
     quick = [t for t in tasks if run.partial(t).exists()]
@@ -1474,28 +1740,45 @@ def finish(L: Launch, sub: dict) -> dict:
         'deadline_cut': L.cut,
         'retryable': [t for t in tasks if run.deferred(t)],  # left by an error of the environment: --resume retries
         'locks_missing': L.locks_lost,  # the run stopped because RUN/locks/ disappeared: --resume finishes it
+        'bad_reasons': {t: L.bad_reasons.get(t, 'malformed') for t in sorted(bad)},
+        **outcomes(run, tasks),
+        'slots_given_up': L.given_up,
     }
+    summary['exit_code'] = exit_code(summary)
     if (run.path / 'solutions.json').exists():
         sols = json.loads((run.path / 'solutions.json').read_text())
         per = score_submission(sub, sols)['per_task'] | {k: 0.0 for k in bad}  # a malformed task scores nothing
         sc = {'score': 100 * sum(per.values()) / len(per), 'tasks': len(per), 'per_task': per}
         write_json(run.score_file, sc)
         summary['score'] = sc['score']
-    run.emit('run_end', **L.base, **{k: v for k, v in summary.items() if k != 'run'})
+    run.emit('run_end', **L.base, **{k: v for k, v in summary.items() if k not in ('run', 'bad_reasons')})
     return summary
 
 # %% ../nbs/07_scheduler.ipynb
 def launch(cfg: RunConfig | None = None, *, resume=False, progress=True, backend=None, started=None, **kw) -> dict:
     """Run TTT over the tasks of `cfg` (or resume the run in `cfg.out`); returns a summary with the score when solutions
-    are known. The time budget counts from `started` (a `time.time()`; default: now)."""
+    are known, what is left undone and the `exit_code`. The time budget counts from `started` (a `time.time()`; default:
+    now). An I/O error of the launcher stops its workers and monitor, then raises one `RunIOError`."""
     L = open_run(cfg, resume=resume, backend=backend, started=started, **kw)
-    start_slots(L, progress)
     try:
-        while not poll(L):
-            time.sleep(0.25)
+        err = None
+        try:
+            start_slots(L, progress)
+            while not poll(L):
+                time.sleep(0.25)
+        except OSError as e:
+            err = e
+        finally:
+            sub = stop_slots(L)
+        err = err or L.io_error
+        if err is None:
+            try:
+                return finish(L, sub)
+            except OSError as e:
+                err = e
+        raise RunIOError(err, L.run.path) from None
     finally:
-        sub = stop_slots(L)
-    return finish(L, sub)
+        L.hold.close()  # the run is free for the next launcher
 
 # %% ../nbs/07_scheduler.ipynb
 def cache_share(model, cfg: RunConfig, total_bytes=None) -> float:

@@ -202,7 +202,7 @@ def run_arc_nb(run_path, model, ids, way, regime, slots, budget, smoke, K=None, 
     p = subprocess.run([sys.executable, '-c', 'import sys; from arc_nb.cli import main; sys.exit(main())', 'run', '--config', str(cf),
                         '--out', str(run_path), '--quiet'], env=env, capture_output=True, text=True)
     t1 = time.time()
-    if p.returncode != 0: log(f'  arc-nb run failed ({p.returncode}):', p.stderr[-3000:])
+    if p.returncode not in (0, 4, 5): log(f'  arc-nb run failed ({p.returncode}):', p.stderr[-3000:])  # 4, 5: bad tasks, work undone
     ev = [json.loads(l) for l in (Path(run_path)/'events.jsonl').read_text().splitlines() if l.strip()]
     return dict(t0=t0, t1=t1, cut=any(e['event'] == 'deadline' for e in ev), rc=p.returncode,  # the launcher's cut, or workers that stopped claiming
                 stderr=p.stderr[-2000:] if p.returncode else '')

@@ -142,7 +142,7 @@ def test_time_budget_far_too_small(tmp_path):
                                        '--gpus', 'cpu', '--epochs', '200', '--n', '8', '--max-seq-len', '4096', '--lora-rank', '8',
                                        '--time-budget', str(budget)], capture_output=True, text=True, timeout=120)
     wall = time.time() - t0
-    assert r.returncode == 0, r.stderr
+    assert r.returncode == 5, r.stderr  # work left undone: the budget cut it
     assert wall < budget + 4, wall  # a few seconds of grace for interpreter start and process exit
     run = RunDir(out)
     sub = json.loads(run.submission_file.read_text())
