@@ -23,7 +23,7 @@ from arc_nb.scoring import (
 # %% auto 0
 __all__ = ['SOURCE_HELP', 'cmd_score', 'cmd_validate', 'cmd_baseline', 'cmd_make_tiny_model', 'run_flags', 'read_config_file',
            'run_config_from_args', 'resume_ignored', 'cmd_run', 'cmd_plot', 'check_grid', 'cmd_sweep', 'cmd_kaggle',
-           'cmd_pretrain', 'cmd_shrink_vocab', 'build_parser', 'main', 'cmd_watch']
+           'cmd_pretrain', 'cmd_shrink_vocab', 'cmd_watch', 'build_parser', 'main']
 
 # %% ../nbs/12_cli.ipynb
 SOURCE_HELP = f"a named set ({', '.join(NAMED_SETS)}), a Kaggle *_challenges.json file, or a folder of task .json files"
@@ -227,6 +227,16 @@ def cmd_sweep(a):
     base = run_config_from_args(argparse.Namespace(**{**vars(a), 'out': 'unused'}))
     grid = dict(a.param)
     check_grid(base, grid)
+    if a.detect is not None:
+        from arc_nb.experiments import sweep_power
+
+        if a.detect <= 0:
+            raise ValueError(f"--detect must be a positive number of score points, got {a.detect:g}")
+        d, warn = sweep_power(base, a.seeds, a.detect)
+        print(
+            f"warning: {warn}" if warn else f"this sweep detects differences of about {d:.1f} points or more",
+            file=sys.stderr,
+        )
     if a.backend == 'ray':
         from arc_nb.cluster import sweep_ray
 
@@ -368,6 +378,13 @@ def _add_run_parsers(sub):
     )
     s.add_argument('--seeds', type=int, default=3, help="seeds per setting [default: 3]")
     s.add_argument(
+        '--detect',
+        type=float,
+        metavar='POINTS',
+        help="the smallest difference (score points) you want the sweep to see: it says first, from measured noise, "
+        "whether its tasks and seeds can (80%% power, 5%% two-sided), and what size would",
+    )
+    s.add_argument(
         '--parallel',
         type=int,
         default=1,
@@ -473,35 +490,6 @@ def _add_shrink_vocab_parser(sub):
     s.set_defaults(func=cmd_shrink_vocab)
 
 # %% ../nbs/12_cli.ipynb
-def build_parser() -> argparse.ArgumentParser:
-    what = "Per-task test-time training on ARC: train a LoRA per task, predict, score."
-    p = argparse.ArgumentParser(prog='arc-nb', description=what)
-    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for add in (
-        _add_check_parsers,
-        _add_run_parsers,
-        _add_pretrain_parser,
-        _add_kaggle_parser,
-        _add_shrink_vocab_parser,
-    ):
-        add(sub)
-    return p
-
-
-def main(argv=None) -> int:
-    "Entry point of the `arc-nb` console script."
-    # `arc-nb run`'s budget counts from the command's own start: as a console script (argv None), the import of this
-    # module, its first line of code; called from Python, now. Never a parent's start (`bash -c '... && arc-nb run'`).
-    started = _LOADED if argv is None else time.time()
-    a = build_parser().parse_args(argv)
-    a.started = started
-    try:
-        return a.func(a)
-    except ValueError as e:  # ARCDataError, TokenizerError and other bad input: one line, no traceback
-        print(f"arc-nb {a.command}: error: {e}", file=sys.stderr)
-        return 2
-
-# %% ../nbs/12_cli.ipynb
 def cmd_watch(a):
     """Where a run stands: tasks trained / predicted / failed of the total, what each slot is doing and since when, each
     GPU's utilisation and memory (or CPU and RAM), time left of the budget; refreshed every --interval seconds until
@@ -537,11 +525,31 @@ def _add_watch_parser(sub):
     s.set_defaults(func=cmd_watch)
 
 # %% ../nbs/12_cli.ipynb
-_parser_without_watch = build_parser
-
-
 def build_parser() -> argparse.ArgumentParser:
-    "`arc-nb`'s parser, `watch` included."
-    p = _parser_without_watch()
-    _add_watch_parser(next(x for x in p._actions if isinstance(x, argparse._SubParsersAction)))
+    what = "Per-task test-time training on ARC: train a LoRA per task, predict, score."
+    p = argparse.ArgumentParser(prog='arc-nb', description=what)
+    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for add in (
+        _add_check_parsers,
+        _add_run_parsers,
+        _add_pretrain_parser,
+        _add_kaggle_parser,
+        _add_shrink_vocab_parser,
+        _add_watch_parser,
+    ):
+        add(sub)
     return p
+
+
+def main(argv=None) -> int:
+    "Entry point of the `arc-nb` console script."
+    # `arc-nb run`'s budget counts from the command's own start: as a console script (argv None), the import of this
+    # module, its first line of code; called from Python, now. Never a parent's start (`bash -c '... && arc-nb run'`).
+    started = _LOADED if argv is None else time.time()
+    a = build_parser().parse_args(argv)
+    a.started = started
+    try:
+        return a.func(a)
+    except ValueError as e:  # ARCDataError, TokenizerError and other bad input: one line, no traceback
+        print(f"arc-nb {a.command}: error: {e}", file=sys.stderr)
+        return 2

@@ -321,10 +321,11 @@ def sweep_power(base: RunConfig, seeds: int, points: float, n: dict | None = Non
             )
         n = noise(lr['no_ttt'], [r for r in lr['runs'] if r['lr'] == 1e-3])
     d = detectable_points(n, tasks, seeds)
+    size = f"{tasks} task{'s' if tasks != 1 else ''} x {seeds} seed{'s' if seeds > 1 else ''} per setting"
     if d <= points:
         return d, None
     return d, (
-        f"this sweep ({tasks} tasks x {seeds} seed{'s' if seeds > 1 else ''} per setting) detects differences of about "
+        f"this sweep ({size}) detects differences of about "
         f"{d:.1f} points or more (80% power, 5% two-sided), not {points:g}: use about {tasks_needed(n, points, seeds)} tasks "
         f"at {seeds} seeds, or {tasks_needed(n, points, 10)} at 10 (noise of {n['tasks']} tasks x {n['seeds']} seeds, "
         "the small ARC model's unless given)"

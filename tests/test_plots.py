@@ -46,8 +46,11 @@ def test_sweep_cli_completes_and_resumes(tmp_path):
     n_events = {d: len(RunDir(d).events()) for d in (tmp_path / 'sw').glob('*/seed*')}
     assert len(n_events) == 4
     t0 = time.time()
-    r2 = subprocess.run(arc_nb_cmd() + args, capture_output=True, text=True, timeout=600)
+    r2 = subprocess.run(arc_nb_cmd() + args + ['--detect', '5'], capture_output=True, text=True, timeout=600)
     assert r2.returncode == 0 and time.time() - t0 < 30
+    # one task and two seeds cannot see 5 points: said before the (finished) runs, with the size that would
+    assert 'warning: this sweep (1 task x 2 seeds per setting) detects differences of about' in r2.stderr, r2.stderr
+    assert 'use about' in r2.stderr
     assert {d: len(RunDir(d).events()) for d in n_events} == n_events  # nothing redone
     assert [x['score'] for x in json.loads(r2.stdout)] == [x['score'] for x in rows]
 
