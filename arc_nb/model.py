@@ -70,7 +70,12 @@ def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
     try:
         tok = _tokenizer(path)
         model = AutoModelForCausalLM.from_pretrained(path, **kw)
-    except (OSError, ValueError, KeyError) as e:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        RuntimeError,
+    ) as e:  # RuntimeError: weights whose shapes the config contradicts
         raise ModelError(f"model directory {path} could not be loaded: {e}") from None
     check_tokenizer(tok)  # one token per cell, or a clear TokenizerError
     if not load_in_4bit:

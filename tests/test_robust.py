@@ -1,5 +1,5 @@
 "Issue 25, helper C: done means verified, retryable errors, a damaged event log, a missing locks folder, Ray's resources, a soak of kills."
-import json, math, os, random, signal, subprocess, sys, time
+import re, json, math, os, random, signal, subprocess, sys, time
 from collections import Counter
 from pathlib import Path
 import pytest
@@ -86,7 +86,9 @@ def test_rc_damaged_event_log_is_skipped_with_one_warning(tmp_path):
     r = subprocess.run(arc_nb_cmd() + ['run', '--resume', '--out', str(run.path), '--quiet'], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     check_complete(run, TASKS)
-    assert f"{run.events_file}: line {n + 1} and 2 more not a JSON record" in r.stderr, r.stderr
+    # the half line is a complete (bad) line only once the resume's first event is appended after it: whether the first
+    # read sees it depends on timing, so 1 or 2 more
+    assert re.search(re.escape(f"{run.events_file}: line {n + 1} and ") + "[12] more not a JSON record", r.stderr), r.stderr
     assert r.stderr.count(f"warning: {run.events_file}") == 1 and 'Traceback' not in r.stderr
     assert [e['resume'] for e in run.events() if e['event'] == 'run_start'] == [False, True]  # not glued onto the half line
     assert per_task(run, 'infer_end') == Counter({t: 1 for t in TASKS})

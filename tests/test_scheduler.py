@@ -205,7 +205,9 @@ def test_bad_model_stops_the_launcher(tmp_path):
     assert r.returncode == 2 and 'has no weights' in r.stderr and not (tmp_path / 'r2').exists(), r.stderr  # refused up front
     # a folder that passes the launcher's checks (weights, tokenizer) but no worker can load: the workers' failure stops it
     from arc_nb.model import make_tiny_model
-    make_tiny_model(tmp_path / 'broken'); (tmp_path / 'broken' / 'config.json').write_text('{"model_type": "nosuchmodel"}')
+    make_tiny_model(tmp_path / 'broken')
+    c = json.loads((tmp_path / 'broken' / 'config.json').read_text())  # weights whose shapes the config contradicts
+    (tmp_path / 'broken' / 'config.json').write_text(json.dumps(dict(c, intermediate_size=2 * c['intermediate_size'])))
     t0 = time.time()
     r = subprocess.run(arc_nb_cmd() + ['run', '--out', str(tmp_path / 'r2'), '--tasks', '2', '--gpus', 'cpu', '--model', str(tmp_path / 'broken')],
                        capture_output=True, text=True, timeout=120)
