@@ -12,8 +12,8 @@ from .encoding import check_tokenizer, make_compact_tokenizer
 
 # %% auto 0
 __all__ = ['DTYPES', 'FAMILIES', 'DEFAULT_TARGETS', 'ModelError', 'resolve_device', 'load_base', 'make_tiny_model', 'lora_layers',
-           'saved_modules', 'reset_lora', 'attach_lora', 'lora_state', 'AdapterWriter', 'save_adapter',
-           'load_adapter_weights', 'SlotLoRA']
+           'saved_modules', 'reset_lora', 'missing_modules', 'attach_lora', 'lora_state', 'AdapterWriter',
+           'save_adapter', 'load_adapter_weights', 'SlotLoRA']
 
 # %% ../nbs/04_model.ipynb
 class ModelError(ValueError):
@@ -166,6 +166,13 @@ def _names(x) -> list:
     return [t.strip() for t in x.split(',') if t.strip()] if isinstance(x, str) else list(x or [])
 
 
+def missing_modules(model, target_modules=(), modules_to_save=()) -> list:
+    """The names in `target_modules` and `modules_to_save` (lists or comma-separated) that no module of `model` has as its
+    last name part: what peft would fail on. The launcher asks it of a model built on the meta device, before any worker."""
+    names = {n.rsplit('.', 1)[-1] for n, _ in model.named_modules()}
+    return [t for t in _names(target_modules) + _names(modules_to_save) if t not in names]
+
+
 def attach_lora(
     model,
     *,
@@ -185,8 +192,7 @@ def attach_lora(
 
     if lora_dtype not in ('float32', 'base'):
         raise ValueError(f"lora_dtype must be 'float32' or 'base', not {lora_dtype!r}")
-    names = {n.rsplit('.', 1)[-1] for n, _ in model.named_modules()}
-    unknown = [t for t in _names(target_modules) + _names(modules_to_save) if t not in names]
+    unknown = missing_modules(model, target_modules, modules_to_save)
     if unknown:
         raise ModelError(
             f"the model has no module named {', '.join(unknown)}: target_modules / modules_to_save name modules such as "

@@ -1182,7 +1182,7 @@ def check_targets(cfg: RunConfig, model_dir) -> None:
     the meta device (no memory, no weights read; about a second for a 7B config), so a name the model lacks (a BERT's
     `query` for `q_proj`) stops the run here rather than in every worker."""
     from transformers import AutoConfig, AutoModelForCausalLM
-    from arc_nb.model import _names
+    from arc_nb.model import missing_modules
 
     import torch
 
@@ -1196,10 +1196,10 @@ def check_targets(cfg: RunConfig, model_dir) -> None:
             m = AutoModelForCausalLM.from_config(conf)
     finally:
         hf_logging.set_verbosity(level)
-    names = {n.rsplit('.', 1)[-1] for n, _ in m.named_modules()}
     tc = cfg.ttt_config
-    missing = [t for t in _names(tc.target_modules) + _names(tc.modules_to_save) if t not in names]
+    missing = missing_modules(m, tc.target_modules, tc.modules_to_save)
     if missing:
+        names = {n.rsplit('.', 1)[-1] for n, _ in m.named_modules()}
         have = sorted(
             n for n in names if n.endswith(('proj', 'embed_tokens', 'lm_head', 'query', 'key', 'value', 'dense'))
         )
@@ -1263,9 +1263,7 @@ def hold_run(out):
     else:
         pid = _holder(f)
         f.close()
-        raise RunError(
-            f"{out} is held by another launcher (pid {pid}): one launcher per run; wait for it to end, or stop it"
-        ) from None
+        raise _held_by(out, pid)
     f.truncate(0)
     f.write(f"{os.getpid()}\n")
     f.flush()
@@ -1285,10 +1283,13 @@ def check_free(out):
         try:
             fcntl.flock(f, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise RunError(
-                f"{out} is held by another launcher (pid {_holder(f)}): one launcher per run; wait for it to end, or "
-                "stop it"
-            ) from None
+            raise _held_by(out, _holder(f)) from None
+
+
+def _held_by(out, pid) -> RunError:
+    return RunError(
+        f"{out} is held by another launcher (pid {pid}): one launcher per run; wait for it to end, or stop it"
+    )
 
 
 def _holder(f, wait=1.0) -> str:
@@ -1339,8 +1340,6 @@ class RunIOError(RunError):
     "The launcher could not write its run folder: one line with the path and the cause; `exit_code` 5 or 1."
 
     def __init__(self, e: OSError, run):
-        import errno
-
         run = Path(run)
         self.exit_code = 5 if (run / 'config.json').exists() else 1
         name = errno.errorcode.get(e.errno, type(e).__name__)
@@ -1367,10 +1366,11 @@ def outcomes(run, tasks) -> dict:
     `quick_only` (no full search yet), `retryable` (left by an error of the environment)))."""
     failed, undone = {}, {'untrained': [], 'unpredicted': [], 'quick_only': [], 'retryable': []}
     for t in tasks:
-        if run.deferred(t) and not (run.predicted(t) and not run.partial(t).exists()):
+        full = run.predicted(t) and not run.partial(t).exists()
+        if run.deferred(t) and not full:
             undone['retryable'].append(t)  # an error of the environment (a full disk, I/O): over for now, not final
         elif run.done(t, 'infer'):
-            if not (run.predicted(t) and not run.partial(t).exists()):
+            if not full:
                 ph = 'train' if run.failed(t, 'train') else 'infer'
                 f = run.error_file(t, ph)
                 try:
