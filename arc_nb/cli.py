@@ -494,7 +494,6 @@ def cmd_watch(a):
     """Where a run stands: tasks trained / predicted / failed of the total, what each slot is doing and since when, each
     GPU's utilisation and memory (or CPU and RAM), time left of the budget; refreshed every --interval seconds until
     the run ends (its run_end, or its launcher gone), or shown once with --once."""
-    import time
     from arc_nb.plots import run_status, render_status
 
     run = Path(a.run)
