@@ -419,9 +419,15 @@ def _add_pretrain_parser(sub):
         "OUT/checkpoint is itself a --model folder.",
     )
     s.add_argument('--out', required=True, help="folder: OUT/checkpoint is read (resume) and written")
-    s.add_argument('--data', default=None, help="training tasks [default: arc-agi-1/training]")
     s.add_argument(
-        '--exclude', default=None, help="drop pairs that also occur in this set [default: arc-agi-1/evaluation]"
+        '--data',
+        default=None,
+        help="training tasks: a set, or several joined by '+' [default: arc-agi-1/training+arc-agi-2/training]",
+    )
+    s.add_argument(
+        '--exclude',
+        default=None,
+        help="drop this set's tasks and every pair with one of its grids [default: arc-agi-1/evaluation]",
     )
     dp = PretrainConfig()
     for n, t, h in (
@@ -434,6 +440,7 @@ def _add_pretrain_parser(sub):
         ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
         ('lr', float, "peak learning rate"),
         ('warmup-steps', int, "warmup steps of each call"),
+        ('holdout', int, "tasks of the first --data set kept out, to choose TTT's defaults on"),
         ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"),
         ('seed', int, "seed"),
     ):

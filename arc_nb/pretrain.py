@@ -16,13 +16,17 @@ from .model import make_tiny_model
 
 # %% auto 0
 __all__ = ['ARCH', 'LIMIT', 'PretrainConfig', 'resume_config', 'task_pairs', 'sample_sequence', 'length_batches', 'collate',
-           'Batches', 'pair_hashes', 'grid_hashes', 'training_pairs', 'leakage', 'export_model', 'pretrain']
+           'Batches', 'pair_hashes', 'grid_hashes', 'union_tasks', 'holdout_ids', 'training_pairs', 'leakage',
+           'export_model', 'pretrain']
 
 # %% ../nbs/05b_pretrain.ipynb
 @dataclass
 class PretrainConfig:
-    data: str = 'arc-agi-1/training'
-    exclude: str | None = 'arc-agi-1/evaluation'  # pairs that also occur here are dropped from the training data
+    # one set or several joined by '+'; a task id in several sets is kept once (the first set's version)
+    data: str = 'arc-agi-1/training+arc-agi-2/training'
+    # its tasks (by id) and every pair with a grid that also occurs here are dropped from the training data
+    exclude: str | None = 'arc-agi-1/evaluation'
+    holdout: int = 48  # training tasks kept out of pretraining, to choose TTT's defaults on (never the evaluation set)
     layers: int = 6
     hidden: int = 256
     heads: int = 8
@@ -155,13 +159,39 @@ def grid_hashes(tasks: dict[str, Task]) -> set:
     return {_h(g) for t in tasks.values() for g in t.grids}
 
 
-def training_pairs(cfg) -> dict:
-    "The pretraining pairs per task, without any pair that also occurs in `cfg.exclude` (the evaluation set)."
-    pairs = task_pairs(load_tasks(cfg.data))
+def union_tasks(names: str) -> dict[str, Task]:
+    "The tasks of one set or several joined by '+'; a task id found in several sets is kept once (the first set's)."
+    out = {}
+    for name in names.split('+'):
+        for k, t in load_tasks(name.strip()).items():
+            out.setdefault(k, t)
+    return out
+
+
+def holdout_ids(cfg) -> list[str]:
+    """The `cfg.holdout` tasks of the first set of `cfg.data` kept out of pretraining: a fixed draw by hash of the task
+    id, the same on every machine, for choosing TTT's defaults without the evaluation set (`--data FIRST_SET --tasks
+    IDS` runs them)."""
+    ids = sorted(load_tasks(cfg.data.split('+')[0].strip()))
     if cfg.exclude:
-        bad = pair_hashes(load_tasks(cfg.exclude))
-        pairs = {k: [(i, o) for i, o in ps if _h(i) + _h(o) not in bad] for k, ps in pairs.items()}
-    return pairs
+        ev = set(load_tasks(cfg.exclude))
+        ids = [k for k in ids if k not in ev]
+    return sorted(sorted(ids, key=lambda k: hashlib.sha1(f"holdout:{k}".encode()).hexdigest())[: cfg.holdout])
+
+
+def training_pairs(cfg) -> dict:
+    """The pretraining pairs per task: `cfg.data` without the held-out tasks, without the tasks of `cfg.exclude` (the
+    evaluation set, by id) and without any pair whose input or output grid occurs in it (by exact grid hash)."""
+    tasks = union_tasks(cfg.data)
+    drop = set(holdout_ids(cfg)) if cfg.holdout else set()
+    bad = set()
+    if cfg.exclude:
+        ev = load_tasks(cfg.exclude)
+        drop |= set(ev)
+        bad = grid_hashes(ev)
+    pairs = task_pairs({k: t for k, t in tasks.items() if k not in drop})
+    pairs = {k: [(i, o) for i, o in ps if _h(i) not in bad and _h(o) not in bad] for k, ps in pairs.items()}
+    return {k: ps for k, ps in pairs.items() if ps}
 
 
 def leakage(train: dict, evaluation: dict) -> dict:
