@@ -5,6 +5,7 @@
 #                    than the evaluation subset's largest task), seed 0; the best score (then the shortest runtime)
 #                    becomes SW/defaults.json; then the evaluation subset at those defaults and at epochs 0, 3 seeds
 #   sweeps LIMIT   : every other sweep around the defaults on the evaluation subset, 3 seeds each
+#   all LIMIT      : defaults, then the evaluation and the sweeps at once (one call; the sweeps get what is left)
 # Env: MODEL (default .carry/model), SW (sweep folder, default /tmp/sw), TASKS (default smallest:100), K (tasks per
 # worker, default 8), PAR (runs at once per sweep). Writes SW/<sweep>/... and, under $OUT, a tar of SW (no weights).
 set -o pipefail
@@ -31,30 +32,35 @@ finish() {
   [ -n "$OUT" ] && tar -C $SW --exclude='*.safetensors' --exclude='*.bin' -cJf - . | split -b 15M - $OUT/sw_$PHASE.tar.
   echo "phase $PHASE: $(( $(date +%s) - T0 )) s"
 }
-if [ "$PHASE" = defaults ]; then
+sweeps_around() {  # the other sweeps around lr $1, epochs $2, PAR runs at once each
+  common="--data arc-agi-1/evaluation --tasks $TASKS --lr $1 --epochs $2 --seeds 3 --parallel ${PAR:-2}"
+  sweep epochs $common --param epochs=$(python3 -c "print(','.join(str(max(1, round($2 * f))) for f in (0.5, 2)))")
+  sweep lr $common --param lr=$(python3 -c "print(f'{$1 / 3:.3g},{$1 * 3:.3g}')")
+  sweep lora_rank $common --param lora_rank=${RANKS:-8,64}
+  sweep min_prob $common --param min_prob=${MIN_PROBS:-0.05,0.3}
+  sweep n $common --param n=${NS:-1,4}
+  sweep max_seq_len $common --param max_seq_len=${MSLS:-384,640}
+}
+if [ "$PHASE" = defaults ] || [ "$PHASE" = all ]; then
   HOLD=$(python3 benchmarks/sweeps_collect.py --holdout $TASKS) || exit 1
   echo "held-out tasks: $(echo $HOLD | tr ',' '\n' | wc -l)"
-  sweep holdout --data arc-agi-1/training --tasks $HOLD --param lr=${LRS:-3e-4,1e-3,3e-3} --param epochs=${EPS:-5,10,20} \
+  sweep holdout --data arc-agi-1/training --tasks $HOLD --param lr=${LRS:-3e-4,1e-3,3e-3} --param epochs=${EPS:-5,10} \
     --seeds 1 --parallel ${PAR:-9}
   sweep holdout0 --data arc-agi-1/training --tasks $HOLD --param epochs=0 --seeds 1
   wait_until $(( T0 + ${HOLD_LIMIT:-200} ))
-  python3 benchmarks/sweeps_collect.py --pick $SW/holdout > $SW/defaults.json || exit 1
+  python3 benchmarks/sweeps_collect.py --pick $SW/holdout > $SW/defaults.json \
+    || echo '{"lr": 0.001, "epochs": 10, "runs": [], "fallback": "no held-out run finished in time"}' > $SW/defaults.json
   cat $SW/defaults.json
   LR=$(python3 -c "import json; print(json.load(open('$SW/defaults.json'))['lr'])")
   E=$(python3 -c "import json; print(json.load(open('$SW/defaults.json'))['epochs'])")
   sweep eval --data arc-agi-1/evaluation --tasks $TASKS --lr $LR --param epochs=0,$E --seeds 3 --parallel 6
+  [ "$PHASE" = all ] && sweeps_around $LR $E  # at once, behind the evaluation: what the time limit leaves
   wait_until $(( T0 + LIMIT ))
   finish
 elif [ "$PHASE" = sweeps ]; then
   LR=${LR:-$(python3 -c "import json; print(json.load(open('$SW/defaults.json'))['lr'])")}
   E=${EPOCHS:-$(python3 -c "import json; print(json.load(open('$SW/defaults.json'))['epochs'])")}
-  common="--data arc-agi-1/evaluation --tasks $TASKS --lr $LR --epochs $E --seeds 3 --parallel ${PAR:-2}"
-  sweep epochs $common --param epochs=$(python3 -c "print(','.join(str(max(1, round($E * f))) for f in (0.5, 2)))")
-  sweep lr $common --param lr=$(python3 -c "print(f'{$LR / 3:.3g},{$LR * 3:.3g}')")
-  sweep lora_rank $common --param lora_rank=${RANKS:-8,64}
-  sweep min_prob $common --param min_prob=${MIN_PROBS:-0.05,0.3}
-  sweep n $common --param n=${NS:-1,4}
-  sweep max_seq_len $common --param max_seq_len=${MSLS:-384,640}
+  sweeps_around $LR $E
   wait_until $(( T0 + LIMIT ))
   finish
 else
