@@ -13,9 +13,10 @@ import matplotlib.pyplot as plt
 from .scheduler import RunConfig, RunDir, launch
 
 # %% auto 0
-__all__ = ['mean_ci', 'run_result', 'finished', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table', 'plot_sweep',
-           'quick_mode', 'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base', 'score_matrix',
-           'noise', 'detectable_points', 'tasks_needed', 'power_table', 'sweep_power']
+__all__ = ['SWEPT', 'mean_ci', 'run_result', 'finished', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table',
+           'plot_sweep', 'quick_mode', 'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base',
+           'score_matrix', 'noise', 'detectable_points', 'tasks_needed', 'power_table', 'sweep_power', 'setting_runs',
+           'paired_diff', 'answer', 'sweep_noise', 'conclusion', 'answer_lines', 'plot_answer']
 
 # %% ../nbs/10_experiments.ipynb
 _T975 = [
@@ -330,3 +331,97 @@ def sweep_power(base: RunConfig, seeds: int, points: float, n: dict | None = Non
         f"at {seeds} seeds, or {tasks_needed(n, points, 10)} at 10 (noise of {n['tasks']} tasks x {n['seeds']} seeds, "
         "the small ARC model's unless given)"
     )
+
+# %% ../nbs/10_experiments.ipynb
+SWEPT = ('epochs', 'lr', 'lora_rank', 'max_seq_len', 'min_prob', 'n')
+
+
+def setting_runs(res: dict, param: str) -> list[dict]:
+    """Every record of `param` in a sweeps.json dict, with the runs made at the defaults as its default value (and,
+    for `epochs`, the no-TTT baseline as 0)."""
+    d = res['defaults']
+    src = d['from']
+    base = [r for r in res['runs'] if r['param'] == src['param'] and r['value'] == src['value']]
+    own = [r for r in res['runs'] if r['param'] == param and r['value'] != d[param]]
+    extra = res['baseline'] if param == 'epochs' else []
+    return [{**r, 'param': param, 'value': d[param]} for r in base] + own + list(extra)
+
+
+def paired_diff(a: list[dict], b: list[dict], n_boot: int = 10_000, seed: int = 0) -> dict:
+    """b minus a in score points on the tasks both cover: per task the mean over each side's seeds, the mean over
+    tasks, and a 95% percentile bootstrap interval over tasks."""
+    A, B = score_matrix(a), score_matrix(b)
+    ids = sorted(set(A.index) & set(B.index))
+    d = (B.loc[ids].mean(axis=1) - A.loc[ids].mean(axis=1)).to_numpy() * 100
+    rng = np.random.default_rng(seed)
+    boot = d[rng.integers(0, len(d), (n_boot, len(d)))].mean(axis=1)
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    return dict(
+        diff=float(d.mean()), low=float(lo), high=float(hi), tasks=len(ids), seeds_a=A.shape[1], seeds_b=B.shape[1]
+    )
+
+
+def answer(res: dict, param: str) -> pd.DataFrame:
+    """Per value of `param`: seeds, mean score with its interval over seeds, the difference from the default with its
+    bootstrap interval over tasks, and the work done (mean inference and training tokens per run)."""
+    runs, dv = setting_runs(res, param), res['defaults'][param]
+    ref = [r for r in runs if r['value'] == dv]
+    rows = []
+    for v in sorted({r['value'] for r in runs}):
+        rs = [r for r in runs if r['value'] == v]
+        m, lo, hi = mean_ci([r['score'] for r in rs])
+        pdiff = paired_diff(ref, rs) if v != dv else dict(diff=0.0, low=math.nan, high=math.nan)
+        rows.append({
+            param: v, 'default': v == dv, 'seeds': len(rs), 'score': m, 'ci_low': lo, 'ci_high': hi,
+            'diff': pdiff['diff'], 'diff_low': pdiff['low'], 'diff_high': pdiff['high'],
+            'infer_tokens': float(np.mean([r['infer_tokens'] for r in rs])),
+            'train_tokens': float(np.mean([r['train_tokens'] for r in rs])),
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def sweep_noise(res: dict) -> dict:
+    "The noise a comparison on these tasks has to see through: the default's runs against no TTT (`noise`)."
+    return noise(res['baseline'], setting_runs(res, 'epochs')[: len(res['baseline'])])
+
+
+def conclusion(res: dict, param: str, t: pd.DataFrame | None = None) -> str:
+    "One sentence per non-default value that its interval supports."
+    t = answer(res, param) if t is None else t
+    n, dv = sweep_noise(res), res['defaults'][param]
+    tasks = len(res['runs'][0]['tasks'])
+    out = []
+    for _, r in t[~t['default']].iterrows():
+        s = int(r.seeds)
+        what = f"{param} = {r[param]:g} against {dv:g}: {r['diff']:+.1f} points (95% interval {r.diff_low:+.1f} to {r.diff_high:+.1f}, {tasks} tasks, {s} seed{'s' if s > 1 else ''})"
+        if r.diff_low > 0 or r.diff_high < 0:
+            out.append(f"{what}: {'better' if r['diff'] > 0 else 'worse'} than the default.")
+        else:
+            need = tasks_needed(n, max(abs(r['diff']), 1.0), max(s, 1))
+            out.append(
+                f"{what}: no difference detectable at this size (it detects about {detectable_points(n, tasks, max(s, 1)):.1f} points); "
+                f"{max(abs(r['diff']), 1.0):.1f} points would need about {need} tasks at {max(s, 1)} seeds."
+            )  # fmt: skip
+    return '\n'.join(out)
+
+
+def answer_lines(res: dict, param: str) -> str:
+    "The answer as plain lines (the numbers a test compares with the JSON)."
+    t = answer(res, param)
+    return '\n'.join(
+        f"{param}={r[param]:g}{' (default)' if r['default'] else ''}: score {r.score:.2f} over {int(r.seeds)} seeds; "
+        + ('' if r['default'] else f"diff {r['diff']:+.2f} [{r.diff_low:+.2f}, {r.diff_high:+.2f}]")
+        for _, r in t.iterrows()
+    )
+
+
+def plot_answer(res: dict, param: str, metric: str = 'score', ax=None, reference=None, ref_label='reference'):
+    "The committed runs of `param` as `plot_sweep` draws a sweep (every seed, mean and interval over seeds)."
+    df = pd.DataFrame([{param: r['value'], 'seed': r['seed'], metric: r[metric]} for r in setting_runs(res, param)])
+    ax = plot_sweep(df, param, metric, ax=ax, reference=reference, ref_label=ref_label)
+    m = res['model']
+    ax.set_title(
+        f"{ax.get_title()}\n{m['path']} ({m['params'] / 1e6:.1f}M), {len(res['runs'][0]['tasks'])} tasks, GPU",
+        fontsize=9,
+    )
+    return ax

@@ -9,10 +9,11 @@ for s in sys.argv[2:]:
     st = json.loads((Path(sys.argv[1]) / s / 'checkpoint' / 'state.json').read_text())
     from arc_nb.plots import _safetensors_shapes  # arc_nb on the path
 
-    shapes = _safetensors_shapes(Path(sys.argv[1]) / s / 'checkpoint')
+    shapes = _safetensors_shapes(Path(sys.argv[1]) / s / 'checkpoint')  # weights and both AdamW moments
+    shapes = {k: v for k, v in shapes.items() if not k.endswith(('.m', '.v'))}
     last = [l for _, l in st['losses'][-3:]]
     rows[s] = {
-        'params': sum(int(__import__('math').prod(v)) for k, v in shapes.items() if not k.startswith('adam')),
+        'params': sum(int(__import__('math').prod(v)) for v in shapes.values()),
         'steps': st['step'],
         'tokens': st['tokens'],
         'seconds': round(st['seconds'], 1),

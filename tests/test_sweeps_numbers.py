@@ -1,0 +1,113 @@
+"""The committed GPU sweeps (benchmarks/results/sweeps.json), recomputed here from their per-task results without
+arc_nb.experiments, against the numbers the analysis notebooks show in their committed outputs."""
+
+import json, re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SW = json.loads((ROOT / 'benchmarks' / 'results' / 'sweeps.json').read_text())
+PARAMS = ('epochs', 'lr', 'lora_rank', 'max_seq_len', 'min_prob', 'n')
+RUN_KEYS = {'param', 'value', 'seed', 'tasks', 'score', 'per_task', 'runtime_s', 'gpu'}
+
+
+def test_the_file_has_the_issue_keys_and_every_score_is_its_tasks_mean():
+    m = SW['model']
+    assert {'path', 'params', 'pretrain_tokens', 'data_tasks', 'leakage_pairs', 'ttt_defaults'} <= set(m)
+    assert m['leakage_pairs'] == 0 and {'lr', 'epochs'} <= set(m['ttt_defaults'])
+    assert SW['baseline'] and all(r['param'] == 'epochs' and r['value'] == 0 for r in SW['baseline'])
+    ids = None
+    for r in SW['runs'] + SW['baseline']:
+        assert RUN_KEYS <= set(r), r.keys()
+        assert r['tasks'] == sorted(r['per_task'])
+        assert all(v in (0.0, 0.5, 1.0) or 0 <= v <= 1 for v in r['per_task'].values())
+        assert abs(r['score'] - 100 * sum(r['per_task'].values()) / len(r['per_task'])) < 1e-9
+        ids = ids or r['tasks']
+        assert r['tasks'] == ids  # one fixed evaluation subset
+    assert len(ids) == 100
+    # the seeds of one (param, value) are distinct
+    seen = [(r['param'], r['value'], r['seed']) for r in SW['runs'] + SW['baseline']]
+    assert len(seen) == len(set(seen))
+
+
+def test_the_model_is_the_committed_one():
+    f = ROOT / 'models' / 'arc-small' / 'model.safetensors'
+    with open(f, 'rb') as fh:
+        n = int.from_bytes(fh.read(8), 'little')
+        head = json.loads(fh.read(n))
+    shapes = [v['shape'] for k, v in head.items() if k != '__metadata__' and 'embed_tokens' not in k]
+    assert SW['model']['params'] == sum(int(np.prod(s)) for s in shapes)
+    pt = json.loads((ROOT / 'models' / 'arc-small' / 'pretrain.json').read_text())
+    assert SW['model']['pretrain_tokens'] == pt['tokens']
+
+
+def _runs(param):
+    "(value, record) of a question: the runs at the defaults as the default value, the param's own, no TTT as epochs 0."
+    d = SW['defaults']
+    base = [(d[param], r) for r in SW['runs'] if r['param'] == d['from']['param'] and r['value'] == d['from']['value']]
+    own = [(r['value'], r) for r in SW['runs'] if r['param'] == param and r['value'] != d[param]]
+    return base + own + ([(0, r) for r in SW['baseline']] if param == 'epochs' else [])
+
+
+def _per_task_mean(runs, ids):
+    return np.array([[r['per_task'][t] for r in runs] for t in ids]).mean(axis=1)
+
+
+def expected(param):
+    "value -> (mean score, seeds, diff, low, high): the paired bootstrap over tasks, 10,000 draws, seed 0."
+    rs, dv = _runs(param), SW['defaults'][param]
+    ref = [r for v, r in rs if v == dv]
+    out = {}
+    for v in sorted({v for v, _ in rs}):
+        g = [r for vv, r in rs if vv == v]
+        row = [float(np.mean([r['score'] for r in g])), len(g)]
+        if v != dv:
+            ids = sorted(set(ref[0]['per_task']) & set(g[0]['per_task']))
+            d = (_per_task_mean(g, ids) - _per_task_mean(ref, ids)) * 100
+            boot = d[np.random.default_rng(0).integers(0, len(d), (10_000, len(d)))].mean(axis=1)
+            row += [d.mean(), *np.percentile(boot, [2.5, 97.5])]
+        out[float(v)] = row
+    return out
+
+
+def shown(nb_path, marker):
+    "The text a committed notebook printed in the cell whose source holds `marker`."
+    nb = json.loads(Path(nb_path).read_text())
+    for c in nb['cells']:
+        if c['cell_type'] == 'code' and marker in ''.join(c['source']):
+            return ''.join(''.join(o.get('text', '')) for o in c.get('outputs', []) if o.get('output_type') == 'stream')
+    raise AssertionError(f"{nb_path}: no cell with {marker!r}")
+
+
+NUM = r'([+-]?\d+(?:\.\d+)?(?:e[+-]?\d+)?)'
+
+
+@pytest.mark.parametrize('param', PARAMS)
+def test_each_analysis_notebook_shows_the_json(param):
+    text = shown(ROOT / 'nbs' / 'analysis' / f'{param}.ipynb', f"print(answer_lines(sw, '{param}'))")
+    want = expected(param)
+    got = {}
+    for line in text.splitlines():
+        m = re.match(
+            rf"{param}={NUM}( \(default\))?: score {NUM} over (\d+) seeds;(?: diff {NUM} \[{NUM}, {NUM}\])?", line
+        )
+        if m:
+            v, _, score, seeds, *d = m.groups()
+            got[float(v)] = [float(score), int(seeds)] + [float(x) for x in d if x is not None]
+    assert sorted(got) == sorted(want), (got, want)
+    for v in want:
+        assert got[v][1] == want[v][1]
+        np.testing.assert_allclose(
+            got[v][:1] + got[v][2:], want[v][:1] + want[v][2:], atol=0.006, err_msg=f"{param}={v}"
+        )
+    assert 'no difference detectable' in text or 'than the default' in text  # the sentence of conclusion is there
+
+
+def test_the_seeds_notebook_shows_the_gain():
+    text = shown(ROOT / 'nbs' / 'analysis' / 'seeds.ipynb', "g = paired_diff(sw['baseline'], dflt)")
+    m = re.search(rf"paired over (\d+) tasks: {NUM} points, 95% bootstrap interval \[{NUM}, {NUM}\]", text)
+    assert m, text
+    want = expected('epochs')[0.0]  # no TTT against the defaults: the gain is minus that difference
+    np.testing.assert_allclose([float(x) for x in m.groups()[1:]], [-want[2], -want[4], -want[3]], atol=0.006)
