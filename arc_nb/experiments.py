@@ -393,15 +393,19 @@ def conclusion(res: dict, param: str, t: pd.DataFrame | None = None) -> str:
     out = []
     for _, r in t[~t['default']].iterrows():
         s = int(r.seeds)
-        what = f"{param} = {r[param]:g} against {dv:g}: {r['diff']:+.1f} points (95% interval {r.diff_low:+.1f} to {r.diff_high:+.1f}, {tasks} tasks, {s} seed{'s' if s > 1 else ''})"
+        what = (
+            f"{param} = {r[param]:g} against {dv:g}: {r['diff']:+.1f} points (95% interval {r.diff_low:+.1f} to "
+            f"{r.diff_high:+.1f}, {tasks} tasks, {s} seed{'s' if s > 1 else ''})"
+        )
         if r.diff_low > 0 or r.diff_high < 0:
             out.append(f"{what}: {'better' if r['diff'] > 0 else 'worse'} than the default.")
         else:
-            need = tasks_needed(n, max(abs(r['diff']), 1.0), max(s, 1))
+            pts = max(abs(r['diff']), 1.0)
+            need, can = tasks_needed(n, pts, max(s, 1)), detectable_points(n, tasks, max(s, 1))
             out.append(
-                f"{what}: no difference detectable at this size (it detects about {detectable_points(n, tasks, max(s, 1)):.1f} points); "
-                f"{max(abs(r['diff']), 1.0):.1f} points would need about {need} tasks at {max(s, 1)} seeds."
-            )  # fmt: skip
+                f"{what}: no difference detectable at this size (it detects about {can:.1f} points); "
+                f"{pts:.1f} points would need about {need} tasks at {max(s, 1)} seeds."
+            )
     return '\n'.join(out)
 
 
