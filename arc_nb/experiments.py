@@ -309,18 +309,25 @@ def power_table(n: dict, points=(1, 2, 5), seeds=(1, 3, 5, 10), **kw) -> pd.Data
 def sweep_power(base: RunConfig, seeds: int, points: float, n: dict | None = None) -> tuple[float, str | None]:
     """What a sweep of `base`'s tasks at `seeds` seeds per setting can detect, and a warning when that is more than the
     `points` the user wants to see (None when it can). `n`: the noise (`noise`); by default the small ARC model's,
-    measured on the CPU (`benchmarks/results/lr_cpu.json`): another model's differs, so measure it with a first sweep."""
+    measured on the GPU (`benchmarks/results/sweeps.json`; else the first model's CPU sweep, `lr_cpu.json`): another
+    model's differs, so measure it with a first sweep."""
     from arc_nb.scheduler import check_start
 
     tasks = len(check_start(replace(base, gpus='cpu'))[3])  # the run's own task selection, without starting anything
     if n is None:
-        lr = benchmark_results('lr_cpu')
-        if lr is None:
+        sw, lr = benchmark_results('sweeps'), benchmark_results('lr_cpu')
+        if sw is not None:  # the GPU sweeps: the default TTT against none, 100 tasks x 3 seeds
+            at = sw['defaults']['from']
+            n = noise(
+                sw['baseline'], [r for r in sw['runs'] if r['param'] == at['param'] and r['value'] == at['value']]
+            )
+        elif lr is not None:  # the CPU sweep of the first small model
+            n = noise(lr['no_ttt'], [r for r in lr['runs'] if r['lr'] == 1e-3])
+        else:
             return (
                 math.nan,
-                "no measured noise to judge the sweep's size by (benchmarks/results/lr_cpu.json is missing)",
+                "no measured noise to judge the sweep's size by (benchmarks/results/sweeps.json is missing)",
             )
-        n = noise(lr['no_ttt'], [r for r in lr['runs'] if r['lr'] == 1e-3])
     d = detectable_points(n, tasks, seeds)
     size = f"{tasks} task{'s' if tasks != 1 else ''} x {seeds} seed{'s' if seeds > 1 else ''} per setting"
     if d <= points:
