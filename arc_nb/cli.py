@@ -441,6 +441,7 @@ def _add_pretrain_parser(sub):
         ('lr', float, "peak learning rate"),
         ('warmup-steps', int, "warmup steps of each call"),
         ('holdout', int, "tasks of the first --data set kept out, to choose TTT's defaults on"),
+        ('init-from', str, "start from this model folder's weights and architecture, with a fresh optimizer"),
         ('workers', int, "processes drawing sequences (default: up to 8 on CUDA, none on the CPU)"),
         ('seed', int, "seed"),
     ):

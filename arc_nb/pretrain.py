@@ -27,6 +27,9 @@ class PretrainConfig:
     # its tasks (by id) and every pair with a grid that also occurs here are dropped from the training data
     exclude: str | None = 'arc-agi-1/evaluation'
     holdout: int = 48  # training tasks kept out of pretraining, to choose TTT's defaults on (never the evaluation set)
+    # start from this model folder's weights with a fresh optimizer (e.g. models/arc-small, which keeps no optimizer
+    # state); its architecture replaces layers / hidden / heads / intermediate
+    init_from: str | None = None
     layers: int = 6
     hidden: int = 256
     heads: int = 8
@@ -302,7 +305,17 @@ def _open(out: Path, cfg, dev):
     if cfg.loss_on not in ('outputs', 'query'):
         raise ValueError(f"loss_on must be 'outputs' or 'query', not {cfg.loss_on!r}")
     init = out / 'init'
-    if not resume and not (init / 'config.json').exists():
+    if not resume and cfg.init_from:
+        src = json.loads((Path(cfg.init_from) / 'config.json').read_text())
+        cfg = replace(
+            cfg,
+            layers=src['num_hidden_layers'],
+            hidden=src['hidden_size'],
+            heads=src['num_attention_heads'],
+            intermediate=src['intermediate_size'],
+        )
+        init = Path(cfg.init_from)
+    elif not resume and not (init / 'config.json').exists():
         make_tiny_model(init, seed=cfg.seed, max_positions=max(8192, cfg.max_seq_len), **cfg.model_kwargs())
     model, tok = load_base(ck if resume else init, device=dev, dtype='float32')  # the checkpoint is a model folder
     check_tokenizer(tok)
@@ -310,6 +323,10 @@ def _open(out: Path, cfg, dev):
         model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.95), fused=dev.type == 'cuda'
     )
     state = _load_moments(ck, model, opt) if resume else {'step': 0, 'tokens': 0, 'seconds': 0.0, 'losses': []}
+    if not resume and cfg.init_from:  # what the starting weights had seen, for the record
+        before = Path(cfg.init_from) / 'pretrain.json'
+        prior = json.loads(before.read_text()) if before.exists() else {}
+        state['init'] = {'from': cfg.init_from, **{k: prior[k] for k in ('tokens', 'seconds', 'step') if k in prior}}
     state['config'] = asdict(cfg)
     return cfg, model, opt, state
 

@@ -4,12 +4,20 @@
 # over the last three logged points (equal wall-clock time) continues for TRAIN seconds more. The exported model
 # (fp16, a --model folder) goes to MODEL_DIR (default .carry/model, ignored by git: a chained call finds it there)
 # and, with the screen's table and logs, under $OUT.  Usage: benchmarks/pretrain_select.sh [SCREEN] [TRAIN]
+# INIT=MODEL_DIR skips the screen and trains MODEL_DIR's weights on for TRAIN seconds (a fresh optimizer): how a later
+# call continues models/arc-small.
 set -eo pipefail
 SCREEN=${1:-80}; TRAIN=${2:-230}; MODEL_DIR=${MODEL_DIR:-.carry/model}; OUT=${OUT:-/tmp/pt_out}
 SIZES=${SIZES:-"6:256:8:1024 8:320:8:1280 8:384:8:1536"}
 PT=${PT_DIR:-/tmp/ps}; mkdir -p $PT $OUT
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 10 > $OUT/gpu.csv 2>/dev/null &
 arcnb() { python3 -c "import sys; from arc_nb.cli import main; sys.exit(main())" "$@"; }
+if [ -n "$INIT" ]; then
+  arcnb pretrain --out $PT/cont --init-from $INIT --time-limit $TRAIN --quiet --export $MODEL_DIR ${PT_ARGS} 2>&1 | tail -3
+  kill %1 2>/dev/null || true
+  cp -r $MODEL_DIR $OUT/model; cp $PT/cont/checkpoint/state.json $OUT/state.json
+  exit 0
+fi
 for s in $SIZES; do
   IFS=: read L H A I <<< "$s"
   arcnb pretrain --out $PT/$s --layers $L --hidden $H --heads $A --intermediate $I --time-limit $SCREEN \
