@@ -16,7 +16,7 @@ from .scheduler import RunConfig, RunDir, launch
 __all__ = ['SWEPT', 'mean_ci', 'run_result', 'finished', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table',
            'plot_sweep', 'quick_mode', 'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base',
            'score_matrix', 'noise', 'detectable_points', 'tasks_needed', 'power_table', 'sweep_power', 'setting_runs',
-           'paired_diff', 'answer', 'sweep_noise', 'conclusion', 'answer_lines', 'plot_answer']
+           'paired_diff', 'answer', 'sweep_noise', 'conclusion', 'answer_lines', 'plot_answer', 'rate_ci']
 
 # %% ../nbs/10_experiments.ipynb
 _T975 = [
@@ -436,3 +436,29 @@ def plot_answer(res: dict, param: str, metric: str = 'score', ax=None, reference
         fontsize=9,
     )
     return ax
+
+# %% ../nbs/10_experiments.ipynb
+def _poisson_cdf(k: int, mu: float) -> float:
+    "P(X <= k) for X ~ Poisson(mu)."
+    term = total = math.exp(-mu)
+    for i in range(1, k + 1):
+        term *= mu / i
+        total += term
+    return total
+
+
+def rate_ci(count: int, seconds: float, per: float = 3600.0, alpha: float = 0.05) -> tuple[float, float, float]:
+    """(rate, low, high) of `count` events (tasks finished) in `seconds`, per `per` seconds (default: an hour), with
+    the exact (Garwood) Poisson interval: what one run's tasks per GPU-hour can be trusted to, when it finished few."""
+
+    def solve(f):  # the mu where f turns from False to True, by bisection
+        lo, hi = 0.0, 10.0 + 10 * count
+        for _ in range(200):
+            mid = (lo + hi) / 2
+            lo, hi = (lo, mid) if f(mid) else (mid, hi)
+        return (lo + hi) / 2
+
+    low = 0.0 if count == 0 else solve(lambda mu: 1 - _poisson_cdf(count - 1, mu) >= alpha / 2)
+    high = solve(lambda mu: _poisson_cdf(count, mu) <= alpha / 2)
+    k = per / seconds
+    return count * k, low * k, high * k
