@@ -1,6 +1,7 @@
 """benchmarks/results/sweeps.json from the folders that sweeps_gpu.sh and pretrain_select.sh wrote on the GPU machine.
-Usage: python benchmarks/sweeps_json.py SW SCREEN_JSON [--tar]   (SW: the sweep folder, unpacked from sw_*.tar.*;
-SCREEN_JSON: pretrain_select.sh's screen.json). --tar also writes results/sweeps_runs.tar.xz (each run's config,
+Usage: python benchmarks/sweeps_json.py SW[,SW2...] SCREEN_JSON [--tar]   (SW: the sweep folder, unpacked from
+sw_*.tar.*; several, comma-separated, merge: a run finished in an earlier folder wins, and the first folder's
+defaults.json and held-out runs are used; SCREEN_JSON: pretrain_select.sh's screen.json). --tar also writes results/sweeps_runs.tar.xz (each run's config,
 score and events: what the JSON was read from)."""
 
 import json, sys, tarfile
@@ -12,7 +13,8 @@ from arc_nb.pretrain import PretrainConfig, leakage, training_pairs, holdout_ids
 from arc_nb.plots import model_figures
 
 ROOT = Path(__file__).resolve().parents[1]
-SW, SCREEN = Path(sys.argv[1]), Path(sys.argv[2])
+SWS, SCREEN = [Path(x) for x in sys.argv[1].split(',')], Path(sys.argv[2])
+SW = SWS[0]
 MODEL = ROOT / 'models' / 'arc-small'
 SWEEPS = ('epochs', 'lr', 'lora_rank', 'min_prob', 'n', 'max_seq_len')
 
@@ -49,14 +51,20 @@ def folder_runs(d):
     return [(dict(kv.split('=', 1) for kv in r.parent.name.split(',')), r) for r in sorted(d.glob('*/seed*'))]
 
 
-runs, baseline, unfinished, held = [], [], [], []
-for name in ('eval', *SWEEPS):
-    for st, r in folder_runs(SW / name):
-        ((p, v),) = st.items()
-        if not finished(r):
-            unfinished.append({'param': p, 'value': num(v), 'seed': int(r.name[4:]), 'sweep': name})
-            continue
-        (baseline if (p, num(v)) == ('epochs', 0) else runs).append(record(p, v, r))
+runs, baseline, unfinished, held, done = [], [], [], [], set()
+for sw_dir in SWS:
+    for name in ('eval', *SWEEPS):
+        for st, r in folder_runs(sw_dir / name):
+            ((p, v),) = st.items()
+            key = (p, num(v), int(r.name[4:]))
+            if key in done:
+                continue
+            if not finished(r):
+                unfinished.append({'param': p, 'value': num(v), 'seed': key[2], 'sweep': name})
+                continue
+            done.add(key)
+            (baseline if (p, num(v)) == ('epochs', 0) else runs).append(record(p, v, r))
+unfinished = [u for u in unfinished if (u['param'], u['value'], u['seed']) not in done]
 for name in ('holdout', 'holdout0'):
     for st, r in folder_runs(SW / name):
         if finished(r):
@@ -121,7 +129,8 @@ print(
 )
 if '--tar' in sys.argv:
     with tarfile.open(ROOT / 'benchmarks' / 'results' / 'sweeps_runs.tar.xz', 'w:xz') as t:
-        for f in sorted(SW.glob('*/*/seed*/*')):
-            if f.name in ('config.json', 'score.json', 'events.jsonl'):
-                t.add(f, arcname=str(f.relative_to(SW)))
+        for i, d in enumerate(SWS):
+            for f in sorted(d.glob('*/*/seed*/*')):
+                if f.name in ('config.json', 'score.json', 'events.jsonl'):
+                    t.add(f, arcname=(f'{i}/' if len(SWS) > 1 else '') + str(f.relative_to(d)))
         t.add(SW / 'defaults.json', arcname='defaults.json')
