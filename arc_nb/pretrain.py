@@ -288,7 +288,7 @@ def export_model(ckpt, out) -> Path:
     st = json.loads((ckpt / 'state.json').read_text())
     write_json(
         out / 'pretrain.json',
-        {k: st[k] for k in ('step', 'tokens', 'seconds', 'config', 'losses') if k in st},
+        {k: st[k] for k in ('step', 'tokens', 'seconds', 'config', 'losses', 'init') if k in st},
         indent=1,
     )
     return out
@@ -306,6 +306,8 @@ def _open(out: Path, cfg, dev):
         raise ValueError(f"loss_on must be 'outputs' or 'query', not {cfg.loss_on!r}")
     init = out / 'init'
     if not resume and cfg.init_from:
+        if not (Path(cfg.init_from) / 'config.json').exists():
+            raise ValueError(f"init_from {cfg.init_from} has no config.json: give a model folder (save_pretrained)")
         src = json.loads((Path(cfg.init_from) / 'config.json').read_text())
         cfg = replace(
             cfg,
