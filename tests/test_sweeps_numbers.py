@@ -111,3 +111,26 @@ def test_the_seeds_notebook_shows_the_gain():
     assert m, text
     want = expected('epochs')[0.0]  # no TTT against the defaults: the gain is minus that difference
     np.testing.assert_allclose([float(x) for x in m.groups()[1:]], [-want[2], -want[4], -want[3]], atol=0.006)
+
+
+def test_the_gpu_usage_notebook_shows_the_workload_json():
+    ways = json.loads((ROOT / 'benchmarks' / 'results' / 'workload.json').read_text())['ways']
+    text = shown(ROOT / 'nbs' / 'analysis' / 'gpu_usage.ipynb', "wl = benchmark_results('workload')")
+    nv, us = [w['nvml_util_pct'] for w in ways], [w['useful_util_pct'] for w in ways]
+    m = re.search(
+        rf"NVML read (\d+)-(\d+)% busy .* useful work was (\d+)-(\d+)% \(correlation {NUM} over (\d+) runs\)", text
+    )
+    assert m, text
+    want = [round(min(nv)), round(max(nv)), round(min(us)), round(max(us))]
+    assert [int(x) for x in m.groups()[:4]] == want
+    assert abs(float(m.group(5)) - np.corrcoef(nv, us)[0, 1]) < 0.006 and int(m.group(6)) == len(ways)
+    best = max(ways, key=lambda w: w['useful_util_pct'])
+    k, t = best['tasks_done'], best['wall_s']
+    # the exact Poisson interval, by SciPy-free bisection on the tail sums (independently of experiments.rate_ci)
+    from math import exp, factorial
+
+    tail = lambda n, mu: sum(exp(-mu) * mu**i / factorial(i) for i in range(n + 1))
+    lo_mu = next(mu / 1000 for mu in range(1, 100_000) if 1 - tail(k - 1, mu / 1000) >= 0.025)
+    hi_mu = next(mu / 1000 for mu in range(1, 100_000) if tail(k, mu / 1000) <= 0.025)
+    m2 = re.search(r"tasks/GPU-h, 95% interval (\d+)-(\d+)\)", text)
+    assert m2 and abs(int(m2.group(1)) - lo_mu * 3600 / t) <= 1 and abs(int(m2.group(2)) - hi_mu * 3600 / t) <= 1
