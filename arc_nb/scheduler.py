@@ -436,6 +436,14 @@ class RunDir:
         self.path = Path(path)
         for d in ('tasks', 'locks', 'logs') if make else ():
             (self.path / d).mkdir(parents=True, exist_ok=True)
+        if make:
+            self.locks_mark.touch()  # a locks/ without it was made again by a lock file, not by the launcher
+
+    locks_mark = property(lambda s: s.locks / '.made-by-launcher')
+
+    def locks_ok(self) -> bool:
+        "Does RUN/locks/ exist as the launcher made it? (FileLock makes a missing folder again, without the mark.)"
+        return self.locks_mark.exists()
 
     config_file = property(lambda s: s.path / 'config.json')
     events_file = property(lambda s: s.path / 'events.jsonl')
@@ -594,7 +602,7 @@ def done(self, tid, phase) -> bool:
 @_method_of(RunDir)
 def claim(self, tid, phase):
     "A held lock on `tid` for `phase`, or `None` when another worker holds it or the phase is done."
-    if self.done(tid, phase) or not self.locks.is_dir():  # no locks/: FileLock would make a new one, beside live claims
+    if self.done(tid, phase) or not self.locks_ok():  # no locks/: FileLock would make a new one, beside live claims
         return None
     lock = FileLock(
         self.locks / f'{tid}.{phase}', preserve_lock_file=True, thread_local=False
@@ -602,6 +610,12 @@ def claim(self, tid, phase):
     try:
         lock.acquire(timeout=0)
     except Timeout:
+        return None
+    if not self.locks_ok():  # locks/ was deleted between the check and the lock, and FileLock made it again: undo that
+        import shutil
+
+        lock.release()
+        shutil.rmtree(self.locks, ignore_errors=True)
         return None
     if self.done(tid, phase):
         lock.release()
@@ -802,7 +816,7 @@ def worker_main(argv=None) -> int:
     a = ap.parse_args(argv)
     gpu, label = worker_device(a.gpu)
     run = RunDir(a.run, make=False)
-    if not run.locks.is_dir():  # only the launcher makes it (at setup): never a new one beside live claims
+    if not run.locks_ok():  # only the launcher makes it (at setup): never a new one beside live claims
         print(f"{run.locks} is missing: this worker claims nothing", file=sys.stderr)
         return 6
     w = Worker(run, a.phase, gpu, label, a.slot, deadline=a.deadline, parent=a.parent)
@@ -1632,7 +1646,7 @@ def update_submission(L: Launch):
 # %% ../nbs/07_scheduler.ipynb
 def locks_missing(L: Launch) -> bool:
     "Has RUN/locks/ disappeared? The first time: `locks_missing`, and one line on stderr saying why the run stops."
-    if L.run.locks.is_dir():
+    if L.run.locks_ok():
         return False
     if not L.locks_lost:
         L.locks_lost = True
@@ -1871,7 +1885,7 @@ class Worker:
 @_method_of(Worker)
 def locks_gone(self) -> bool:
     "RUN/locks/ is missing: this worker claims nothing more (`locks_missing`, once)."
-    if self.rundir.locks.is_dir():
+    if self.rundir.locks_ok():
         return False
     if not getattr(self, 'told_locks', False):
         self.told_locks = True
