@@ -15,8 +15,9 @@ from .scheduler import RunConfig, RunDir, launch
 # %% auto 0
 __all__ = ['SWEPT', 'mean_ci', 'run_result', 'finished', 'run_name', 'sweep_plan', 'sweep_results', 'sweep', 'sweep_table',
            'plot_sweep', 'quick_mode', 'repo_root', 'reference_figures', 'benchmark_results', 'analysis_base',
-           'score_matrix', 'noise', 'detectable_points', 'tasks_needed', 'power_table', 'sweep_power', 'setting_runs',
-           'paired_diff', 'answer', 'sweep_noise', 'conclusion', 'answer_lines', 'plot_answer', 'rate_ci']
+           'score_matrix', 'noise', 'detectable_points', 'tasks_needed', 'power_table', 'default_runs', 'sweep_power',
+           'setting_runs', 'paired_diff', 'answer', 'sweep_noise', 'conclusion', 'answer_lines', 'plot_answer',
+           'rate_ci']
 
 # %% ../nbs/10_experiments.ipynb
 _T975 = [
@@ -306,6 +307,12 @@ def power_table(n: dict, points=(1, 2, 5), seeds=(1, 3, 5, 10), **kw) -> pd.Data
     )
 
 # %% ../nbs/10_experiments.ipynb
+def default_runs(res: dict) -> list[dict]:
+    "The runs of a sweeps.json dict made at exactly its defaults (`defaults.from` says which records they are)."
+    at = res['defaults']['from']
+    return [r for r in res['runs'] if r['param'] == at['param'] and r['value'] == at['value']]
+
+
 def sweep_power(base: RunConfig, seeds: int, points: float, n: dict | None = None) -> tuple[float, str | None]:
     """What a sweep of `base`'s tasks at `seeds` seeds per setting can detect, and a warning when that is more than the
     `points` the user wants to see (None when it can). `n`: the noise (`noise`); by default the small ARC model's,
@@ -317,10 +324,7 @@ def sweep_power(base: RunConfig, seeds: int, points: float, n: dict | None = Non
     if n is None:
         sw, lr = benchmark_results('sweeps'), benchmark_results('lr_cpu')
         if sw is not None:  # the GPU sweeps: the default TTT against none, 100 tasks x 3 seeds
-            at = sw['defaults']['from']
-            n = noise(
-                sw['baseline'], [r for r in sw['runs'] if r['param'] == at['param'] and r['value'] == at['value']]
-            )
+            n = noise(sw['baseline'], default_runs(sw))
         elif lr is not None:  # the CPU sweep of the first small model
             n = noise(lr['no_ttt'], [r for r in lr['runs'] if r['lr'] == 1e-3])
         else:
@@ -347,8 +351,7 @@ def setting_runs(res: dict, param: str) -> list[dict]:
     """Every record of `param` in a sweeps.json dict, with the runs made at the defaults as its default value (and,
     for `epochs`, the no-TTT baseline as 0)."""
     d = res['defaults']
-    src = d['from']
-    base = [r for r in res['runs'] if r['param'] == src['param'] and r['value'] == src['value']]
+    base = default_runs(res)
     own = [r for r in res['runs'] if r['param'] == param and r['value'] != d[param]]
     extra = res['baseline'] if param == 'epochs' else []
     return [{**r, 'param': param, 'value': d[param]} for r in base] + own + list(extra)
@@ -389,7 +392,7 @@ def answer(res: dict, param: str) -> pd.DataFrame:
 
 def sweep_noise(res: dict) -> dict:
     "The noise a comparison on these tasks has to see through: the default's runs against no TTT (`noise`)."
-    return noise(res['baseline'], setting_runs(res, 'epochs')[: len(res['baseline'])])
+    return noise(res['baseline'], default_runs(res))
 
 
 def conclusion(res: dict, param: str, t: pd.DataFrame | None = None) -> str:
