@@ -43,8 +43,12 @@ def _tokenizer(path: Path):
     return AutoTokenizer.from_pretrained(path, local_files_only=True)
 
 
-def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
-    "Load `(model, tokenizer)` from a local Hugging Face causal-LM folder; never downloads."
+def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False, cudnn_sdp=False):
+    """Load `(model, tokenizer)` from a local Hugging Face causal-LM folder; never downloads. On CUDA, attention's
+    cuDNN backend is switched off for the process unless `cudnn_sdp` (PyTorch then takes flash or memory-efficient
+    attention): cuDNN builds a plan for every new sequence length, and TTT meets a new length at almost every step
+    (a 1.1B model trained one pass over 16 tasks at 0.65x the speed of the flash path on the H200, two tasks at a time
+    at 0.47x, and was no faster once its plans were made: `benchmarks/README.md` section 0c)."""
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
@@ -55,6 +59,8 @@ def load_base(path, *, device=None, dtype='bfloat16', load_in_4bit=False):
     if dtype not in DTYPES:
         raise ModelError(f"dtype must be one of {list(DTYPES)}, not {dtype!r}")
     device = resolve_device(device)
+    if device.type == 'cuda' and not cudnn_sdp:
+        torch.backends.cuda.enable_cudnn_sdp(False)
     kw = dict(dtype=DTYPES[dtype], local_files_only=True)
     if load_in_4bit:
         if importlib.util.find_spec('bitsandbytes') is None:
@@ -356,11 +362,13 @@ class SlotLoRA:
     """K adapter slots in a peft LoRA model (`attach_lora`): all LoRA layers' A and B of K tasks in one parameter
     `weight` [K, n]; inside `route(rows)` batch row i goes through slot `rows[i]`, outside it the model is unchanged."""
 
-    def __init__(self, model, K: int):
+    def __init__(self, model, K: int, compute: str = 'float32'):
         from peft.tuners.lora import LoraLayer
 
         if K < 1:
             raise ValueError(f"K (adapter slots) must be at least 1, not {K}")
+        if compute not in ('float32', 'base'):
+            raise ValueError(f"compute must be 'float32' or 'base', not {compute!r}")
         ad = model.active_adapter
         named = [(n, m) for n, m in model.named_modules() if isinstance(m, LoraLayer)]
         if not named:
@@ -380,12 +388,21 @@ class SlotLoRA:
             off += A.numel() + B.numel()
         w = self.layers[0].lora_A[ad].weight
         self.weight = torch.nn.Parameter(torch.zeros(K, off, dtype=w.dtype, device=w.device))
-        # what the forward uses: per layer, leaf parameters that share `weight`'s storage, their gradients views of one
-        # [K, n] buffer (`zero_grad`). Views of `weight` itself would cost each layer's backward a [K, n] tensor of
-        # zeros to add up: 40% of a 7B training step at K=1, measured
+        # 'base': the products run in the base layers' dtype (bf16) on a copy of `weight` made when it changed (one
+        # kernel); `weight`, its gradient and the optimizer stay in the LoRA dtype: mixed precision, as autocast does
+        cdt = self.layers[0].get_base_layer().weight.dtype if compute == 'base' else w.dtype
+        cdt = cdt if cdt.is_floating_point else w.dtype  # a quantized base computes in the LoRA dtype
+        self.compute, self.cdt, self._shadow, self._shadow_version = compute, cdt, None, None
+        if cdt != w.dtype:
+            self._shadow = torch.zeros(K, off, dtype=cdt, device=w.device)
+        # what the forward uses: per layer, leaf parameters that share the storage of `weight` (or of its copy), their
+        # gradients views of one [K, n] buffer (`zero_grad`). Views of `weight` itself would cost each layer's
+        # backward a [K, n] tensor of zeros to add up: 40% of a 7B training step at K=1, measured
         leaf = lambda v: torch.nn.Parameter(v, requires_grad=True)
-        self._leaves = [(leaf(self.A(i).data), leaf(self.B(i).data)) for i in range(len(self.layers))]
-        self.rows, self._groups = None, None
+        src = self.weight.data if self._shadow is None else self._shadow
+        self._leaves = [(leaf(self._view(src, i, 0)), leaf(self._view(src, i, 1))) for i in range(len(self.layers))]
+        self._gbuf = None
+        self.rows, self._groups, self._last = None, None, None
         self._hooks = [m.register_forward_hook(functools.partial(self._hook, i)) for i, m in enumerate(self.layers)]
 
     def _view(self, t, i, part, k=None):
@@ -404,19 +421,30 @@ class SlotLoRA:
         return self._view(self.weight, i, 1, k)
 
     def zero_grad(self, keep=True):
-        """`weight.grad` zeroed, each layer's gradient a view of it (made once); `keep=False` frees it (and the views)
-        instead."""
+        """The layers' gradients zeroed: views of one [K, n] buffer (made once), which is `weight.grad` itself (with
+        compute 'base', a buffer in the compute dtype that `sync_grad` copies into `weight.grad`); `keep=False` frees
+        them instead."""
         if not keep:
-            self.weight.grad = None
+            self.weight.grad = self._gbuf = None
             for a, b in self._leaves:
                 a.grad = b.grad = None
             return
-        if self.weight.grad is None:
-            g = self.weight.grad = torch.zeros_like(self.weight)
+        if self._gbuf is None:
+            g = self._gbuf = torch.zeros_like(self.weight, dtype=self.cdt)
+            if self._shadow is None:
+                self.weight.grad = g
             for i, (a, b) in enumerate(self._leaves):  # autograd adds each layer's gradient into these, in place
                 a.grad, b.grad = self._view(g, i, 0), self._view(g, i, 1)
         else:
-            self.weight.grad.zero_()
+            self._gbuf.zero_()
+
+    def sync_grad(self):
+        "`weight.grad` after a backward: the layers' gradients (compute 'base': cast from their buffer; else the same)."
+        if self._shadow is not None and self._gbuf is not None:
+            if self.weight.grad is None:
+                self.weight.grad = self._gbuf.to(self.weight.dtype)
+            else:
+                self.weight.grad.copy_(self._gbuf)
 
     def close(self):
         "Remove the hooks (the model is the plain peft model again); the slots' weights are dropped with the object."
@@ -441,6 +469,11 @@ def _method_of(cls):
 def set_rows(self, rows):
     """Route batch row i through slot `rows[i]` (a list or tensor of slot indices), or None: peft's own adapter again.
     Rows of one slot form a group: one product per slot and layer (sliced when the group's rows are contiguous)."""
+    self._last = None  # no cast is shared across routings
+    if rows is not None and self._shadow is not None and self._shadow_version != self.weight._version:
+        with torch.no_grad():  # compute 'base': the copy the products use, when `weight` changed (reset, load, a step)
+            self._shadow.copy_(self.weight)
+        self._shadow_version = self.weight._version
     if rows is None:
         if self.rows is not None:
             for m, d in zip(self.layers, self._was_disabled):
@@ -479,6 +512,23 @@ def route(self, rows):
 
 
 @_method_of(SlotLoRA)
+def _cast(self, x):
+    """`x` in the slots' dtype, cast once for the layers that read the same input (q, k and v; gate and up): fewer
+    kernels and one saved copy instead of three for backward (`share_casts = False`: a cast per layer, to compare)."""
+    if x.dtype == self.cdt:
+        return x
+    last = self._last
+    if last is not None and last[0] is x and last[1] == x._version:  # the same tensor, unchanged since
+        return last[2]
+    xs = x.to(self.cdt)
+    self._last = (x, x._version, xs) if self.share_casts else None
+    return xs
+
+
+SlotLoRA.share_casts = True
+
+
+@_method_of(SlotLoRA)
 def _hook(self, i, mod, args, out):
     "LoRA layer i's output: the base output (peft's adapter is off) plus each row's slot's product, as peft adds it."
     if self.rows is None:
@@ -486,15 +536,15 @@ def _hook(self, i, mod, args, out):
     x = args[0]
     if x.shape[0] != len(self.rows):
         raise RuntimeError(f"a batch of {x.shape[0]} rows reached a SlotLoRA routed for {len(self.rows)} rows")
-    if torch.is_grad_enabled() and self.weight.grad is None:
+    if torch.is_grad_enabled() and self._gbuf is None:
         self.zero_grad()  # the gradients' buffer, before any layer's backward writes
     s, (LA, LB) = self.parts[i][4], self._leaves[i]
-    xs = x.to(self.weight.dtype)
+    xs = self._cast(x)
     if self._groups == 'all':
         flat = xs.reshape(self.K, -1, xs.shape[-1])
         d = torch.bmm(torch.bmm(flat, LA.transpose(1, 2)), LB.transpose(1, 2)) * s
         return (out + d.view(*out.shape)).to(out.dtype)
-    d = out.new_zeros(out.shape, dtype=torch.promote_types(out.dtype, self.weight.dtype))
+    d = out.new_zeros(out.shape, dtype=torch.promote_types(out.dtype, self.cdt))
     for k, idx in self._groups:
         A, B = LA[k], LB[k]
         if isinstance(idx, slice):

@@ -122,6 +122,8 @@ TTT_SETTINGS = dict(
     lora_alpha="LoRA alpha (default: the rank)",
     lora_dropout="LoRA dropout while training",
     lora_dtype="LoRA weights in 'float32' or 'base' (the model's dtype: half the adapter size)",
+    lora_compute="LoRA products in 'float32' (peft's arithmetic) or 'base' (the model's dtype, from fp32 weights: "
+    "mixed precision, faster training)",
     target_modules="modules LoRA adapts, comma-separated (the projections; embed_tokens and lm_head too)",
     use_rslora="rsLoRA: scale the update by alpha / sqrt(rank) instead of alpha / rank (true/false)",
     modules_to_save="modules trained in full per task and reset after it, comma-separated (e.g. a shrunk embed_tokens,lm_head)",
@@ -385,7 +387,11 @@ def _check_ranges(c):
     for k, lo in at_least.items():
         if getattr(c, k) < lo:
             raise ValueError(f"{k} must be at least {lo}, not {getattr(c, k)}")
-    choices = dict(lora_dtype=('float32', 'base'), dtype=('auto', 'bfloat16', 'float16', 'float32'))
+    choices = dict(
+        lora_dtype=('float32', 'base'),
+        lora_compute=('float32', 'base'),
+        dtype=('auto', 'bfloat16', 'float16', 'float32'),
+    )
     for k, ok in choices.items():
         if getattr(c, k) not in ok:
             raise ValueError(f"{k} must be one of {', '.join(ok)}, not {getattr(c, k)!r}")
@@ -1869,7 +1875,7 @@ class Worker:
                 modules_to_save=tc.modules_to_save,
             )
             self.k = cfg.tasks_per_worker if self.phase != 'infer' else 1
-            self.slots = SlotLoRA(self.model, self.k) if self.k > 1 else None  # K adapters in one model
+            self.slots = SlotLoRA(self.model, self.k, tc.lora_compute) if self.k > 1 else None  # K adapters, one model
             if os.environ.get(SETUP_ENV):
                 worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
             self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
@@ -2397,5 +2403,5 @@ def slots_failed(self, e, held: dict) -> bool:
         import torch
 
         torch.cuda.empty_cache()
-    self.slots = SlotLoRA(self.model, k) if k > 1 else None
+    self.slots = SlotLoRA(self.model, k, self.tcfg.lora_compute) if k > 1 else None
     return True

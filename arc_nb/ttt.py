@@ -4,7 +4,7 @@
 
 # %% ../nbs/05_ttt.ipynb 4
 from __future__ import annotations
-import math, time
+import contextlib, math, time
 from dataclasses import dataclass, asdict
 import torch
 from .data import Task
@@ -27,6 +27,8 @@ class TTTConfig:
     lora_alpha: int | None = None  # None: equal to lora_rank
     lora_dropout: float = 0.0
     lora_dtype: str = 'float32'  # LoRA weights in fp32 (peft's default) or 'base' (the model's dtype, e.g. bf16)
+    # LoRA products in fp32 (peft's arithmetic) or 'base': in the model's dtype from fp32 weights (mixed precision)
+    lora_compute: str = 'float32'
     # the modules LoRA adapts (comma-separated; embed_tokens and lm_head may be among them), rsLoRA's scaling, and the
     # modules trained in full (a shrunk vocabulary's embedding and head): see `attach_lora`
     target_modules: str = 'q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj'
@@ -56,6 +58,8 @@ class TTTConfig:
             raise ValueError("gradient_checkpointing must be 'on', 'off' or 'auto'")
         if self.schedule not in ('cosine', 'constant'):
             raise ValueError("schedule must be 'cosine' or 'constant'")
+        if self.lora_compute not in ('float32', 'base'):
+            raise ValueError(f"lora_compute must be 'float32' or 'base', not {self.lora_compute!r}")
 
 
 @dataclass
@@ -123,6 +127,15 @@ def _batches(seqs, bs, pad_id, device):
         yield ids.to(device), lab.to(device), att.to(device)
 
 
+def _compute(model, cfg):
+    """`cfg.lora_compute` 'base': autocast to the base model's dtype, so that fp32 LoRA weights multiply in bf16 (their
+    gradients and the optimizer stay fp32); 'float32', or a base that is fp32 already: nothing."""
+    base = model.get_base_model() if hasattr(model, 'get_base_model') else model
+    if cfg.lora_compute != 'base' or base.dtype == torch.float32 or not base.dtype.is_floating_point:
+        return contextlib.nullcontext()
+    return torch.autocast(model.device.type, dtype=base.dtype)
+
+
 def _lr_lambda(cfg, total):
     def f(step):
         if step < cfg.warmup_steps:
@@ -157,7 +170,8 @@ def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> 
     model.train()
     try:
         for ids, lab, att in _batches(seqs, cfg.batch_size, pad, model.device):
-            out = model(input_ids=ids, attention_mask=att, labels=lab, use_cache=False)
+            with _compute(model, cfg):
+                out = model(input_ids=ids, attention_mask=att, labels=lab, use_cache=False)
             out.loss.backward()
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
@@ -248,15 +262,17 @@ class SlotAdamW:
                 dst.index_copy_(0, idx, src)
 
 # %% ../nbs/05_ttt.ipynb
-def activation_bytes(model) -> int:
+def activation_bytes(model, compute='float32') -> int:
     """Bytes a training step keeps per token for backward without checkpointing (Llama-shaped layers): the base
-    dtype's saved inputs of norms, projections and the MLP, and the LoRA dtype's casts of the projections' inputs.
-    A 7.24B model: 10.2 MB a token, against about 10 measured on the H200."""
+    dtype's saved inputs of norms, projections and the MLP, and the LoRA dtype's casts of the projections' inputs (one
+    per distinct input, as `SlotLoRA` shares them; none with `compute` 'base'). A 7.24B model with fp32 LoRA: 9.25
+    MiB a token, against about 7.7 measured on the H200 (`benchmarks/results/train_profile.json`); 'base': 6.0
+    against about 5.7."""
     base = model.get_base_model() if hasattr(model, 'get_base_model') else model
     c, b = base.config, base.dtype.itemsize
     d, f = c.hidden_size, getattr(c, 'intermediate_size', 4 * c.hidden_size)
     lora = [p for n, p in model.named_parameters() if 'lora_A' in n]
-    cast = 4 * (4 * d + f) if lora and lora[0].dtype != base.dtype else 0
+    cast = 4 * (3 * d + f) if lora and lora[0].dtype != base.dtype and compute != 'base' else 0
     return c.num_hidden_layers * (b * (10 * d + 4 * f) + cast)
 
 
@@ -346,7 +362,7 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
     pad = pad_id if pad_id is not None else (conf.pad_token_id if conf.pad_token_id is not None else 0)
     opt, runs, out, ckpt = SlotAdamW(slots.weight), [None] * slots.K, [], False
     use_cache, conf.use_cache = conf.use_cache, False
-    per_token = activation_bytes(model)  # once: 'auto' checkpointing weighs each step's batch by it
+    per_token = activation_bytes(model, slots.compute)  # once: 'auto' checkpointing weighs each step's batch by it
 
     def finish(k, r):
         out.append(r.result())
@@ -361,6 +377,11 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
                 while runs[k] is None and (job := feed(sum(r is not None for r in runs))) is not None:
                     if job.cfg.batch_size != 1:
                         raise ValueError(f"task {job.task_id}: train_many trains at batch size 1 per task")
+                    if job.cfg.lora_compute != slots.compute:
+                        raise ValueError(
+                            f"task {job.task_id}: lora_compute {job.cfg.lora_compute!r}, but the slots compute in "
+                            f"{slots.compute!r}: make the SlotLoRA with compute={job.cfg.lora_compute!r}"
+                        )
                     slots.reset(k, job.cfg.seed)
                     opt.reset(k)
                     runs[k] = _Run(job)
@@ -384,6 +405,7 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
             with slots.route(rows):
                 losses = _row_losses(model, ids, att, lab)
                 losses.sum().backward()
+            slots.sync_grad()
             cfgs = [runs[k].job.cfg for k in rows]
             lrs = [c.lr * runs[k].lr(runs[k].i) for k, c in zip(rows, cfgs)]
             opt.step(rows, lrs, [c.weight_decay for c in cfgs], [c.max_grad_norm for c in cfgs])

@@ -67,6 +67,17 @@ def test_fused_k_tasks_equal_one_at_a_time(split_run, tmp_path):
         a = json.loads(fk.predictions(t).read_text()); b = json.loads(RunDir(out).predictions(t).read_text())
         assert [[c['grid'] for c in x['candidates']] for x in a['tests']] == [[c['grid'] for c in x['candidates']] for x in b['tests']]
 
+def test_mixed_precision_k_tasks_run(tmp_path):
+    "A bf16 model with lora_compute 'base': the slots multiply in bf16 from fp32 weights; every task trained and predicted once."
+    tasks = BY_SIZE[:3]
+    launch(RunConfig(out=str(tmp_path / 'mx'), tasks=tasks, mode='fused', train_slots=1, tasks_per_worker=2, dtype='bfloat16',
+                     lora_compute='base', **FAST), progress=False)
+    run = RunDir(tmp_path / 'mx')  # fused: the adapters stay in memory (train.json and the predictions are on disk)
+    assert all(run.train_json(t).exists() and run.predicted(t) for t in tasks)
+    assert validate_submission(json.loads(run.submission_file.read_text()), run.tasks()) == []
+    assert per_task(run, 'train_end') == Counter({t: 1 for t in tasks})
+    assert json.loads(run.config_file.read_text())['lora_compute'] == 'base'
+
 def _wait_for(run, pred, timeout=240):
     t = time.time()
     while time.time() - t < timeout:
