@@ -14,7 +14,9 @@ first as the scheduler orders its work), each for the same number of epochs (cho
 that one task at a time takes about --target-s seconds), trained
   - `train_task`: one task after another, batch size 1 (the obvious alternative; K=1 `way: train_task`);
   - `train_many` with K = 1, 2, 4, 8 slots (continuous batching: a slot whose task ends takes the next one), after a
-    one-step warm-up of K rows; plus K in --off-ks with gradient checkpointing 'off' (what the H200's memory allows).
+    one-step warm-up of K rows; plus K in --off-ks with gradient checkpointing 'off' (what the H200's memory allows),
+    and K in --mixed-ks with `lora_compute='base'` (the LoRA products in bf16 from the fp32 weights: `lora_compute` in
+    the row; at K=1 through `train_many` too, so its speedup is against the same arithmetic).
   Per row: tokens/s (real tokens, padding excluded), MFU (gpu_bench's convention: model FLOPs 4N per token + 6*L*S*d per
   token of a sequence of S tokens, i.e. 4N*tokens + 6*L*d*sum(S^2), over the measured 789 TFLOP/s), peak allocated
   memory (reset before each row), the batched steps, mean rows per step, padding share and checkpointed share of the
@@ -46,6 +48,7 @@ from arc_nb.ttt import TTTConfig, task_sequences, train_task, train_many, Job
 
 GIB = 2**30
 RANK = 32
+CUDNN_SDP = False  # --sdp cudnn
 
 def elapsed(): return time.time() - T0
 
@@ -103,7 +106,7 @@ def r3(x): return round(x, 3) if isinstance(x, float) else x
 # ---------------------------------------------------------------------------------------------------------
 def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
     "Section `training` for one model: train_task one after another, then train_many at each K (see the module doc)."
-    t_load, (m, tok) = clock(lambda: load_base(path, device=DEV, dtype=dtype()))
+    t_load, (m, tok) = clock(lambda: load_base(path, device=DEV, dtype=dtype(), cudnn_sdp=CUDNN_SDP))
     m = attach_lora(m, rank=RANK, alpha=RANK, lora_dtype='float32')
     v = check_tokenizer(tok)
     c = m.get_base_model().config
@@ -140,18 +143,20 @@ def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
     scale = max(x.abs().max().item() for x in alone.values())
     del init
     many_k1, mine = None, []
-    plan = [(K, 'auto') for K in a.ks] + [(K, 'off') for K in a.off_ks]
-    for K, ck in plan:
+    plan = [(K, 'auto', 'float32') for K in a.ks] + [(K, 'off', 'float32') for K in a.off_ks]
+    plan += [(K, 'auto', 'base') for K in a.mixed_ks]
+    mixed_k1 = None
+    for K, ck, comp in plan:
         if time.time() > deadline:
             add_row(dict(common, way='train_many', K=K, checkpointing=ck, skipped='time budget')); continue
-        kcfg = replace(cfg, gradient_checkpointing=ck)
-        S = SlotLoRA(m, K)
+        kcfg = replace(cfg, gradient_checkpointing=ck, lora_compute=comp)
+        S = SlotLoRA(m, K, compute=comp)
         got = {}
         def on_done(k, job, r):  # the reference task's slot against train_task's adapter (on the device, no sync)
             if job.task_id == ref:
                 t = S.tensors(k)
                 got['diff'] = torch.stack([(t[n] - alone[n]).abs().max() for n in alone]).max()
-        row = dict(common, way='train_many', K=K, checkpointing=ck)
+        row = dict(common, way='train_many', K=K, checkpointing=ck, lora_compute=comp)
         try:
             mem_reset()
             train_many(m, S, [Job(i, [max(seqs[i], key=len)], kcfg) for i in ids[:K]], pad_id=v.eos)  # warm-up: one step of K rows
@@ -165,8 +170,10 @@ def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
             row.update(ref_adapter_max_abs_diff=got['diff'].item() if 'diff' in got else None,
                        ref_loss_max_abs_diff=max(abs(x - y) for x, y in zip(rm.losses, alone_losses)))
             row['speedup_vs_k1'] = row['tokens_per_s'] / base['tokens_per_s']
-            if K == 1 and ck == 'auto': many_k1 = row['tokens_per_s']
+            if K == 1 and ck == 'auto' and comp == 'float32': many_k1 = row['tokens_per_s']
+            if K == 1 and comp == 'base': mixed_k1 = row['tokens_per_s']
             row['speedup_vs_many_k1'] = row['tokens_per_s'] / many_k1 if many_k1 else None
+            if comp == 'base': row['speedup_vs_mixed_k1'] = row['tokens_per_s'] / mixed_k1 if mixed_k1 else None
         except torch.OutOfMemoryError as e:
             row.update(oom=True, error=str(e)[:300], peak_mem_gb=peak_gb())
             m.zero_grad(set_to_none=True); S.weight.grad = None
@@ -261,7 +268,8 @@ def table(rows):
             out.append(f"| {r['model']} | {r['way']} | {r['K']} | {r['checkpointing']} | {'OOM' if r.get('oom') else r.get('skipped', '')} | | | {f(r.get('peak_mem_gb'))} | | |")
             continue
         dd = r.get('ref_adapter_max_abs_diff')
-        out.append(f"| {r['model']} | {r['way']} | {r['K']} | {r['checkpointing']} | {r['seq_len']:,.0f} | {r['tokens_per_s']:,.0f} | "
+        way = r['way'] + (' (mixed)' if r.get('lora_compute') == 'base' else '')
+        out.append(f"| {r['model']} | {way} | {r['K']} | {r['checkpointing']} | {r['seq_len']:,.0f} | {r['tokens_per_s']:,.0f} | "
                    f"{f(r['mfu_pct'])} | {f(r['peak_mem_gb'])} | {r['speedup_vs_k1']:.2f}x | {'-' if dd is None else f'{dd:.1e}'} |")
     return '\n'.join(out)
 
@@ -283,6 +291,8 @@ def main():
     ap.add_argument('--tasks', type=int, default=16, help='tasks in the set')
     ap.add_argument('--band', default='median', choices=['median', 'shortest'], help='which tasks: nearest the median length, or the shortest')
     ap.add_argument('--ks', default='1,2,4,8'); ap.add_argument('--off-ks', default='4', help="train_many rows with checkpointing 'off' too ('' for none)")
+    ap.add_argument('--sdp', default='', help="'cudnn': attention's cuDNN backend on (load_base switches it off)")
+    ap.add_argument('--mixed-ks', default='', help="train_many rows with lora_compute 'base' too (start with 1: their K=1)")
     ap.add_argument('--mem-ks', default='1,2,4,8'); ap.add_argument('--limit-gib', type=float, default=24.0)
     ap.add_argument('--target-s', type=float, default=12.0, help='seconds one task at a time should take (sets the epochs)')
     ap.add_argument('--max-epochs', type=int, default=10)
@@ -291,12 +301,15 @@ def main():
     ap.add_argument('--child', help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.child: return child(json.loads(a.child))
+    global CUDNN_SDP
+    CUDNN_SDP = a.sdp == 'cudnn'
     ints = lambda s: [int(x) for x in s.split(',') if x]
-    a.ks, a.off_ks, a.mem_ks = ints(a.ks), ints(a.off_ks), ints(a.mem_ks)
+    a.ks, a.off_ks, a.mem_ks, a.mixed_ks = ints(a.ks), ints(a.off_ks), ints(a.mem_ks), ints(a.mixed_ks)
     a.mem_auto = not a.smoke
     if a.smoke:  # every code path once, on the shortest tasks; one thread (a shared CPU makes spinning threads crawl)
         torch.set_num_threads(1); os.environ['OMP_NUM_THREADS'] = '1'
         a.models, a.tasks, a.band, a.max_epochs, a.ks, a.off_ks, a.mem_ks = 'smoke', 4, 'shortest', 1, [1, 2, 4], [2], [1, 2]
+        a.mixed_ks = [1, 2]
     models, secs = a.models.split(','), a.sections.split(',')
     deadline = T0 + a.budget_s
     res = dict(info=dict(date=time.strftime('%Y-%m-%d %H:%M:%S'), gpu=torch.cuda.get_device_name(0) if CUDA else platform.processor() or 'cpu',

@@ -405,14 +405,39 @@ def multitask(w):
       "sequences: `train_task` one task after another against `train_many` with K slots (one sequence of each active task a step; padding excluded "
       f"from tokens/s). MFU: {i['flops_per_token']} over {i['peak_tflops']:.0f} TFLOP/s. `adapter diff`: one task's slot against `train_task`'s "
       "adapter (bf16 forward, so not zero). Command: `python3 benchmarks/multitask.py --models 7b,1b --out $OUT/multitask.json`.\n")
-    w('| model | way | K | checkpointing | tokens / s | MFU % | peak GB | vs `train_task` | vs `train_many` K=1 | padding | adapter diff |')
-    w('|---|---|---|---|---|---|---|---|---|---|---|')
+    w('| model | way | LoRA products | attention | K | epochs | checkpointing | tokens / s | MFU % | peak GB | vs `train_task` | vs `train_many` K=1 (same products) | padding | adapter diff |')
+    w('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     for x in r['training']:
-        v1 = x.get('speedup_vs_many_k1')
-        w(f"| {x['model']} | {x['way']} | {x['K']} | {x['checkpointing']} | {x['tokens_per_s']:,.0f} | {x['mfu_pct']:.1f} | {x['peak_mem_gb']:.0f} | "
-          f"**{x['speedup_vs_k1']:.2f}x** | {f'{v1:.2f}x' if v1 else '-'} | {100 * x.get('padding_frac', 0):.1f}% | "
-          f"{'-' if x.get('ref_adapter_max_abs_diff') is None else format(x['ref_adapter_max_abs_diff'], '.1e')} |")
+        v1 = x.get('speedup_vs_mixed_k1') if x.get('lora_compute') == 'base' else x.get('speedup_vs_many_k1')
+        prod = {'base': 'bf16 (mixed)', 'float32': 'fp32'}.get(x.get('lora_compute'), 'fp32 (peft)')
+        w(f"| {x['model']} | {x['way']} | {prod} | {x.get('attention', 'cudnn')} | {x['K']} | {x['epochs']} | {x['checkpointing']} | "
+          f"{x['tokens_per_s']:,.0f} | {x['mfu_pct']:.1f} | {x['peak_mem_gb']:.0f} | **{x['speedup_vs_k1']:.2f}x** | {f'{v1:.2f}x' if v1 else '-'} | "
+          f"{100 * x.get('padding_frac', 0):.1f}% | {'-' if x.get('ref_adapter_max_abs_diff') is None else format(x['ref_adapter_max_abs_diff'], '.1e')} |")
     w(f"\n{r.get('training_note', '')}\n")
+    if r.get('attention_backend'):
+        ab = r['attention_backend']
+        w(f"**Attention's cuDNN backend** (the 1.10B model, the same 16 tasks): {ab['note']}\n")
+        w('| call | attention | way | LoRA products | K | epochs | tokens / s |')
+        w('|---|---|---|---|---|---|---|')
+        for x in ab['rows']:
+            prod = {'base': 'bf16 (mixed)', 'float32': 'fp32'}.get(x.get('lora_compute'), 'fp32 (peft)')
+            w(f"| {x['call']} | {x['attention']} | {x['way']} | {prod} | {x['K']} | {x['epochs']} | {x['tokens_per_s']:,.0f} |")
+        w('')
+    tp = R('train_profile')
+    w("**Where a training step's time goes** (`benchmarks/train_profile.py`, `results/train_profile.json`): " + tp['note'] + " Command: "
+      "`python3 benchmarks/train_profile.py --models 1b --ks 1,2,4,8 --out $OUT/train_profile_1b.json` (and `--models 7b --ks 1,4`).\n")
+    w('| call | model | variant | K | step ms | tokens / s | MFU % | GPU busy (profiled step) | kernels a step | peak GB |')
+    w('|---|---|---|---|---|---|---|---|---|---|')
+    for ci, c in enumerate(tp['calls']):
+        for x in c['rows']:
+            if 'step_ms' not in x: continue
+            p = x.get('profile') or {}
+            busy = f"{100 * p['gpu_busy_frac']:.0f}%" if p.get('gpu_busy_frac') is not None else '-'
+            w(f"| {ci} | {x['model']} | {x['variant']} | {x['K']} | {x['step_ms']:.0f} | {x['tokens_per_s']:,.0f} | {x['mfu_pct']:.1f} | {busy} | "
+              f"{p.get('kernels', '-')} | {x['peak_mem_gb']:.1f} |")
+    w('')
+    if r.get('earlier_training'):
+        w(f"*Earlier records*: {r['earlier_training']['note']} (in the JSON under `earlier_training`).\n")
     w(f"*Before the fix*: {r['superseded']['note']}\n")
     w("**Under a 24 GiB limit** (`set_per_process_memory_fraction`, one process, the 7.24B model in bf16; training only, except the last row, "
       "a whole scheduled run):\n")

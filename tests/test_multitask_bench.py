@@ -31,3 +31,18 @@ def test_multitask_smoke(tmp_path):
     assert len({r['tokens'] for r in rows}) == 1
     assert [m['fits'] for m in res['memory_limit']] == [True, True] and all(m['tasks_per_gpu_hour'] is None for m in res['memory_limit'])
     assert '| model | way | K |' in p.stdout
+    assert [r.get('lora_compute') for r in rows if r['way'] == 'train_many'][-2:] == ['base', 'base']  # --smoke's mixed rows
+
+@pytest.mark.slow
+def test_train_profile_smoke(tmp_path):
+    "benchmarks/train_profile.py on the CPU: every variant at K = 1, 2 trains the same rows (cut variants: the same tokens)."
+    out = tmp_path/'p.json'
+    env = {**os.environ, 'BENCH_DISK': str(tmp_path), 'PYTHONPATH': str(ROOT)}
+    p = subprocess.run([sys.executable, str(ROOT/'benchmarks'/'train_profile.py'), '--smoke', '--out', str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = json.loads(out.read_text())['rows']
+    assert {r['variant'] for r in rows} == {'floor', 'noshare', 'fp32', 'mixed', 'bf16', 'natural', 'natural_mixed'}
+    assert all('tokens_per_s' in r for r in rows)
+    cut = [r for r in rows if not r['variant'].startswith('natural')]
+    assert {(r['K'], r['tokens']) for r in cut} == {(1, 2 * 200), (2, 2 * 2 * 200)}  # --smoke: 2 steps of 200-token rows
+    assert all('profile' in r for r in rows if r['variant'] in ('floor', 'noshare', 'fp32', 'mixed'))
