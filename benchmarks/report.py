@@ -373,6 +373,30 @@ def batched(w):
           "beside the training worker (the three inference workers' caches and rescoring took 14 GB each, twice), and were left for later. The share "
           "is now 40% of what the workers' weights leave, the decoder's cache and rescoring together; that change has not run on the GPU yet.\n")
 
+def plot_train_profile(tp):
+    "results/train_profile.png: the second call's tokens/s against K per variant (1.10B, 7.24B) and the 1.10B's GPU busy share."
+    import matplotlib; matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    rows = tp['calls'][1]['rows']
+    style = dict(floor=('#9e9e9e', 'no LoRA (floor)'), noshare=('#ef9a9a', 'fp32, a cast per layer (before)'), fp32=('#c62828', 'fp32 products'),
+                 mixed=('#1976d2', "mixed (lora_compute 'base')"), bf16=('#8e24aa', "bf16 weights (lora_dtype 'base')"),
+                 natural=('#ffb74d', 'fp32, real lengths (padded)'), natural_mixed=('#43a047', 'mixed, real lengths (padded)'))
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, m in zip(axes[:2], ('1b', '7b')):
+        for v, (c, lab) in style.items():
+            pts = sorted((x['K'], x['tokens_per_s']) for x in rows if x['model'] == m and x['variant'] == v and 'tokens_per_s' in x)
+            if pts: ax.plot(*zip(*pts), 'o-', color=c, label=lab, lw=1.5, ms=4)
+        ax.set_xscale('log', base=2); ax.set_xlabel('K (tasks a step)'); ax.set_ylabel('training tokens / s')
+        ax.set_title(f"{'1.10B' if m == '1b' else '7.24B'}: tokens/s against K", fontsize=10); ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=7)
+    ax = axes[2]
+    for v in ('floor', 'fp32', 'mixed'):
+        pts = sorted((x['K'], 100 * x['profile']['gpu_busy_frac']) for x in rows if x['model'] == '1b' and x['variant'] == v and x.get('profile'))
+        if pts: ax.plot(*zip(*pts), 'o-', color=style[v][0], label=style[v][1], lw=1.5, ms=4)
+    ax.set_xscale('log', base=2); ax.set_ylim(0, 100); ax.set_xlabel('K'); ax.set_ylabel('% of the step the GPU ran kernels')
+    ax.set_title('1.10B: at K=1 the host is the limit', fontsize=10); ax.grid(alpha=0.3); ax.legend(fontsize=7)
+    fig.tight_layout(); fig.savefig(HERE/'results'/'train_profile.png', dpi=80); plt.close(fig)
+
 def plot_workload(r):
     "results/workload.png: per run, NVML % beside useful %, and its process-seconds by kind."
     import matplotlib; matplotlib.use('Agg')
@@ -426,6 +450,8 @@ def multitask(w):
     tp = R('train_profile')
     w("**Where a training step's time goes** (`benchmarks/train_profile.py`, `results/train_profile.json`): " + tp['note'] + " Command: "
       "`python3 benchmarks/train_profile.py --models 1b --ks 1,2,4,8 --out $OUT/train_profile_1b.json` (and `--models 7b --ks 1,4`).\n")
+    plot_train_profile(tp)
+    w('![Training tokens/s against K, and how busy the GPU was](results/train_profile.png)\n')
     w('| call | model | variant | K | step ms | tokens / s | MFU % | GPU busy (profiled step) | kernels a step | peak GB |')
     w('|---|---|---|---|---|---|---|---|---|---|')
     for ci, c in enumerate(tp['calls']):
