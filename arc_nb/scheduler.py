@@ -387,11 +387,7 @@ def _check_ranges(c):
     for k, lo in at_least.items():
         if getattr(c, k) < lo:
             raise ValueError(f"{k} must be at least {lo}, not {getattr(c, k)}")
-    choices = dict(
-        lora_dtype=('float32', 'base'),
-        lora_compute=('float32', 'base'),
-        dtype=('auto', 'bfloat16', 'float16', 'float32'),
-    )
+    choices = dict(lora_dtype=('float32', 'base'), dtype=('auto', 'bfloat16', 'float16', 'float32'))
     for k, ok in choices.items():
         if getattr(c, k) not in ok:
             raise ValueError(f"{k} must be one of {', '.join(ok)}, not {getattr(c, k)!r}")
@@ -1841,10 +1837,16 @@ class Worker:
         "RUN/STOP is there, or the launcher died."
         return self.rundir.stop_file.exists() or bool(self.parent and os.getppid() != self.parent) or self.locks_gone()
 
+    def new_slots(self, k):
+        "K adapters in one model for `tasks_per_worker` k (None at k = 1: peft's own adapter, one task at a time)."
+        from arc_nb.model import SlotLoRA
+
+        return SlotLoRA(self.model, k, self.tcfg.lora_compute) if k > 1 else None
+
     def load(self):
         "Load the base model, attach LoRA, call the setup hook (`model_load`); read the task set, order and estimate."
         import torch
-        from arc_nb.model import load_base, attach_lora, AdapterWriter, SlotLoRA
+        from arc_nb.model import load_base, attach_lora, AdapterWriter
         from arc_nb.encoding import check_tokenizer
 
         cfg, run = self.cfg, self.rundir
@@ -1875,7 +1877,7 @@ class Worker:
                 modules_to_save=tc.modules_to_save,
             )
             self.k = cfg.tasks_per_worker if self.phase != 'infer' else 1
-            self.slots = SlotLoRA(self.model, self.k, tc.lora_compute) if self.k > 1 else None  # K adapters, one model
+            self.slots = self.new_slots(self.k)
             if os.environ.get(SETUP_ENV):
                 worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
             self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
@@ -2388,8 +2390,6 @@ def slots_failed(self, e, held: dict) -> bool:
     """`train_many` raised: its tasks' claims are released (another worker, or this one, trains them again) with a
     `task_error` each (`retry`); K halves after an out of memory error and drops to 1 after any other (each task then
     meets its own error alone, through `attempt`)."""
-    from arc_nb.model import SlotLoRA
-
     oom, msg = _is_oom(e), f"{type(e).__name__}: {e}"
     k = max(1, self.k // 2) if oom else 1
     for tid, (task, lock) in held.items():
@@ -2403,5 +2403,5 @@ def slots_failed(self, e, held: dict) -> bool:
         import torch
 
         torch.cuda.empty_cache()
-    self.slots = SlotLoRA(self.model, k, self.tcfg.lora_compute) if k > 1 else None
+    self.slots = self.new_slots(k)
     return True

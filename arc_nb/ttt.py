@@ -168,9 +168,10 @@ def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> 
     if ckpt:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
     model.train()
+    compute = _compute(model, cfg)  # once: entered for each step's forward
     try:
         for ids, lab, att in _batches(seqs, cfg.batch_size, pad, model.device):
-            with _compute(model, cfg):
+            with compute:
                 out = model(input_ids=ids, attention_mask=att, labels=lab, use_cache=False)
             out.loss.backward()
             if cfg.max_grad_norm:
