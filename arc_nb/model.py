@@ -465,6 +465,16 @@ def _method_of(cls):
     return add
 
 # %% ../nbs/04_model.ipynb
+def _to_device(t, device):
+    """A host tensor on `device`. On a GPU it is copied from pinned memory without waiting: a plain copy makes the host
+    wait until the GPU has run everything queued before it, and a training step of thousands of small kernels is then
+    launched into an idle GPU instead of ahead of it."""
+    device = torch.device(device)
+    if device.type != 'cuda':
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
 @_method_of(SlotLoRA)
 def set_rows(self, rows):
     """Route batch row i through slot `rows[i]` (a list or tensor of slot indices), or None: peft's own adapter again.
@@ -495,7 +505,7 @@ def set_rows(self, rows):
     for k in sorted(set(rows)):
         idx = [i for i, r in enumerate(rows) if r == k]
         run = idx == list(range(idx[0], idx[-1] + 1))
-        groups.append((k, slice(idx[0], idx[-1] + 1) if run else torch.tensor(idx, device=dev)))
+        groups.append((k, slice(idx[0], idx[-1] + 1) if run else _to_device(torch.tensor(idx), dev)))
     self._groups = groups
 
 

@@ -10,11 +10,11 @@ import torch
 from .data import Task
 from .augment import random_transform, task_rng  # task_rng: also arc_nb.ttt.task_rng, as before
 from .encoding import Vocab, fit_prompt, train_views, IGNORE
-from .model import reset_lora
+from .model import reset_lora, _to_device
 
 # %% auto 0
-__all__ = ['TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences', 'train_task', 'Job', 'SlotAdamW', 'activation_bytes',
-           'train_many']
+__all__ = ['PAD_MASK', 'PASS_TOKENS', 'TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences', 'train_task', 'Job',
+           'SlotAdamW', 'activation_bytes', 'train_many']
 
 # %% ../nbs/05_ttt.ipynb
 @dataclass
@@ -113,18 +113,24 @@ def _use_checkpointing(cfg, model, longest):
     return cfg.gradient_checkpointing == 'on'
 
 
-def _batches(seqs, bs, pad_id, device):
-    for i in range(0, len(seqs), bs):
-        chunk = seqs[i : i + bs]
-        n = max(len(s) for s in chunk)
-        ids = torch.full((len(chunk), n), pad_id, dtype=torch.long)
-        lab = torch.full_like(ids, IGNORE)
-        att = torch.zeros_like(ids)
-        for j, s in enumerate(chunk):
-            ids[j, : len(s)] = torch.from_numpy(s.input_ids)
-            lab[j, : len(s)] = torch.from_numpy(s.labels)
-            att[j, : len(s)] = 1
-        yield ids.to(device), lab.to(device), att.to(device)
+PAD_MASK = False  # True: padded rows also get an attention mask (the earlier way, kept for benchmarks to compare)
+
+
+def _pad_right(seqs, pad, device):
+    """Sequences right-padded to the longest: the ids on `device` (copied without a sync), the labels on the host
+    (IGNORE on padding: the loss tokens are found there, without a sync) and the attention mask: None. Under causal
+    attention a real token never attends to the padding after it, so its output is the same without a mask, and SDPA
+    keeps its fused causal kernel; with a mask it takes a slower one (`PAD_MASK`, measured in `benchmarks/multitask.py`)."""
+    n = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), n), pad, dtype=torch.long)
+    lab = torch.full_like(ids, IGNORE)
+    for j, s in enumerate(seqs):
+        ids[j, : len(s)] = torch.from_numpy(s.input_ids)
+        lab[j, : len(s)] = torch.from_numpy(s.labels)
+    att = None
+    if PAD_MASK and any(len(s) < n for s in seqs):
+        att = _to_device(torch.tensor([[1] * len(s) + [0] * (n - len(s)) for s in seqs]), device)
+    return _to_device(ids, device), lab, att
 
 
 def _compute(model, cfg):
@@ -170,19 +176,22 @@ def train_sequences(model, seqs, cfg: TTTConfig, *, task_id='', pad_id=None) -> 
     model.train()
     compute = _compute(model, cfg)  # once: entered for each step's forward
     try:
-        for ids, lab, att in _batches(seqs, cfg.batch_size, pad, model.device):
+        for i in range(0, len(seqs), cfg.batch_size):  # nothing here waits for the GPU: the host queues ahead
+            chunk = seqs[i : i + cfg.batch_size]
+            ids, lab, att = _pad_right(chunk, pad, model.device)
             with compute:
-                out = model(input_ids=ids, attention_mask=att, labels=lab, use_cache=False)
+                out = model(input_ids=ids, attention_mask=att, labels=_to_device(lab, model.device), use_cache=False)
             out.loss.backward()
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
-            losses.append(out.loss.item())
-            tokens += int(att.sum())
+            losses.append(out.loss.detach())
+            tokens += sum(len(s) for s in chunk)
             loss_tokens += int((lab[:, 1:] != IGNORE).sum())
-            tokens_sq += int((att.sum(1) ** 2).sum())
+            tokens_sq += sum(len(s) ** 2 for s in chunk)
+        losses = torch.stack(losses).tolist() if losses else []  # one sync, at the end
     finally:
         model.eval()
         if ckpt:
@@ -240,23 +249,25 @@ class SlotAdamW:
         "One update of `rows` from `weight.grad`: each row clipped to its `max_norm` (None: not), then AdamW."
         w, g, (b1, b2) = self.weight, self.weight.grad, self.betas
         all_rows = rows == list(range(w.shape[0]))
-        idx = None if all_rows else torch.tensor(rows, device=w.device)
+        idx = None if all_rows else _to_device(torch.tensor(rows), w.device)
         pick = (lambda t: t) if all_rows else (lambda t: t.index_select(0, idx))
         p, g, m, v = pick(w), pick(g), pick(self.m), pick(self.v)
-        col = lambda xs: torch.tensor(xs, dtype=w.dtype, device=w.device)[:, None]
-        if any(x for x in max_norm):  # torch's clip_grad_norm_: one norm over all of a slot's tensors
-            norm = torch.linalg.vector_norm(g, dim=1, keepdim=True)
-            coef = (col([x or math.inf for x in max_norm]) / (norm + 1e-6)).clamp(max=1.0)
-            g = g * torch.where(col([float(bool(x)) for x in max_norm]) > 0, coef, torch.ones_like(coef))
         for k in rows:
             self.steps[k] += 1
         n = [self.steps[k] for k in rows]
-        lr = col(lrs)
-        p.mul_(1 - lr * col(weight_decay))
+        # the per-row numbers as columns, made on the host and copied once without a sync
+        host = [lrs, weight_decay, [x or math.inf for x in max_norm], [float(bool(x)) for x in max_norm]]
+        host += [[a / (1 - b1**t) for a, t in zip(lrs, n)], [(1 - b2**t) ** 0.5 for t in n]]
+        cols = _to_device(torch.tensor(host, dtype=w.dtype).T.contiguous(), w.device)
+        lr, wd, norms, clip, step_size, bias2 = (cols[:, i : i + 1] for i in range(6))
+        if any(x for x in max_norm):  # torch's clip_grad_norm_: one norm over all of a slot's tensors
+            norm = torch.linalg.vector_norm(g, dim=1, keepdim=True)
+            coef = (norms / (norm + 1e-6)).clamp(max=1.0)
+            g = g * torch.where(clip > 0, coef, torch.ones_like(coef))
+        p.mul_(1 - lr * wd)
         m.lerp_(g, 1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
-        step_size = col([a / (1 - b1**t) for a, t in zip(lrs, n)])
-        denom = (v.sqrt() / col([(1 - b2**t) ** 0.5 for t in n])).add_(self.eps)
+        denom = (v.sqrt() / bias2).add_(self.eps)
         p.sub_(m / denom * step_size)
         if not all_rows:
             for dst, src in ((w, p), (self.m, m), (self.v, v)):
@@ -298,32 +309,44 @@ def _checkpoint_many(cfg, model, tokens, per_token) -> bool:
 
 def _row_losses(model, ids, att, lab):
     """Each row's mean loss over its loss tokens [rows] (HF's causal-LM loss, row by row), the head applied only where
-    a loss is taken."""
+    a loss is taken. `lab`: the labels on the host (`_pad_right`), so that finding the loss tokens waits for nothing."""
     from peft.tuners.lora import LoraLayer
 
     base = model.get_base_model() if hasattr(model, 'get_base_model') else model
     if isinstance(base.lm_head, LoraLayer):
         raise NotImplementedError("train_many does not train a LoRA on the head yet: leave lm_head out of the targets")
     h = base.model(input_ids=ids, attention_mask=att, use_cache=False).last_hidden_state
-    tgt = lab[:, 1:]
-    keep = tgt != IGNORE
-    logits = base.lm_head(h[:, :-1][keep]).float()
-    per = torch.nn.functional.cross_entropy(logits, tgt[keep], reduction='none')
-    rows = keep.nonzero()[:, 0]
-    n = keep.sum(1)
-    return torch.zeros(len(ids), dtype=per.dtype, device=per.device).index_add_(0, rows, per) / n.clamp(min=1)
+    R, L = lab.shape
+    keep = lab[:, 1:] != IGNORE  # position p predicts token p + 1
+    rows, pos = keep.nonzero(as_tuple=True)
+    dev = h.device
+    logits = base.lm_head(h.reshape(R * L, -1).index_select(0, _to_device(rows * L + pos, dev))).float()
+    per = torch.nn.functional.cross_entropy(logits, _to_device(lab[:, 1:][keep], dev), reduction='none')
+    n = _to_device(keep.sum(1).clamp(min=1).to(per.dtype), dev)
+    return torch.zeros(R, dtype=per.dtype, device=dev).index_add_(0, _to_device(rows, dev), per) / n
 
 
-def _pad_right(seqs, pad, device):
-    "Sequences right-padded to the longest: ids, labels (IGNORE on padding), attention mask."
-    n = max(len(s) for s in seqs)
-    ids = torch.full((len(seqs), n), pad, dtype=torch.long)
-    lab, att = torch.full_like(ids, IGNORE), torch.zeros_like(ids)
-    for j, s in enumerate(seqs):
-        ids[j, : len(s)] = torch.from_numpy(s.input_ids)
-        lab[j, : len(s)] = torch.from_numpy(s.labels)
-        att[j, : len(s)] = 1
-    return ids.to(device), lab.to(device), att.to(device)
+PASS_TOKENS = 2048  # what one more forward/backward pass costs, in padded tokens (launching it, its fixed kernels)
+
+
+def _length_groups(lengths) -> list[list[int]]:
+    """The rows of a step (their sequence lengths) split into passes of similar length: the grouping of the rows sorted
+    by length that costs least, a pass costing its rows times its longest row plus `PASS_TOKENS`. A task of 5.7K-token
+    sequences beside three of 1.5K pads 22.8K tokens in one pass, 10.2K in two; rows of near-equal length stay
+    together. Returns lists of row indices, longest first."""
+    order = sorted(range(len(lengths)), key=lambda j: -lengths[j])
+    n = len(order)
+    best, cut = [0] + [math.inf] * n, [0] * (n + 1)  # best[i]: the cheapest passes for the i longest rows
+    for i in range(1, n + 1):
+        for j in range(i):  # the last pass: rows j..i-1 of the sorted order, padded to row j's length
+            c = best[j] + (i - j) * lengths[order[j]] + PASS_TOKENS
+            if c < best[i]:
+                best[i], cut[i] = c, j
+    groups, i = [], n
+    while i:
+        groups.append(order[cut[i] : i])
+        i = cut[i]
+    return groups[::-1]
 
 
 class _Run:
@@ -341,7 +364,7 @@ class _Run:
             len(self.losses),
             self.tokens,
             self.loss_tokens,
-            self.losses,
+            torch.stack(self.losses).tolist() if self.losses else [],  # the steps' losses stayed on the GPU till now
             time.perf_counter() - self.t0,
             sum(s.n_dropped for s in j.seqs),
             self.ckpt,
@@ -394,18 +417,24 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
             if not rows:
                 break
             seqs = [runs[k].job.seqs[runs[k].i] for k in rows]
-            tokens = len(rows) * max(map(len, seqs))  # the padded batch
-            want = any(_checkpoint_many(runs[k].job.cfg, model, tokens, per_token) for k in rows)
-            if want != ckpt:  # on for the steps whose activations would not fit
-                if want:
-                    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
-                else:
-                    model.gradient_checkpointing_disable()
-                ckpt = want
-            ids, lab, att = _pad_right(seqs, pad, model.device)
-            with slots.route(rows):
-                losses = _row_losses(model, ids, att, lab)
-                losses.sum().backward()
+            losses, lab, ckpts = [None] * len(rows), [None] * len(rows), {}
+            for group in _length_groups([len(s) for s in seqs]):  # rows of similar length share a pass
+                g_rows, g_seqs = [rows[j] for j in group], [seqs[j] for j in group]
+                tokens = len(group) * max(map(len, g_seqs))  # the padded pass
+                want = any(_checkpoint_many(runs[k].job.cfg, model, tokens, per_token) for k in g_rows)
+                if want != ckpt:  # on for the passes whose activations would not fit
+                    if want:
+                        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
+                    else:
+                        model.gradient_checkpointing_disable()
+                    ckpt = want
+                ids, g_lab, att = _pad_right(g_seqs, pad, model.device)
+                with slots.route(g_rows):  # each slot's gradient lands in its own row: passes add up to one step
+                    g_loss = _row_losses(model, ids, att, g_lab)
+                    g_loss.sum().backward()
+                g_loss = g_loss.detach()
+                for i, j in enumerate(group):
+                    losses[j], lab[j], ckpts[j] = g_loss[i], g_lab[i], ckpt
             slots.sync_grad()
             cfgs = [runs[k].job.cfg for k in rows]
             lrs = [c.lr * runs[k].lr(runs[k].i) for k, c in zip(rows, cfgs)]
@@ -413,10 +442,10 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
             slots.zero_grad()
             for j, (k, s) in enumerate(zip(rows, seqs)):
                 r = runs[k]
-                r.losses.append(losses[j].item())
+                r.losses.append(losses[j])
                 r.tokens, r.tokens_sq = r.tokens + len(s), r.tokens_sq + len(s) ** 2
-                r.loss_tokens += int((lab[j, 1:] != IGNORE).sum())
-                r.ckpt |= ckpt
+                r.loss_tokens += int((lab[j][1:] != IGNORE).sum())
+                r.ckpt |= ckpts[j]
                 r.i += 1
                 if r.i == len(r.job.seqs):
                     finish(k, r)

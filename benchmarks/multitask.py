@@ -30,7 +30,7 @@ configuration so nothing leaks: the 7b model, `train_many` with K slots (`slots`
 for K = 1; a warm-up step of each task's longest sequence first (the set's worst step); `fits` is False on an out-of-
 memory error (the phase says where). K = 8 is not tried once a smaller K did not fit.
 """
-import argparse, gc, json, os, platform, subprocess, sys, time
+import argparse, contextlib, gc, json, os, platform, subprocess, sys, time
 from dataclasses import replace
 from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
@@ -103,6 +103,22 @@ def peak_gb(): return torch.cuda.max_memory_allocated() / GIB if CUDA else None
 
 def r3(x): return round(x, 3) if isinstance(x, float) else x
 
+@contextlib.contextmanager
+def variant(name):
+    """A row's variant of today's code, to measure against it in the same process: 'pad_mask' gives padded rows an
+    attention mask (`ttt.PAD_MASK`, the code before 2026-12-04); 'sync' makes every host-to-GPU copy of the training
+    loop wait for the GPU first (`ttt._to_device` wrapped), as the plain copies and `.item()` calls before 2026-12-04
+    did; '' today's code."""
+    import arc_nb.ttt as ttt
+    was_mask, was_copy = ttt.PAD_MASK, ttt._to_device
+    if name == 'pad_mask': ttt.PAD_MASK = True
+    if name == 'sync' and CUDA:
+        def waiting(t, device):
+            torch.cuda.synchronize(); return was_copy(t, device)
+        ttt._to_device = waiting
+    try: yield
+    finally: ttt.PAD_MASK, ttt._to_device = was_mask, was_copy
+
 # ---------------------------------------------------------------------------------------------------------
 def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
     "Section `training` for one model: train_task one after another, then train_many at each K (see the module doc)."
@@ -145,10 +161,17 @@ def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
     many_k1, mine = None, []
     plan = [(K, 'auto', 'float32') for K in a.ks] + [(K, 'off', 'float32') for K in a.off_ks]
     plan += [(K, 'auto', 'base') for K in a.mixed_ks]
+    plan = [p + ('',) for p in plan] + [(K, 'auto', 'float32', 'pad_mask') for K in a.mask_ks]
+    plan += [(K, 'auto', 'float32', 'sync') for K in a.sync_ks]
     mixed_k1 = None
-    for K, ck, comp in plan:
+    if a.sync_ks:  # train_task too, waiting where the earlier code waited
+        with variant('sync'):
+            t, res = clock(lambda: [train_task(m, v, ev[i], cfg) for i in ids])
+        add_row(dict(common, way='train_task', K=1, checkpointing='auto', variant='sync', **fig(res, t), peak_mem_gb=peak_gb(),
+                     speedup_vs_k1=sum(r.tokens for r in res) / t / base['tokens_per_s']))
+    for K, ck, comp, var in plan:
         if time.time() > deadline:
-            add_row(dict(common, way='train_many', K=K, checkpointing=ck, skipped='time budget')); continue
+            add_row(dict(common, way='train_many', K=K, checkpointing=ck, variant=var, skipped='time budget')); continue
         kcfg = replace(cfg, gradient_checkpointing=ck, lora_compute=comp)
         S = SlotLoRA(m, K, compute=comp)
         got = {}
@@ -156,12 +179,13 @@ def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
             if job.task_id == ref:
                 t = S.tensors(k)
                 got['diff'] = torch.stack([(t[n] - alone[n]).abs().max() for n in alone]).max()
-        row = dict(common, way='train_many', K=K, checkpointing=ck, lora_compute=comp)
+        row = dict(common, way='train_many', K=K, checkpointing=ck, lora_compute=comp, variant=var)
         try:
             mem_reset()
-            train_many(m, S, [Job(i, [max(seqs[i], key=len)], kcfg) for i in ids[:K]], pad_id=v.eos)  # warm-up: one step of K rows
-            mem_reset()
-            t, res = clock(lambda: train_many(m, S, [Job(i, seqs[i], kcfg) for i in ids], pad_id=v.eos, on_done=on_done))
+            with variant(var):
+                train_many(m, S, [Job(i, [max(seqs[i], key=len)], kcfg) for i in ids[:K]], pad_id=v.eos)  # warm-up: one step of K rows
+                mem_reset()
+                t, res = clock(lambda: train_many(m, S, [Job(i, seqs[i], kcfg) for i in ids], pad_id=v.eos, on_done=on_done))
             row.update(fig(res, t), peak_mem_gb=peak_gb(), **replay(lens, K, False))
             row.pop('auto_checkpointed_steps_frac')  # the replay's 4096-token rule is not train_many's (memory-based): what happened instead
             row['checkpointed_tasks'] = sum(r.gradient_checkpointing for r in res)
@@ -170,8 +194,8 @@ def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
             row.update(ref_adapter_max_abs_diff=got['diff'].item() if 'diff' in got else None,
                        ref_loss_max_abs_diff=max(abs(x - y) for x, y in zip(rm.losses, alone_losses)))
             row['speedup_vs_k1'] = row['tokens_per_s'] / base['tokens_per_s']
-            if K == 1 and ck == 'auto' and comp == 'float32': many_k1 = row['tokens_per_s']
-            if K == 1 and comp == 'base': mixed_k1 = row['tokens_per_s']
+            if K == 1 and ck == 'auto' and comp == 'float32' and not var: many_k1 = row['tokens_per_s']
+            if K == 1 and comp == 'base' and not var: mixed_k1 = row['tokens_per_s']
             row['speedup_vs_many_k1'] = row['tokens_per_s'] / many_k1 if many_k1 else None
             if comp == 'base': row['speedup_vs_mixed_k1'] = row['tokens_per_s'] / mixed_k1 if mixed_k1 else None
         except torch.OutOfMemoryError as e:
@@ -292,6 +316,8 @@ def main():
     ap.add_argument('--band', default='median', choices=['median', 'shortest'], help='which tasks: nearest the median length, or the shortest')
     ap.add_argument('--ks', default='1,2,4,8'); ap.add_argument('--off-ks', default='4', help="train_many rows with checkpointing 'off' too ('' for none)")
     ap.add_argument('--sdp', default='', help="'cudnn': attention's cuDNN backend on (load_base switches it off)")
+    ap.add_argument('--mask-ks', default='', help="train_many rows with an attention mask on padded rows (the earlier way)")
+    ap.add_argument('--sync-ks', default='', help="train_many rows (and a train_task row) that wait for the GPU before every host-to-GPU copy (the earlier way)")
     ap.add_argument('--mixed-ks', default='', help="train_many rows with lora_compute 'base' too (start with 1: their K=1)")
     ap.add_argument('--mem-ks', default='1,2,4,8'); ap.add_argument('--limit-gib', type=float, default=24.0)
     ap.add_argument('--target-s', type=float, default=12.0, help='seconds one task at a time should take (sets the epochs)')
@@ -305,11 +331,12 @@ def main():
     CUDNN_SDP = a.sdp == 'cudnn'
     ints = lambda s: [int(x) for x in s.split(',') if x]
     a.ks, a.off_ks, a.mem_ks, a.mixed_ks = ints(a.ks), ints(a.off_ks), ints(a.mem_ks), ints(a.mixed_ks)
+    a.mask_ks, a.sync_ks = ints(a.mask_ks), ints(a.sync_ks)
     a.mem_auto = not a.smoke
     if a.smoke:  # every code path once, on the shortest tasks; one thread (a shared CPU makes spinning threads crawl)
         torch.set_num_threads(1); os.environ['OMP_NUM_THREADS'] = '1'
         a.models, a.tasks, a.band, a.max_epochs, a.ks, a.off_ks, a.mem_ks = 'smoke', 4, 'shortest', 1, [1, 2, 4], [2], [1, 2]
-        a.mixed_ks = [1, 2]
+        a.mixed_ks = [1, 2]; a.mask_ks, a.sync_ks = [2], [2]
     models, secs = a.models.split(','), a.sections.split(',')
     deadline = T0 + a.budget_s
     res = dict(info=dict(date=time.strftime('%Y-%m-%d %H:%M:%S'), gpu=torch.cuda.get_device_name(0) if CUDA else platform.processor() or 'cpu',

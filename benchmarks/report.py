@@ -428,16 +428,27 @@ def multitask(w):
       f"for every row (those nearest the median training-sequence length, {sum(i['task_mean_seq_len'].values()) / len(i['task_mean_seq_len']):.0f} tokens a sequence on average, longest first), the same "
       "sequences: `train_task` one task after another against `train_many` with K slots (one sequence of each active task a step; padding excluded "
       f"from tokens/s). MFU: {i['flops_per_token']} over {i['peak_tflops']:.0f} TFLOP/s. `adapter diff`: one task's slot against `train_task`'s "
-      "adapter (bf16 forward, so not zero). Command: `python3 benchmarks/multitask.py --models 7b,1b --out $OUT/multitask.json`.\n")
-    w('| model | way | LoRA products | attention | K | epochs | checkpointing | tokens / s | MFU % | peak GB | vs `train_task` | vs `train_many` K=1 (same products) | padding | adapter diff |')
-    w('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
+      f"adapter (bf16 forward, so not zero). Command: `python3 benchmarks/multitask.py {i['command'].split('multitask.py ', 1)[-1].replace('/root/out/', '$OUT/')}`.\n")
+    w('| model | way | variant | LoRA products | attention | K | epochs | checkpointing | tokens / s | MFU % | peak GB | vs `train_task` | vs `train_many` K=1 (same products) | padding | adapter diff |')
+    w('|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|')
     for x in r['training']:
         v1 = x.get('speedup_vs_mixed_k1') if x.get('lora_compute') == 'base' else x.get('speedup_vs_many_k1')
         prod = {'base': 'bf16 (mixed)', 'float32': 'fp32'}.get(x.get('lora_compute'), 'fp32 (peft)')
-        w(f"| {x['model']} | {x['way']} | {prod} | {x.get('attention', 'cudnn')} | {x['K']} | {x['epochs']} | {x['checkpointing']} | "
+        var = {'pad_mask': 'earlier: mask on padded rows', 'sync': 'earlier: waits for the GPU'}.get(x.get('variant'), 'today')
+        w(f"| {x['model']} | {x['way']} | {var} | {prod} | {x.get('attention', 'cudnn')} | {x['K']} | {x['epochs']} | {x['checkpointing']} | "
           f"{x['tokens_per_s']:,.0f} | {x['mfu_pct']:.1f} | {x['peak_mem_gb']:.0f} | **{x['speedup_vs_k1']:.2f}x** | {f'{v1:.2f}x' if v1 else '-'} | "
           f"{100 * x.get('padding_frac', 0):.1f}% | {'-' if x.get('ref_adapter_max_abs_diff') is None else format(x['ref_adapter_max_abs_diff'], '.1e')} |")
     w(f"\n{r.get('training_note', '')}\n")
+    wl = R('workload_32')
+    w(f"**The workload again, 32 tasks** (`results/workload_32.json`): {wl['note']} Commands: " +
+      '; '.join(f"`python3 {c['calls'][0]['command'].replace('/root/out/', '$OUT/')}`" for c in wl['calls']) + '.\n')
+    w('| call | way | slots | K | tasks done | trained | training tokens | tasks / GPU-hour | NVML % | useful % | GPU memory peak (NVML) |')
+    w('|---|---|---|---|---|---|---|---|---|---|---|')
+    for x in wl['ways']:
+        w(f"| {x['call']} | {x['way']} | {x['slots']} | {(x.get('settings') or {}).get('tasks_per_worker', 1)} | {x['tasks_done']}/{x['tasks']} | "
+          f"{x['trained']} | {x['train_tokens']:,} | **{x['tasks_per_gpu_hour']:.0f}** | {x['nvml_util_pct'] or 0:.0f} | {x['useful_util_pct']:.1f} | "
+          f"{x['peak_mem_gb_per_gpu'] or 0:.0f} GB |")
+    w('')
     if r.get('attention_backend'):
         ab = r['attention_backend']
         w(f"**Attention's cuDNN backend** (the 1.10B model, the same 16 tasks): {ab['note']}\n")
@@ -462,6 +473,8 @@ def multitask(w):
             w(f"| {ci} | {x['model']} | {x['variant']} | {x['K']} | {x['step_ms']:.0f} | {x['tokens_per_s']:,.0f} | {x['mfu_pct']:.1f} | {busy} | "
               f"{p.get('kernels', '-')} | {x['peak_mem_gb']:.1f} |")
     w('')
+    if r.get('previous_training'):
+        w(f"*Previous records*: {r['previous_training']['note']} (in the JSON under `previous_training`).\n")
     if r.get('earlier_training'):
         w(f"*Earlier records*: {r['earlier_training']['note']} (in the JSON under `earlier_training`).\n")
     w(f"*Before the fix*: {r['superseded']['note']}\n")

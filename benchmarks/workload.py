@@ -230,8 +230,9 @@ def process_split(run_path, n_slots, t0, t1) -> dict:
     inf = ev[ev.event == 'infer_end'] if len(ev) else ev
     dec = float(pd.to_numeric(inf.get('decode_s', pd.Series(dtype=float))).sum())
     sc = float(pd.to_numeric(inf.get('score_s', pd.Series(dtype=float))).sum())
-    ended = set(zip(ev[ev.event == 'task_end'].pid, ev[ev.event == 'task_end'].task)) if len(ev) else set()
-    cut = sum(max(0.0, t1 - e.time) for _, e in ev[ev.event == 'claim'].iterrows() if (e.pid, e.task) not in ended) if len(ev) else 0.0
+    has = len(ev) and 'task' in ev  # a run whose workers failed at start has no task events
+    ended = set(zip(ev[ev.event == 'task_end'].pid, ev[ev.event == 'task_end'].task)) if has else set()
+    cut = sum(max(0.0, t1 - e.time) for _, e in ev[ev.event == 'claim'].iterrows() if (e.pid, e.task) not in ended) if has else 0.0
     return dict(load=col('load_s'), train=col('train_s'), decode=dec, rescore=sc, other_predict=col('predict_s') - dec - sc,
                 overhead=col('overhead_s'), cut=cut, idle=n_slots * (t1 - t0) - col('lifetime_s') + col('idle_s') - cut)
 

@@ -55,7 +55,7 @@ class AnswerBias:
     `FastDecoder.dfs_batch`) maps the decoder's `which` (a row's index in `prompts`) to a table slot, and `fd.pos` is
     the row's position; tensor operations only, so a CUDA graph records them and reads the current slots when replayed.
     A multi-row prefill (the eager batched search, batched rescoring) is not biased: it cannot tell which row is which."""
-    def __init__(self, model, table, maxp=256):
+    def __init__(self, model, table, maxp=1024):
         base = model.get_base_model() if hasattr(model, 'get_base_model') else model
         head = base.get_output_embeddings()
         W, dev = head.weight, head.weight.device
