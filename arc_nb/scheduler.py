@@ -33,7 +33,7 @@ __all__ = ['TTT_SETTINGS', 'INFER_SETTINGS', 'SETUP_ENV', 'RETRYABLE_ERRNOS', 'F
            'check_targets', 'check_start', 'hold_run', 'check_free', 'is_run', 'remove_stale', 'RunIOError', 'outcomes',
            'exit_code', 'final_lines', 'Launch', 'open_run', 'start_slots', 'tail_events', 'poll_slots',
            'update_submission', 'locks_missing', 'trained_count', 'retrain', 'poll', 'stop_slots', 'finish', 'launch',
-           'cache_share', 'Worker', 'merge_test']
+           'cache_share', 'train_share', 'Worker', 'merge_test']
 
 # %% ../nbs/07_scheduler.ipynb
 def setting(default, help: str, parse=None):
@@ -1813,6 +1813,25 @@ def cache_share(model, cfg: RunConfig, total_bytes=None) -> float:
     searchers = cfg.infer_slots if cfg.mode == 'split' else cfg.train_slots
     return max(0.25, 0.4 * (total - workers * weights) / searchers / 2**30)
 
+
+def train_share(model, cfg: RunConfig, total_bytes=None) -> float | None:
+    """Bytes of GPU memory a split run's training worker may use in all (its copy of the model included), for the
+    activations that `train_many`'s 'auto' checkpointing weighs: what the workers' copies of the model and the
+    searchers' caches (`cache_share`) leave, split between the training workers of the GPU. Without it a K-task train
+    worker looked at what was free while the inference workers were still idle, took 94 GiB of an H200, and a search
+    then failed for lack of memory (`benchmarks/results/workload_k4_memory/`). None where no separate searching worker
+    shares the GPU (fused runs, or no inference slots): the free memory is the limit there, as before."""
+    import torch
+
+    if cfg.mode != 'split' or not cfg.infer_slots:
+        return None
+    total = total_bytes or (
+        cfg.gpu_memory_gb * 2**30 if cfg.gpu_memory_gb else torch.cuda.get_device_properties(model.device).total_memory
+    )
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    caches = cfg.infer_slots * cache_share(model, cfg, total) * 2**30
+    return max(0.0, total - cfg.workers_per_gpu() * weights - caches) / cfg.train_slots + weights
+
 # %% ../nbs/07_scheduler.ipynb
 class Worker:
     "One slot's worker: its run directory, phase, device, model and estimate of seconds per task."
@@ -1826,6 +1845,7 @@ class Worker:
         self.done_phase = 'train' if phase == 'train' else 'infer'  # whose output makes a task done for this worker
         self.waiting = None  # a task claimed while a full search gave way to it (`give_way`)
         self.held_back = set()  # tasks of a retryable error, even if their retry file could not be written (`fail`)
+        self.train_bytes = None  # GPU memory train_many may use in all (`train_share`), set by `load`
 
     def emit(self, event, **kw):
         return self.rundir.emit(event, **self.base, **kw)
@@ -1882,6 +1902,7 @@ class Worker:
                 worker_setup(os.environ[SETUP_ENV])(self.model, self.tok, run)
             self.writer = AdapterWriter()  # adapters are written in the background: the worker waits for the host copy
             self.cache_gb = None if self.gpu is None else cache_share(self.model, cfg)
+            self.train_bytes = None if self.gpu is None or self.phase != 'train' else train_share(self.model, cfg)
         self.emit(
             'model_load', seconds=t.seconds, model=str(model_path), device=dev, dtype=dtype, cache_gb=self.cache_gb
         )
@@ -2326,7 +2347,7 @@ def run_slots(self) -> bool:
 
     done = []
     try:
-        train_many(self.model, self.slots, feed, pad_id=self.vocab.eos, on_done=trained)
+        train_many(self.model, self.slots, feed, pad_id=self.vocab.eos, on_done=trained, memory_bytes=self.train_bytes)
     except Exception as e:
         return self.slots_failed(e, held)
     if done:  # fused: the K tasks' searches as one batch, each task through its slot

@@ -288,23 +288,25 @@ def activation_bytes(model, compute='float32') -> int:
     return c.num_hidden_layers * (b * (10 * d + 4 * f) + cast)
 
 
-def _free_bytes(device) -> float:
+def _free_bytes(device, limit=None) -> float:
     """Memory this process may still allocate on `device`: the GPU's free memory plus what torch holds unused, within
-    its share when the process has one (`set_per_process_memory_fraction`: a run's `gpu_memory_gb`)."""
+    its share when the process has one (`set_per_process_memory_fraction`: a run's `gpu_memory_gb`) and within `limit`
+    bytes in all when given (a training worker's part of a GPU it shares with searching workers)."""
     free, total = torch.cuda.mem_get_info(device)
     used = torch.cuda.memory_allocated(device)
     free += torch.cuda.memory_reserved(device) - used
     share = getattr(torch.cuda, 'get_per_process_memory_fraction', None)
-    return min(free, share(device) * total - used) if share is not None else free
+    free = min(free, share(device) * total - used) if share is not None else free
+    return free if limit is None else min(free, limit - used)
 
 
-def _checkpoint_many(cfg, model, tokens, per_token) -> bool:
+def _checkpoint_many(cfg, model, tokens, per_token, limit=None) -> bool:
     """`train_many`'s 'auto': checkpoint a step when its batch's activations (`tokens` x `per_token`, the model's
     `activation_bytes`) would take more than 70% of the memory left (one task's 'auto' looks at its length; a batch of K
-    looks at what fits)."""
+    looks at what fits; `limit`: see `_free_bytes`)."""
     if cfg.gradient_checkpointing != 'auto' or model.device.type != 'cuda':
         return cfg.gradient_checkpointing == 'on'
-    return tokens * per_token > 0.7 * _free_bytes(model.device)
+    return tokens * per_token > 0.7 * _free_bytes(model.device, limit)
 
 
 def _row_losses(model, ids, att, lab):
@@ -372,12 +374,13 @@ class _Run:
         )
 
 # %% ../nbs/05_ttt.ipynb
-def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainResult]:
+def train_many(model, slots, jobs, *, pad_id=None, on_done=None, memory_bytes=None) -> list[TrainResult]:
     """Train every job's adapter in a slot of `slots` (a `SlotLoRA` on `model`), one sequence of each active job per
     forward/backward: batch-size-1 training of each task, K tasks a step. `jobs`: an iterable of `Job`s, or a callable
     `feed(busy) -> Job | None` asked whenever a slot is free (`busy`: how many slots train; None: no job for now,
     asked again after the next step, and the end once no slot trains). `on_done(slot, job, result)` runs when a job
-    has taken its last step (save the slot there); the slot then takes the next job. Returns the results
+    has taken its last step (save the slot there); the slot then takes the next job. `memory_bytes`: the GPU memory this
+    process may use in all, for 'auto' checkpointing (None: what is free). Returns the results
     in the order the jobs ended; the model is left in eval mode."""
     if model.peft_config[slots.adapter].lora_dropout:
         raise ValueError("train_many needs lora_dropout=0: the slots' products apply no dropout")
@@ -421,7 +424,7 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None) -> list[TrainRe
             for group in _length_groups([len(s) for s in seqs]):  # rows of similar length share a pass
                 g_rows, g_seqs = [rows[j] for j in group], [seqs[j] for j in group]
                 tokens = len(group) * max(map(len, g_seqs))  # the padded pass
-                want = any(_checkpoint_many(runs[k].job.cfg, model, tokens, per_token) for k in g_rows)
+                want = any(_checkpoint_many(runs[k].job.cfg, model, tokens, per_token, memory_bytes) for k in g_rows)
                 if want != ckpt:  # on for the passes whose activations would not fit
                     if want:
                         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
