@@ -1803,15 +1803,20 @@ def cache_share(model, cfg: RunConfig, total_bytes=None) -> float:
     activations and the allocator. Without it each process took half of what was free when it looked, and the last one
     to look found nothing (out of memory on the H200 at 1 train + 3 inference slots; at 50%, still out of memory in DFS
     rescoring next to the training worker)."""
+    total, weights = _gpu_bytes(model, cfg, total_bytes)
+    workers = cfg.workers_per_gpu()
+    searchers = cfg.infer_slots if cfg.mode == 'split' else cfg.train_slots
+    return max(0.25, 0.4 * (total - workers * weights) / searchers / 2**30)
+
+
+def _gpu_bytes(model, cfg: RunConfig, total_bytes=None) -> tuple:
+    "(bytes of a GPU the run may use: `total_bytes`, else `gpu_memory_gb`, else the card's; bytes of one model copy)."
     import torch
 
     total = total_bytes or (
         cfg.gpu_memory_gb * 2**30 if cfg.gpu_memory_gb else torch.cuda.get_device_properties(model.device).total_memory
     )
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    workers = cfg.workers_per_gpu()
-    searchers = cfg.infer_slots if cfg.mode == 'split' else cfg.train_slots
-    return max(0.25, 0.4 * (total - workers * weights) / searchers / 2**30)
+    return total, sum(p.numel() * p.element_size() for p in model.parameters())
 
 
 def train_share(model, cfg: RunConfig, total_bytes=None) -> float | None:
@@ -1821,14 +1826,9 @@ def train_share(model, cfg: RunConfig, total_bytes=None) -> float | None:
     worker looked at what was free while the inference workers were still idle, took 94 GiB of an H200, and a search
     then failed for lack of memory (`benchmarks/results/workload_k4_memory/`). None where no separate searching worker
     shares the GPU (fused runs, or no inference slots): the free memory is the limit there, as before."""
-    import torch
-
     if cfg.mode != 'split' or not cfg.infer_slots:
         return None
-    total = total_bytes or (
-        cfg.gpu_memory_gb * 2**30 if cfg.gpu_memory_gb else torch.cuda.get_device_properties(model.device).total_memory
-    )
-    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    total, weights = _gpu_bytes(model, cfg, total_bytes)
     caches = cfg.infer_slots * cache_share(model, cfg, total) * 2**30
     return max(0.0, total - cfg.workers_per_gpu() * weights - caches) / cfg.train_slots + weights
 

@@ -300,12 +300,16 @@ def _free_bytes(device, limit=None) -> float:
     return free if limit is None else min(free, limit - used)
 
 
-def _checkpoint_many(cfg, model, tokens, per_token, limit=None) -> bool:
-    """`train_many`'s 'auto': checkpoint a step when its batch's activations (`tokens` x `per_token`, the model's
-    `activation_bytes`) would take more than 70% of the memory left (one task's 'auto' looks at its length; a batch of K
-    looks at what fits; `limit`: see `_free_bytes`)."""
-    if cfg.gradient_checkpointing != 'auto' or model.device.type != 'cuda':
-        return cfg.gradient_checkpointing == 'on'
+def _checkpoint_many(cfgs, model, tokens, per_token, limit=None) -> bool:
+    """Whether `train_many` checkpoints a pass of rows whose jobs have the configs `cfgs`: when one says 'on', or one
+    says 'auto' and the pass's activations (`tokens` x `per_token`, the model's `activation_bytes`) would take more than
+    70% of the memory left (one task's 'auto' looks at its length; a batch of K looks at what fits; `limit`: see
+    `_free_bytes`, asked once a pass)."""
+    modes = {c.gradient_checkpointing for c in cfgs}
+    if 'on' in modes:
+        return True
+    if 'auto' not in modes or model.device.type != 'cuda':
+        return False
     return tokens * per_token > 0.7 * _free_bytes(model.device, limit)
 
 
@@ -424,7 +428,7 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None, memory_bytes=No
             for group in _length_groups([len(s) for s in seqs]):  # rows of similar length share a pass
                 g_rows, g_seqs = [rows[j] for j in group], [seqs[j] for j in group]
                 tokens = len(group) * max(map(len, g_seqs))  # the padded pass
-                want = any(_checkpoint_many(runs[k].job.cfg, model, tokens, per_token, memory_bytes) for k in g_rows)
+                want = _checkpoint_many([runs[k].job.cfg for k in g_rows], model, tokens, per_token, memory_bytes)
                 if want != ckpt:  # on for the passes whose activations would not fit
                     if want:
                         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})
