@@ -233,6 +233,7 @@ class HFBackend:
     `sample` and `score` route prompts through when given slot indices (`predict_tasks`)."""
 
     score_tokens = 2**17  # rescoring: rows x tokens one pass may hold (16 GiB of KV cache for a Mistral-7B in bf16)
+    exact_sample = True  # `sample`'s log-probabilities are the model's own: rescoring takes them for what a view found
 
     def __init__(self, model, eos_token_id, max_batch=None, decode='auto', max_cache_gb=None, slots=None):
         self.model, self.eos, self.max_batch, self.slots = model, eos_token_id, max_batch, slots
@@ -294,6 +295,25 @@ def _rescore_ids(v: Vocab, views, cands):
     return [[list(grid_ids(v, tr.grid(np.array(c.grid))).tolist()) + [v.eos] for c in cands] for tr in views]
 
 
+def _rescore(backend, prompts, ids, samples, slots=None):
+    """Per prompt, the log-probability of each of its candidates (`ids`), and the tokens scoring took per prompt. A
+    candidate that the prompt's own search returned has it already: the search's log-probability, when the backend's
+    `sample` gives the model's exact one (`exact_sample`); the other pairs are scored by `backend.score` in one batch."""
+    reuse, out, todo = getattr(backend, 'exact_sample', False), [], []
+    for cs, ss in zip(ids, samples):
+        found = {tuple(s): lp for s, lp in ss} if reuse else {}
+        out.append([found.get(tuple(c)) for c in cs])
+        todo.append([c for c, x in zip(cs, out[-1]) if x is None])
+    need, tokens = [i for i, t in enumerate(todo) if t], [0] * len(prompts)
+    if need:
+        kw = {} if slots is None else {'slots': [slots[i] for i in need]}
+        for i, s in zip(need, backend.score([prompts[i] for i in need], [todo[i] for i in need], **kw)):
+            left = iter(s)
+            out[i] = [x if x is not None else next(left) for x in out[i]]
+            tokens[i] = len(prompts[i]) + sum(map(len, todo[i]))
+    return out, tokens
+
+
 def _finish(i, cands, views, fb, malformed, tokens, **kw) -> TestPrediction:
     "Test input i's prediction: candidates best first, the two best as attempts, topped up from the fallbacks `fb`."
     cands.sort(key=lambda c: (-c.score, -len(c.found_by), c.grid))
@@ -324,9 +344,8 @@ def predict_task(backend, v: Vocab, task: Task, cfg: InferConfig, tests=None) ->
         tokens = sum(map(len, prompts)) + sum(len(s) for ss in samples for s, _ in ss)
         cands, malformed = _collect(v, views, samples)
         if cfg.rescore and cands:
-            ids = _rescore_ids(v, views, cands)
-            per_view = backend.score(prompts, ids)
-            tokens += sum(map(len, prompts)) + sum(len(x) for xs in ids for x in xs)
+            per_view, scored = _rescore(backend, prompts, _rescore_ids(v, views, cands), samples)
+            tokens += sum(scored)
             for j, c in enumerate(cands):
                 c.scores = [pv[j] for pv in per_view]
         t2 = time.perf_counter()
@@ -352,20 +371,26 @@ def predict_tasks(backend, v: Vocab, items, cfg: InferConfig, tests=None) -> lis
     rooms = [min(cfg.max_new_tokens, cfg.max_seq_len - len(p)) for p in prompts]
     w0, t0 = WORK.copy(), time.perf_counter()
     samples = backend.sample(prompts, min_prob=cfg.min_prob, max_new_tokens=rooms, slots=ks) if prompts else []
-    t1, done, at = time.perf_counter(), [], 0  # per unit: [candidates, malformed, tokens]
+    t1, done, at, got = time.perf_counter(), [], 0, []  # per unit: [candidates, malformed, tokens]; its samples
     for u in units:
         ss, at = samples[at : at + len(u[4])], at + len(u[4])
         done.append([*_collect(v, u[2], ss), sum(map(len, u[4])) + sum(len(s) for x in ss for s, _ in x)])
+        got.append(ss)
     todo = [n for n, d in enumerate(done) if cfg.rescore and d[0]]
-    ids = {n: _rescore_ids(v, units[n][2], done[n][0]) for n in todo}
-    if todo:
-        ps, cs = [p for n in todo for p in units[n][4]], [x for n in todo for x in ids[n]]
-        per, at = backend.score(ps, cs, slots=[units[n][5] for n in todo for _ in units[n][4]]), 0
+    if todo:  # every unit's pairs in one batch (less those its own search decoded: `_rescore`)
+        per, scored = _rescore(
+            backend,
+            [p for n in todo for p in units[n][4]],
+            [x for n in todo for x in _rescore_ids(v, units[n][2], done[n][0])],
+            [s for n in todo for s in got[n]],
+            slots=[units[n][5] for n in todo for _ in units[n][4]],
+        )
+        at = 0
         for n in todo:
-            pv, at = per[at : at + len(units[n][4])], at + len(units[n][4])
+            pv, sc, at = per[at : at + len(units[n][4])], scored[at : at + len(units[n][4])], at + len(units[n][4])
             for j, c in enumerate(done[n][0]):
                 c.scores = [x[j] for x in pv]
-            done[n][2] += sum(map(len, units[n][4])) + sum(len(x) for xs in ids[n] for x in xs)
+            done[n][2] += sum(sc)
     t2, work, out = time.perf_counter(), WORK.since(w0), [[] for _ in items]
     total = max(1, sum(d[2] for d in done))
     for (j, i, views, fb, _, _), (cands, bad, tokens) in zip(units, done):

@@ -2313,16 +2313,33 @@ def job(self, task, lock, tc):
 @_method_of(Worker)
 def run_slots(self) -> bool:
     """Train up to `tasks_per_worker` tasks at once in the model's adapter slots (`train_many`): a train worker saves
-    each adapter as its task ends and its slot takes the next claim; a fused worker trains K, then predicts each from
-    its slot. On an error every held claim is released for a retry, and K halves (out of memory) or drops to 1 (other
-    errors: each task then trains alone, so one bad task fails alone). False when no task is left for this worker."""
+    each adapter as its task ends and its slot takes the next claim. A fused worker searches through the slots of its
+    ended tasks, as one batch, once half of its K have ended (or none trains), and those slots then take new claims
+    while the others train on: a long task never holds the batch's other slots idle. On an error every held claim is
+    released for a retry, and K halves (out of memory) or drops to 1 (other errors: each task then trains alone, so one
+    bad task fails alone). False when no task is left for this worker."""
     from arc_nb.ttt import train_many
 
     run, tc, held, fused, t0 = self.rundir, self.tcfg, {}, self.phase == 'fused', {}
+    ready, every = [], -(-self.k // 2)  # fused: (slot, task, lock) trained and not yet searched; a search's batch
+
+    def search():  # fused: the ended tasks' searches as one batch, each through its slot (`predict_slots`)
+        batch, training = ready[:], self.model.training
+        ready.clear()
+        self.model.eval()
+        try:
+            self.predict_slots(batch)
+        finally:
+            self.model.train(training)
+            for k, task, lock in batch:
+                del held[task.id]
+                self.emit('task_end', task=task.id, seconds=time.time() - t0[task.id])
+                lock.release()
 
     def feed(busy):
-        # fused: up to K tasks (held until searched), none once one has ended: its slot keeps its weights for the search
-        while len(held) < self.k and not (fused and done):
+        if ready and (len(ready) >= every or busy == 0):
+            search()
+        while len(held) < self.k and not ready:  # an ended task's slot keeps its weights until its search
             claimed = self.next_task() if busy == 0 and not held else self.claim_now()
             if claimed is None:
                 return None
@@ -2339,24 +2356,16 @@ def run_slots(self) -> bool:
                   loss=r.final_loss, seconds=r.seconds, n_dropped=r.n_dropped, slot_k=k)  # fmt: skip
         write_json(run.train_json(task.id), r.to_json())
         if fused:
-            done.append((k, task, lock))
+            ready.append((k, task, lock))  # searched at the next `feed`, with the others that have ended by then
             return
         del held[task.id]
         self.save(task, lock, tensors=self.slots.tensors(k))
         self.emit('task_end', task=task.id, seconds=time.time() - t0[task.id])
 
-    done = []
     try:
         train_many(self.model, self.slots, feed, pad_id=self.vocab.eos, on_done=trained, memory_bytes=self.train_bytes)
     except Exception as e:
         return self.slots_failed(e, held)
-    if done:  # fused: the K tasks' searches as one batch, each task through its slot
-        try:
-            self.predict_slots(done)
-        finally:
-            for k, task, lock in done:
-                self.emit('task_end', task=task.id, seconds=time.time() - t0[task.id])
-                lock.release()
     return bool(held)
 
 # %% ../nbs/07_scheduler.ipynb
@@ -2377,13 +2386,17 @@ def infer_many(self, items, ic, kind):
 @_method_of(Worker)
 def predict_slots(self, done):
     """A fused K-task worker's searches, the tasks still in their slots (`done`: (slot, task, lock)): the quick pass of
-    all of them as one batch, then the full search of all of them as one batch when it fits the time left. If a batched
-    pass fails, each task is predicted alone (its slot copied into the model's adapter, through `attempt`)."""
+    all of them as one batch, then the full search of all of them as one batch when it fits the time left. The quick
+    pass is insurance against a full search the time left cannot hold: it is skipped when this run's full searches so
+    far say twice theirs fits (no such search yet: it runs). If a batched pass fails, each task is predicted alone
+    (its slot copied into the model's adapter, through `attempt`)."""
     run, ic, quick = self.rundir, self.icfg, self.cfg.quick(self.icfg)
     items = [(task, k) for k, task, _ in done]
+    self.est.update()
+    need = sum(self.est.infer(t, 'full') for t, _ in items)  # 0 until a full search has run
     try:
         old = {}
-        if quick is not None:
+        if quick is not None and not (0 < 2 * need <= self.time_left()):
             for (task, _), preds in zip(items, self.infer_many(items, quick, 'quick')):
                 old[task.id] = {p.index: {**p.to_json(), 'pass': 'quick'} for p in preds}
                 self.write(task, old[task.id], partial=True)

@@ -383,7 +383,8 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None, memory_bytes=No
     forward/backward: batch-size-1 training of each task, K tasks a step. `jobs`: an iterable of `Job`s, or a callable
     `feed(busy) -> Job | None` asked whenever a slot is free (`busy`: how many slots train; None: no job for now,
     asked again after the next step, and the end once no slot trains). `on_done(slot, job, result)` runs when a job
-    has taken its last step (save the slot there); the slot then takes the next job. `memory_bytes`: the GPU memory this
+    has taken its last step, between steps (save the slot there); the slot then takes the next job, unless `feed`
+    keeps it free (a fused worker searches through it first). `memory_bytes`: the GPU memory this
     process may use in all, for 'auto' checkpointing (None: what is free). Returns the results
     in the order the jobs ended; the model is left in eval mode."""
     if model.peft_config[slots.adapter].lora_dropout:

@@ -449,6 +449,17 @@ def multitask(w):
           f"{x['trained']} | {x['train_tokens']:,} | **{x['tasks_per_gpu_hour']:.0f}** | {x['nvml_util_pct'] or 0:.0f} | {x['useful_util_pct']:.1f} | "
           f"{x['peak_mem_gb_per_gpu'] or 0:.0f} GB |")
     w('')
+    kf = HERE/'results'/'workload_k_fused'
+    if kf.exists():
+        w((kf/'note.md').read_text())
+        w('| call | way | slots | K | tasks done | trained | training tokens | tasks / GPU-hour | NVML % | useful % | GPU memory peak (NVML) |')
+        w('|---|---|---|---|---|---|---|---|---|---|---|')
+        for f in sorted(kf.glob('*.json')):
+            for x in json.loads(f.read_text())['ways']:
+                w(f"| {f.name[0]} | {x['way']} | {x['slots']} | {(x.get('settings') or {}).get('tasks_per_worker', 1)} | {x['tasks_done']}/{x['tasks']} | "
+                  f"{x['trained']} | {x['train_tokens']:,} | **{x['tasks_per_gpu_hour']:.0f}** | {x['nvml_util_pct'] or 0:.0f} | {x['useful_util_pct']:.1f} | "
+                  f"{x['peak_mem_gb_per_gpu'] or 0:.0f} GB |")
+        w('')
     if r.get('attention_backend'):
         ab = r['attention_backend']
         w(f"**Attention's cuDNN backend** (the 1.10B model, the same 16 tasks): {ab['note']}\n")

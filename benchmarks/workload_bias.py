@@ -119,7 +119,7 @@ class AnswerBias:
         decoders = self.model.__dict__.get('_arc_decoders', {}).values()  # arc_nb's graph decoder, when the worker made one
         fd = next((d for d in decoders if d.stepping), None)
         if fd is not None: return out + self.rows_bias(fd, out)  # a decode step, maybe being captured into a CUDA graph
-        if not self.active: return out
+        if not self.active or torch.is_grad_enabled(): return out  # training never: train_many calls the head alone, past the pre-hook
         To = out.shape[1]
         j = torch.arange(self.pos0 + self.T - To, self.pos0 + self.T, device=out.device) - (self.P - 1)
         j = torch.where(j < 0, MAXLEN, j).clamp(max=MAXLEN)
