@@ -2412,7 +2412,7 @@ def predict_slots(self, done):
             for (task, _), preds in zip(items, self.infer_many(items, quick, 'quick')):
                 old[task.id] = {p.index: {**p.to_json(), 'pass': 'quick'} for p in preds}
                 self.write(task, old[task.id], partial=True)
-            if sum(self.est.infer(t, 'full') for t, _ in items) > self.time_left():
+            if need > self.time_left():  # the quick pass moved no full-search rate
                 return
         for (task, _), preds in zip(items, self.infer_many(items, ic, 'full')):
             prev = old.get(task.id, {})
