@@ -438,6 +438,7 @@ def _add_pretrain_parser(sub):
         ('max-seq-len', int, "longest training sequence"),
         ('batch-tokens', int, "padded tokens per step"),
         ('loss-on', str, "'outputs' (every output grid) or 'query' (the last)"),
+        ('synthetic', float, "share of sequences from newly generated tasks (arc_nb.synth), 0 to 1"),
         ('lr', float, "peak learning rate"),
         ('warmup-steps', int, "warmup steps of each call"),
         ('holdout', int, "tasks of the first --data set kept out, to choose TTT's defaults on"),

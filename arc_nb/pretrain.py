@@ -13,11 +13,12 @@ from .data import Task, load_tasks, write_json
 from .augment import random_transform
 from .encoding import check_tokenizer, make_compact_tokenizer, fit_prompt, IGNORE, Encoded
 from .model import make_tiny_model
+from .synth import synthetic_task
 
 # %% auto 0
-__all__ = ['ARCH', 'LIMIT', 'PretrainConfig', 'resume_config', 'task_pairs', 'sample_sequence', 'length_batches', 'collate',
-           'Batches', 'pair_hashes', 'grid_hashes', 'union_tasks', 'holdout_ids', 'training_pairs', 'leakage',
-           'export_model', 'pretrain']
+__all__ = ['ARCH', 'LIMIT', 'PretrainConfig', 'resume_config', 'task_pairs', 'generated_pairs', 'sample_sequence',
+           'length_batches', 'collate', 'Batches', 'pair_hashes', 'grid_hashes', 'union_tasks', 'holdout_ids',
+           'training_pairs', 'leakage', 'export_model', 'pretrain', 'heldout_loss']
 
 # %% ../nbs/05b_pretrain.ipynb
 @dataclass
@@ -38,6 +39,8 @@ class PretrainConfig:
     batch_tokens: int = 65536  # padded tokens per step (sequences sorted by length, so little padding)
     # 'outputs': every output grid of the sequence carries loss; 'query': the last one only (as TTT's default)
     loss_on: str = 'outputs'
+    # share of sequences drawn from generated tasks (arc_nb.synth: a new task each time), the rest from `data`
+    synthetic: float = 0.0
     lr: float = 1e-3
     warmup_steps: int = 200
     weight_decay: float = 0.01
@@ -86,9 +89,22 @@ def task_pairs(tasks: dict[str, Task]) -> dict[str, list]:
     return {k: [(e.input, e.output) for e in t.train + t.test if e.output is not None] for k, t in tasks.items()}
 
 
-def sample_sequence(v, pairs: dict, ids: list, rng, max_seq_len, loss_on='outputs') -> Encoded:
+def generated_pairs(rng, bad: set = frozenset()) -> list:
+    "A generated task's pairs, less any pair with a grid whose hash is in `bad` (as `training_pairs` drops them)."
+    ps = synthetic_task(rng) or []
+    return [(i, o) for i, o in ps if _h(i) not in bad and _h(o) not in bad]
+
+
+def sample_sequence(
+    v, pairs: dict, ids: list, rng, max_seq_len, loss_on='outputs', synthetic=0.0, bad: set = frozenset()
+) -> Encoded:
+    """One training sequence: a share `synthetic` of the draws is a newly generated task (`generated_pairs`: without
+    a pair that has a grid in `bad`, the evaluation set's grids), the rest a task of `pairs`."""
     while True:
-        ps = pairs[ids[rng.integers(len(ids))]]
+        if synthetic and rng.random() < synthetic:
+            ps = generated_pairs(rng, bad)
+        else:
+            ps = pairs[ids[rng.integers(len(ids))]]
         if len(ps) < 2:
             continue
         q = int(rng.integers(len(ps)))
@@ -133,8 +149,8 @@ def collate(seqs, pad_id: int):
 class Batches(torch.utils.data.IterableDataset):
     "An endless stream of padded batches; each DataLoader worker draws its own reproducible stream from `key`."
 
-    def __init__(self, cfg: PretrainConfig, pairs: dict, key, pool: int = 256):
-        self.cfg, self.pairs, self.key, self.pool = cfg, pairs, list(key), pool
+    def __init__(self, cfg: PretrainConfig, pairs: dict, key, pool: int = 256, bad: set = frozenset()):
+        self.cfg, self.pairs, self.key, self.pool, self.bad = cfg, pairs, list(key), pool, bad
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -142,7 +158,10 @@ class Batches(torch.utils.data.IterableDataset):
         v, ids, c = check_tokenizer(make_compact_tokenizer()), sorted(self.pairs), self.cfg
         while True:
             bs = length_batches(
-                [sample_sequence(v, self.pairs, ids, rng, c.max_seq_len, c.loss_on) for _ in range(self.pool)],
+                [
+                    sample_sequence(v, self.pairs, ids, rng, c.max_seq_len, c.loss_on, c.synthetic, self.bad)
+                    for _ in range(self.pool)
+                ],
                 c.batch_tokens,
             )
             for k in rng.permutation(len(bs)):
@@ -338,7 +357,8 @@ def _batches(cfg, dev, s0):
     workers = cfg.workers
     if workers is None:
         workers = min(8, max(1, (os.cpu_count() or 2) - 2)) if dev.type == 'cuda' else 0
-    data = Batches(cfg, training_pairs(cfg), [cfg.seed, s0])
+    bad = grid_hashes(load_tasks(cfg.exclude)) if cfg.synthetic and cfg.exclude else frozenset()
+    data = Batches(cfg, training_pairs(cfg), [cfg.seed, s0], bad=bad)
     more = {'prefetch_factor': 4, 'persistent_workers': False} if workers else {}
     loader = torch.utils.data.DataLoader(
         data, batch_size=None, num_workers=workers, pin_memory=dev.type == 'cuda', **more
@@ -406,7 +426,7 @@ def pretrain(
         state['step'] += 1
         state['tokens'] += n
         tok_call += n
-        recent.append(loss)
+        recent.append(loss.detach())  # kept until the next log: without its graph
         if state['step'] % log_every == 0:
             l = float(torch.stack(recent).mean())
             recent = []
@@ -429,3 +449,34 @@ def pretrain(
             flush=True,
         )
     return state
+
+# %% ../nbs/05b_pretrain.ipynb
+@torch.no_grad()
+def heldout_loss(model, tok, tasks: dict[str, Task], max_seq_len: int = 8192) -> dict[str, float]:
+    "Per task, the mean cross-entropy per output token of its test outputs given its train pairs (no TTT, no augmentation)."
+    v, out = check_tokenizer(tok), {}
+    was = model.training
+    model.eval()
+    for k, t in tasks.items():
+        ls = []
+        for e in t.test:
+            if e.output is None:
+                continue
+            try:
+                enc = fit_prompt(
+                    v,
+                    [(x.input, x.output) for x in t.train],
+                    e.input,
+                    e.output,
+                    max_seq_len=max_seq_len,
+                    loss_on='query',
+                )
+            except ValueError:  # the query alone is longer than max_seq_len
+                continue
+            x = torch.from_numpy(enc.input_ids)[None].to(model.device)
+            y = torch.from_numpy(enc.labels)[None].to(model.device)
+            ls.append(float(model(input_ids=x, labels=y).loss))
+        if ls:
+            out[k] = float(np.mean(ls))
+    model.train(was)
+    return out

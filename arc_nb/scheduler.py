@@ -1494,7 +1494,9 @@ def open_run(cfg: RunConfig | None = None, *, resume=False, backend=None, starte
         if not (out / 'config.json').exists():
             raise RunError(f"{out} has no config.json: nothing to resume (start it without --resume)")
         saved = RunConfig.from_dict(json.loads((out / 'config.json').read_text()))
-        cfg = replace(saved, time_budget=cfg.time_budget, deadline=cfg.deadline)
+        # the folder's place now, not the one its config recorded: a run folder copied to another machine (or moved)
+        # resumes where it is (with the recorded one, the launcher held this folder and ran the workers in the old)
+        cfg = replace(saved, out=str(out), time_budget=cfg.time_budget, deadline=cfg.deadline)
     elif is_run(out):
         raise RunError(f"{out} already holds a run: pass --resume to finish it, or choose another --out")
     source = check_start(cfg, resume=is_run(out), backend=backend)  # a mistake: one error, nothing written to `out`

@@ -261,6 +261,14 @@ def sweeps_section(w):
     for i, r in pt.iterrows():
         w(f"| {i} | " + ' | '.join(str(x) for x in r) + ' |')
     w("\nThe task-to-task variation of an effect dominates the seed noise, so tasks help more than seeds. `arc-nb sweep --detect POINTS` warns before a sweep this arithmetic says is too small.\n")
+    ps = R('pretrain_synth')
+    if ps:
+        e = ps['synthetic_effect']
+        rows = '; '.join(f"{k} ({r['params']/1e6:.1f}M, {r['pretrain_tokens']/1e6:.0f}M tokens, synthetic {r['synthetic']:g}): held-out loss {r['heldout_loss']:.3f}, "
+                         "TTT " + ', '.join(f"{x['epochs']} epochs {x['score']:.1f}%" for x in r['ttt_heldout']) for k, r in ps['models'].items())
+        w(f"**Tried since: a larger model and generated tasks** (`{ps['command']}`, {ps['date']}; {ps['gpu']}). On the 48 held-out training tasks: {rows}. "
+          f"Generated tasks against none at the same size and time: held-out loss {e['mean']:+.3f} (95% interval {e['ci95'][0]:+.3f} to {e['ci95'][1]:+.3f}, {e['tasks']} tasks): "
+          "no difference detectable. Neither 13M model caught up with `models/arc-small`, which stays the model. Results: `results/pretrain_synth.json`.\n")
 
 def workload(w):
     "Section 0: the reference's workload end to end (benchmarks/workload.py, results/workload.json)."

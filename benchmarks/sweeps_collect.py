@@ -2,6 +2,7 @@
 --holdout TASKS SW  : the held-out training task ids no larger than the evaluation subset's largest (comma-separated)
 --pick DIR          : the best (lr, epochs) of a held-out sweep as JSON (score, then shortest runtime), with its table
 --table SW          : a short table of every finished run under SW
+--progress SW       : one line: finished runs, and tasks done by the unfinished ones (to see a stall early)
 """
 
 import json, sys
@@ -43,6 +44,15 @@ if __name__ == '__main__':
         ]
         best = max(table, key=lambda t: (t['score'], -t['seconds']))
         print(json.dumps({'lr': best['lr'], 'epochs': int(best['epochs']), 'runs': table}))
+    elif sys.argv[1] == '--progress':
+        done, total, tasks = 0, 0, 0
+        for r in sorted(Path(sys.argv[2]).glob('*/*/seed*')):
+            total += 1
+            if finished(r):
+                done += 1
+            elif (r / 'events.jsonl').exists():
+                tasks += sum('"task_end"' in line for line in open(r / 'events.jsonl', errors='replace'))
+        print(f"{done}/{total} runs finished; the others have {tasks} tasks done")
     elif sys.argv[1] == '--table':
         for d in sorted(p for p in Path(sys.argv[2]).iterdir() if p.is_dir()):
             for st, seed, r in runs(d):

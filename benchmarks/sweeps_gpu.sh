@@ -23,6 +23,9 @@ wait_until() {  # wait_until EPOCH: until every sweep ends or the time comes; th
   while [ $(date +%s) -lt $1 ]; do
     alive=0; for p in $(cat $SW/pids); do kill -0 $p 2>/dev/null && alive=1; done
     [ $alive = 0 ] && break; sleep 2
+    if [ $(date +%s) -ge ${NEXT:=$(( $(date +%s) + 60 ))} ]; then  # a line a minute: a stall shows early
+      echo "$(( $(date +%s) - T0 )) s: $(python3 benchmarks/sweeps_collect.py --progress $SW)"; NEXT=$(( $(date +%s) + 60 ))
+    fi
   done
   for p in $(cat $SW/pids); do kill -0 $p 2>/dev/null && { echo "time limit: stopping sweep $p"; kill -- -$p; }; done
   sleep 3; for p in $(cat $SW/pids); do kill -9 -- -$p 2>/dev/null; done; : > $SW/pids

@@ -231,3 +231,16 @@ def test_rc_soak_random_kills_then_resume(tmp_path):
         assert (run.adapter(t) / 'adapter_model.safetensors').read_bytes() == (ref.adapter(t) / 'adapter_model.safetensors').read_bytes()
         a, b = (json.loads(x.predictions(t).read_text())['tests'] for x in (run, ref))
         assert [x['candidates'] for x in a] == [x['candidates'] for x in b]
+
+
+def test_moved_run_folder_resumes_where_it_is(tmp_path):
+    "A cut run folder moved (or copied to another machine, as sweeps are between GPU calls) resumes in its new place."
+    import shutil
+
+    run = trained_only(tmp_path / 'a')
+    new = tmp_path / 'b'
+    shutil.move(str(run.path), str(new))  # its config.json still names tmp_path/a
+    s = launch(RunConfig(out=str(new)), resume=True, progress=False)
+    check_complete(RunDir(new), TASKS)
+    assert not (tmp_path / 'a').exists() and s['predicted'] == 3
+    assert per_task(RunDir(new), 'train_end') == Counter({t: 1 for t in TASKS})  # the adapters it had were used

@@ -134,3 +134,19 @@ def test_the_gpu_usage_notebook_shows_the_workload_json():
     hi_mu = next(mu / 1000 for mu in range(1, 100_000) if tail(k, mu / 1000) <= 0.025)
     m2 = re.search(r"tasks/GPU-h, 95% interval (\d+)-(\d+)\)", text)
     assert m2 and abs(int(m2.group(1)) - lo_mu * 3600 / t) <= 1 and abs(int(m2.group(2)) - hi_mu * 3600 / t) <= 1
+
+
+def test_pretrain_synth_numbers_recompute_from_the_per_task_losses():
+    "benchmarks/results/pretrain_synth.json: each mean and the generated-task effect with its interval, recomputed."
+    ps = json.loads((ROOT / 'benchmarks' / 'results' / 'pretrain_synth.json').read_text())
+    for r in ps['models'].values():
+        assert set(r['heldout_loss_per_task']) == set(ps['heldout_tasks'])
+        assert abs(np.mean(list(r['heldout_loss_per_task'].values())) - r['heldout_loss']) < 1e-9
+    a, b = (ps['models'][k]['heldout_loss_per_task'] for k in ('13m_synth0.5', '13m_synth0'))
+    d = np.array([a[k] - b[k] for k in sorted(a)])
+    rng = np.random.default_rng(0)
+    boot = [d[rng.integers(len(d), size=len(d))].mean() for _ in range(10_000)]
+    e = ps['synthetic_effect']
+    assert abs(d.mean() - e['mean']) < 1e-12 and e['tasks'] == len(d) == 48
+    assert np.allclose(np.percentile(boot, [2.5, 97.5]), e['ci95'])
+    assert e['tasks_lower_with_synthetic'] == int((d < 0).sum())
