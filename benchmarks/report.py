@@ -29,6 +29,7 @@ def main():
     workload(w)
     batched(w)
     multitask(w)
+    multitask_check(w)
     models(w)
     w('## 1. Per-task overhead: arc_nb against reloading per task\n')
     w("arc_nb's way per task: `reset_lora` (in place), train, save the adapter, hot-load it into a resident inference model "
@@ -425,6 +426,30 @@ def plot_workload(r):
     b.set_xlabel('% of the process-seconds (all slots)'); b.set_xlim(0, 100); b.legend(fontsize=8, loc='lower right')
     b.set_title('where the time went', fontsize=10)
     fig.tight_layout(); fig.savefig(HERE/'results'/'workload.png', dpi=110); plt.close(fig)
+
+def multitask_check(w):
+    "Issue 22: the K-slot exactness with other models, K values and task mixes (benchmarks/multitask_check.py)."
+    r = R('multitask_check')
+    if not r:
+        return
+    w(f"**Exactness beyond the tests' case** (`{r['command']}`, CPU, {r['seconds']:.0f} s): four tiny model families "
+      "(the tests use a Llama-style one), K = 3 and 5 slots (the tests: 2), K+2 ARC-AGI-1 training tasks each with its own epochs, lr, seed, "
+      "schedule, clipping and weight decay (the tests: 3 ARC-AGI-2 evaluation tasks). `train_many` against `train_task` alone, and `predict_tasks` "
+      "over the slots against `predict_task` one at a time:\n")
+    w('| model | K | adapters, fp32 | adapters, float64 | losses, fp32 | search: same candidates (found) | scores |')
+    w('|---|---|---|---|---|---|---|')
+    for x in r['records']:
+        t, t64, s = x['training'], x['training_fp64'], x['search']
+        w(f"| {x['family']} | {x['K']} | {t['adapter_max_abs']:.1e} | {t64['adapter_max_abs']:.1e} | {t['loss_max_abs']:.1e} | "
+          f"{'yes' if s['same_candidates'] else 'NO'} ({s['candidates']}) | {s['score_max_abs']:.1e} |")
+    w(f"\nIn float64 the two ways agree to {max(x['training_fp64']['adapter_max_abs'] for x in r['records']):.0e} or better everywhere: "
+      "they take the same steps. In fp32 the adapters differ by up to "
+      f"{max(x['training']['adapter_max_abs'] for x in r['records']):.0e}, above the issue's 1e-5 in "
+      f"{sum(not x['fp32_within_1e5'] for x in r['records'])} of {len(r['records'])} cases (lr 3e-3 and 1e-2, tasks of up to "
+      f"{max(max(x['training']['steps']) for x in r['records'])} steps): the batched products round differently, and Adam's normalisation "
+      "enlarges that in parameters whose gradients are near zero. The tests' case stays within 1e-5. The losses agree to "
+      f"{max(x['training']['loss_max_abs'] for x in r['records']):.0e}.\n")
+
 
 def multitask(w):
     "Issue 22: K adapters in one model, trained and searched as one batch (benchmarks/multitask.py, results/multitask.json)."
