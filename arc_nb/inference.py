@@ -371,18 +371,17 @@ def predict_tasks(backend, v: Vocab, items, cfg: InferConfig, tests=None) -> lis
     rooms = [min(cfg.max_new_tokens, cfg.max_seq_len - len(p)) for p in prompts]
     w0, t0 = WORK.copy(), time.perf_counter()
     samples = backend.sample(prompts, min_prob=cfg.min_prob, max_new_tokens=rooms, slots=ks) if prompts else []
-    t1, done, at, got = time.perf_counter(), [], 0, []  # per unit: [candidates, malformed, tokens]; its samples
+    t1, done, at = time.perf_counter(), [], 0  # per unit: [candidates, malformed, tokens, its samples]
     for u in units:
         ss, at = samples[at : at + len(u[4])], at + len(u[4])
-        done.append([*_collect(v, u[2], ss), sum(map(len, u[4])) + sum(len(s) for x in ss for s, _ in x)])
-        got.append(ss)
+        done.append([*_collect(v, u[2], ss), sum(map(len, u[4])) + sum(len(s) for x in ss for s, _ in x), ss])
     todo = [n for n, d in enumerate(done) if cfg.rescore and d[0]]
     if todo:  # every unit's pairs in one batch (less those its own search decoded: `_rescore`)
         per, scored = _rescore(
             backend,
             [p for n in todo for p in units[n][4]],
             [x for n in todo for x in _rescore_ids(v, units[n][2], done[n][0])],
-            [s for n in todo for s in got[n]],
+            [s for n in todo for s in done[n][3]],
             slots=[units[n][5] for n in todo for _ in units[n][4]],
         )
         at = 0
@@ -393,7 +392,7 @@ def predict_tasks(backend, v: Vocab, items, cfg: InferConfig, tests=None) -> lis
             done[n][2] += sum(sc)
     t2, work, out = time.perf_counter(), WORK.since(w0), [[] for _ in items]
     total = max(1, sum(d[2] for d in done))
-    for (j, i, views, fb, _, _), (cands, bad, tokens) in zip(units, done):
+    for (j, i, views, fb, _, _), (cands, bad, tokens, _) in zip(units, done):
         f = tokens / total
         kw = dict(decode_s=(t1 - t0) * f, score_s=(t2 - t1) * f, work={a: round(b * f) for a, b in work.items()})
         out[j].append(_finish(i, cands, views, fb, bad, tokens, **kw))

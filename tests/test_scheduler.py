@@ -62,7 +62,7 @@ def test_fused_k_tasks_equal_one_at_a_time(split_run, tmp_path):
     fk = RunDir(tmp_path / 'fk')
     assert json.loads(fk.submission_file.read_text()) == json.loads(RunDir(out).submission_file.read_text())
     assert per_task(fk, 'train_end') == Counter({t: 1 for t in tasks}) and per_task(fk, 'infer_end') == Counter({t: 1 for t in tasks})
-    assert max(e.get("batch", 1) for e in fk.events() if e["event"] == "infer_end") == 3
+    assert max(e.get('batch', 1) for e in fk.events() if e['event'] == 'infer_end') == 3
     for t in tasks:  # every candidate, not just the attempts
         a = json.loads(fk.predictions(t).read_text()); b = json.loads(RunDir(out).predictions(t).read_text())
         assert [[c['grid'] for c in x['candidates']] for x in a['tests']] == [[c['grid'] for c in x['candidates']] for x in b['tests']]
