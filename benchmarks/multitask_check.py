@@ -7,9 +7,13 @@ For each model family (Mistral, Qwen2 with q/k/v biases, Qwen3 with q/k norms, a
 heads) and K: (1) training: K+2 ARC-AGI-1 training tasks (a seeded draw among those of at most 400 grid cells), each with
 its own epochs, lr, seed, schedule and clipping, trained by `train_many` in K slots (continuous batching) against
 `train_task` alone: the largest adapter and loss differences, in fp32 and in float64 (where rounding cannot hide a
-difference of method); (2) searching: a model that memorised one task, K slots of
-distinct random adapters, items of two tasks over the slots searched by `predict_tasks` at once against `predict_task`
-one at a time: the same candidates (grid, found_by) and scores. Writes one record per (family, K)."""
+difference of method), at high learning rates (3e-3 and 1e-2, to make every difference large) and in fp32 again at the
+rates arc_nb uses (1e-4, its default, and 3e-4, the small model's): Adam moves a weight by about lr a step whatever its
+gradient's size, so a rounding difference in a near-zero gradient can become a difference of up to 2 lr in the
+adapter, and the differences scale with lr; each is also given relative to the largest change training made;
+(2) searching: a model that memorised one task, K slots of distinct random adapters, items of two tasks over the
+slots searched by `predict_tasks` at once against `predict_task` one at a time: the same candidates (grid, found_by)
+and scores. Writes one record per (family, K)."""
 
 import argparse, json, platform, tempfile, time
 from pathlib import Path
@@ -20,7 +24,7 @@ import torch
 from arc_nb.data import load_tasks
 from arc_nb.encoding import check_tokenizer
 from arc_nb.inference import InferConfig, predict_task, predict_tasks
-from arc_nb.model import SlotLoRA, attach_lora, load_base, lora_state, make_tiny_model
+from arc_nb.model import SlotLoRA, attach_lora, load_base, lora_state, make_tiny_model, reset_lora
 from arc_nb.testing import memorize_answers
 from arc_nb.ttt import Job, TTTConfig, task_sequences, train_many, train_task
 
@@ -39,14 +43,17 @@ def pick_tasks(n, seed):
     return [tr[k] for k in rng.choice(small, n, replace=False)]
 
 
-def configs(n, seed):
+HIGH, USED = (3e-3, 1e-2), (1e-4, 3e-4)  # learning rates: large, and the ones arc_nb uses
+
+
+def configs(n, seed, lrs=HIGH):
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n):
         out.append(
             TTTConfig(
                 epochs=int(rng.integers(1, 4)),
-                lr=float(rng.choice([3e-3, 1e-2])),
+                lr=float(rng.choice(lrs)),
                 lora_rank=8,
                 max_seq_len=4096,
                 seed=int(rng.integers(100)),
@@ -58,15 +65,18 @@ def configs(n, seed):
     return out
 
 
-def check_training(path, K, seed, dtype=torch.float32):
+def check_training(path, K, seed, dtype=torch.float32, lrs=HIGH):
     base, tok = load_base(path, device='cpu', dtype='float32')
     model = attach_lora(base.to(dtype), rank=8).to(dtype)  # float64: the same steps without fp32's rounding
     v = check_tokenizer(tok)
-    tasks, cfgs = pick_tasks(K + 2, seed), configs(K + 2, seed)
-    alone = {}
+    tasks, cfgs = pick_tasks(K + 2, seed), configs(K + 2, seed, lrs)
+    alone, moved = {}, 0.0
     for t, c in zip(tasks, cfgs):
+        reset_lora(model, c.seed)
+        init = {n: x.clone() for n, x in lora_state(model).items()}
         r = train_task(model, v, t, c)
         alone[t.id] = (lora_state(model), r.losses)
+        moved = max(moved, max((alone[t.id][0][n] - init[n]).abs().max().item() for n in init))
     S, got = SlotLoRA(model, K), {}
 
     def saved(k, job, r):
@@ -84,6 +94,8 @@ def check_training(path, K, seed, dtype=torch.float32):
         epochs=[c.epochs for c in cfgs],
         lr=[c.lr for c in cfgs],
         adapter_max_abs=adapter,
+        update_max_abs=moved,  # the largest change of one adapter weight that training alone made
+        adapter_rel=adapter / moved,
         loss_max_abs=loss,
     )
 
@@ -137,6 +149,7 @@ if __name__ == '__main__':
             for K in (3, 5):
                 seed = 10 * i + K
                 tr, tr64 = check_training(path, K, seed), check_training(path, K, seed, torch.float64)
+                tru = check_training(path, K, seed, lrs=USED)
                 se = check_search(path, K, seed)
                 ok = tr64['adapter_max_abs'] <= 1e-10 and tr['loss_max_abs'] <= 1e-5 and se['ok']
                 recs.append(
@@ -146,13 +159,17 @@ if __name__ == '__main__':
                         K=K,
                         training=tr,
                         training_fp64=tr64,
+                        training_used_lr=tru,
                         search=se,
                         ok=ok,
                         fp32_within_1e5=tr['adapter_max_abs'] <= 1e-5,
+                        fp32_used_lr_within_1e5=tru['adapter_max_abs'] <= 1e-5,
                     )
                 )
                 print(
-                    f"{name:10s} K={K}: adapters fp32 {tr['adapter_max_abs']:.1e} fp64 {tr64['adapter_max_abs']:.1e}, "
+                    f"{name:10s} K={K}: adapters fp32 {tr['adapter_max_abs']:.1e} ({tr['adapter_rel']:.1e} of the largest "
+                    f"change), at lr 1e-4/3e-4 {tru['adapter_max_abs']:.1e} ({tru['adapter_rel']:.1e}), fp64 "
+                    f"{tr64['adapter_max_abs']:.1e}, "
                     f"losses {tr['loss_max_abs']:.1e} ({len(tr['tasks'])} tasks, steps {tr['steps']}); search same "
                     f"candidates {se['same_candidates']} ({se['candidates']}), scores {se['score_max_abs']:.1e}  "
                     f"{'ok' if ok else 'FAIL'}",
@@ -168,10 +185,12 @@ if __name__ == '__main__':
         seconds=round(time.time() - t0, 1),
         all_ok=all(r['ok'] for r in recs),
         fp32_within_1e5=all(r['fp32_within_1e5'] for r in recs),
+        fp32_used_lr_within_1e5=all(r['fp32_used_lr_within_1e5'] for r in recs),
         records=recs,
     )
     Path(a.out).write_text(json.dumps(out, indent=1))
     print(
-        f"all ok: {out['all_ok']}; fp32 adapters within 1e-5 everywhere: {out['fp32_within_1e5']} "
+        f"all ok: {out['all_ok']}; fp32 adapters within 1e-5 everywhere: {out['fp32_within_1e5']} at lr 3e-3/1e-2, "
+        f"{out['fp32_used_lr_within_1e5']} at lr 1e-4/3e-4 "
         f"({out['seconds']:.0f} s) -> {a.out}"
     )
