@@ -679,7 +679,7 @@ def render_status(st: dict) -> str:
             mem = f"memory {d['used_mib'] / 1024:.1f} / {d['total_mib'] / 1024:.1f} GiB, CPU {d['cpu']:.0f}%"
         lines.append(f"  {d['device']:<6} util {d['util']:5.1f}% (mean {d['mean_util']:.1f}%)  {mem}")
     if st['finished'] and st['end'].get('score') is not None and pd.notna(st['end'].get('score')):
-        lines.append(f"score {100 * st['end']['score']:.2f}%")
+        lines.append(f"score {st['end']['score']:.2f}%")  # run_end's score is a percent already
     return '\n'.join(lines) + '\n'
 
 # %% ../nbs/09_plots.ipynb

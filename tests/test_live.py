@@ -40,7 +40,8 @@ def test_lv_watch_during_and_after_a_run(tmp_path):
     assert re.search(r'trained +3 / 3 +\[#{20}\]', last) and re.search(r'predicted +3 / 3', last), last
     assert re.search(r'train-cpu-0 +exited', last) and re.search(r'infer-cpu-0 +exited', last), last
     assert re.search(r'CPU +util +\d+\.\d% \(mean \d+\.\d%\) +RAM \d+\.\d GiB', last), last
-    assert 'score ' in last  # the run's own solutions: run_end carries its score
+    sc = json.loads((out / 'score.json').read_text())['score']  # a percent, as the run's last line gives it
+    assert f'score {sc:.2f}%' in last, last  # the run's own solutions: run_end carries its score
 
 
 def test_lv_watch_on_runs_that_never_started(tmp_path):
