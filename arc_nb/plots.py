@@ -300,12 +300,18 @@ def time_axis(run, now=None) -> tuple[float, float]:
     return t0, max(max(ts), t0 + 1.0, now or 0.0)
 
 
-OUTCOMES = {'solved': ('o', '#2e7d32'), 'wrong': ('X', '#c62828'), 'fallback only': ('s', '#757575')}
+OUTCOMES = {
+    'solved': ('o', '#2e7d32'),
+    'partly solved': ('d', '#9ccc65'),
+    'wrong': ('X', '#c62828'),
+    'fallback only': ('s', '#757575'),
+}
 
 
 def outcomes(run) -> dict:
-    """Each predicted task's outcome, when the run has solutions: 'solved' (it scored), 'fallback only' (no attempt came
-    from the model: every test's two attempts are model-free fallbacks) or 'wrong'. Scores from score.json's per_task,
+    """Each predicted task's outcome, when the run has solutions: 'solved' (every test input), 'partly solved' (some of
+    its test inputs), 'fallback only' (no attempt came from the model: every test's two attempts are model-free
+    fallbacks) or 'wrong'. Scores from score.json's per_task,
     else from the submission as it stands; {} without solutions.json."""
     run = Path(run)
     if not (run / 'solutions.json').exists():
@@ -325,7 +331,10 @@ def outcomes(run) -> dict:
             continue
         if p.parent.name in per:
             fb = tests and all(t.get('from_fallback', 0) >= 2 for t in tests)
-            out[p.parent.name] = 'solved' if per[p.parent.name] > 0 else 'fallback only' if fb else 'wrong'
+            s = per[p.parent.name]
+            out[p.parent.name] = (
+                'solved' if s >= 1 else 'partly solved' if s > 0 else 'fallback only' if fb else 'wrong'
+            )
     return out
 
 # %% ../nbs/09_plots.ipynb
