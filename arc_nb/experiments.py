@@ -137,8 +137,8 @@ def sweep(base: RunConfig, grid: dict, seeds, out, *, progress=False, parallel: 
             for f in tqdm(ex.map(_launch, todo), total=len(todo), desc='sweep', unit='run', disable=not progress):
                 pass
     else:
-        for cfg in todo:
-            _launch(cfg, progress)
+        for i, cfg in enumerate(todo):  # each run's bar says which run it is
+            _launch(cfg, progress and f"run {i + 1}/{len(todo)} {Path(cfg.out).parent.name} {Path(cfg.out).name}")
     return sweep_results(plan, out)
 
 
@@ -200,12 +200,17 @@ def quick_mode() -> bool:
 
 
 def repo_root(start=None) -> Path:
-    "The folder holding settings.ini, searched upward from `start` (default: the working directory)."
+    """The folder holding settings.ini, searched upward from `start` (default: the working directory), else from the
+    package's own folder (an editable install: `arc-nb sweep --detect` run from anywhere finds the measured noise)."""
+    import arc_nb
+
     p = Path(start or Path.cwd()).resolve()
-    for d in (p, *p.parents):
+    for d in (p, *p.parents, *Path(arc_nb.__file__).resolve().parents):
         if (d / 'settings.ini').exists():
             return d
-    raise FileNotFoundError(f"no settings.ini above {p}: run this from inside the arc_nb repository")
+    raise FileNotFoundError(
+        f"no settings.ini above {p} or the arc_nb package: run this from inside the arc_nb repository"
+    )
 
 
 def reference_figures(name: str) -> pd.DataFrame:
@@ -215,8 +220,11 @@ def reference_figures(name: str) -> pd.DataFrame:
 
 
 def benchmark_results(name: str) -> dict | None:
-    "`benchmarks/results/<name>.json` when the GPU machine has produced it, else None."
-    f = repo_root() / 'benchmarks' / 'results' / f'{name}.json'
+    "`benchmarks/results/<name>.json` when the GPU machine has produced it, else None (also outside a checkout)."
+    try:
+        f = repo_root() / 'benchmarks' / 'results' / f'{name}.json'
+    except FileNotFoundError:  # a package installed from a wheel: no benchmarks folder
+        return None
     return json.loads(f.read_text()) if f.exists() else None
 
 # %% ../nbs/10_experiments.ipynb

@@ -1548,7 +1548,8 @@ def _open(cfg, run, hold, resume, backend, t_start, source) -> Launch:
 
 # %% ../nbs/07_scheduler.ipynb
 def start_slots(L: Launch, progress=True):
-    "A worker per slot (none when nothing is left to do or no time is left), the resource monitor, the progress bar."
+    """A worker per slot (none when nothing is left to do or no time is left), the resource monitor, the progress bar
+    (`progress`: True, or a string to name the run before it: a sweep's setting and seed)."""
     cfg, run, backend = L.cfg, L.run, L.backend
     gpus = backend.gpus(cfg) if hasattr(backend, 'gpus') else resolve_gpus(cfg.gpus)
     split = [('train', cfg.train_slots), ('infer', cfg.infer_slots)]
@@ -1567,9 +1568,8 @@ def start_slots(L: Launch, progress=True):
         for t in sorted(L.bad):
             print(f"bad task {t}: {L.bad_reasons.get(t, 'malformed')}", file=sys.stderr)
 
-        L.bar = tqdm(
-            total=len(L.tasks), desc='predicted', unit='task', initial=len(L.tasks) - len(todo), mininterval=2.0
-        )
+        desc = f'{progress}: predicted' if isinstance(progress, str) else 'predicted'
+        L.bar = tqdm(total=len(L.tasks), desc=desc, unit='task', initial=len(L.tasks) - len(todo), mininterval=2.0)
 
 
 def tail_events(L: Launch):

@@ -150,3 +150,11 @@ def test_pretrain_synth_numbers_recompute_from_the_per_task_losses():
     assert abs(d.mean() - e['mean']) < 1e-12 and e['tasks'] == len(d) == 48
     assert np.allclose(np.percentile(boot, [2.5, 97.5]), e['ci95'])
     assert e['tasks_lower_with_synthetic'] == int((d < 0).sum())
+
+
+def test_the_measured_noise_is_found_from_outside_the_checkout(tmp_path, monkeypatch):
+    "`arc-nb sweep --detect` run from another folder: the editable install's own results (it raised before)."
+    from arc_nb.experiments import benchmark_results
+
+    monkeypatch.chdir(tmp_path)
+    assert benchmark_results('sweeps') == SW
