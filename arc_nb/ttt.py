@@ -13,8 +13,8 @@ from .encoding import Vocab, fit_prompt, train_views, IGNORE
 from .model import reset_lora, _to_device
 
 # %% auto 0
-__all__ = ['PAD_MASK', 'PASS_TOKENS', 'TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences', 'train_task', 'Job',
-           'SlotAdamW', 'activation_bytes', 'train_many']
+__all__ = ['PAD_MASK', 'MEMORY_QUERY_S', 'PASS_TOKENS', 'TTTConfig', 'TrainResult', 'task_sequences', 'train_sequences',
+           'train_task', 'Job', 'SlotAdamW', 'activation_bytes', 'train_many']
 
 # %% ../nbs/05_ttt.ipynb
 @dataclass
@@ -300,17 +300,39 @@ def _free_bytes(device, limit=None) -> float:
     return free if limit is None else min(free, limit - used)
 
 
-def _checkpoint_many(cfgs, model, tokens, per_token, limit=None) -> bool:
+MEMORY_QUERY_S = 5.0  # train_many asks the driver for the free memory at most this often (seconds); 0: every pass
+
+
+class _MemoryProbe:
+    """What this process may still allocate (`query()`, e.g. `_free_bytes`), asked at most every `MEMORY_QUERY_S`
+    seconds and followed in between through the process's own allocations (`allocated()`: torch's counter, kept on the
+    host). The driver's query (cudaMemGetInfo) can make the host wait for the GPU: asked before every pass, it would
+    keep the host from queuing a step ahead of the GPU (suspected of part of `train_many`'s K=1 gap to `train_task`;
+    `benchmarks/multitask.py --memq-ks` measures it). Other processes' changes are seen at the next query."""
+
+    def __init__(self, query, allocated, clock=time.monotonic):
+        self.query, self.allocated, self.clock = query, allocated, clock
+        self.at, self.free0, self.used0, self.queries = -math.inf, 0.0, 0, 0
+
+    def __call__(self) -> float:
+        used, now = self.allocated(), self.clock()
+        if now - self.at >= MEMORY_QUERY_S:
+            self.free0, self.used0, self.at = self.query(), used, now
+            self.queries += 1
+        return self.free0 - (used - self.used0)
+
+
+def _checkpoint_many(cfgs, model, tokens, per_token, free=None) -> bool:
     """Whether `train_many` checkpoints a pass of rows whose jobs have the configs `cfgs`: when one says 'on', or one
     says 'auto' and the pass's activations (`tokens` x `per_token`, the model's `activation_bytes`) would take more than
-    70% of the memory left (one task's 'auto' looks at its length; a batch of K looks at what fits; `limit`: see
-    `_free_bytes`, asked once a pass)."""
+    70% of the memory left (one task's 'auto' looks at its length; a batch of K looks at what fits). `free()`: the
+    bytes left (a `_MemoryProbe`; default: `_free_bytes` now)."""
     modes = {c.gradient_checkpointing for c in cfgs}
     if 'on' in modes:
         return True
     if 'auto' not in modes or model.device.type != 'cuda':
         return False
-    return tokens * per_token > 0.7 * _free_bytes(model.device, limit)
+    return tokens * per_token > 0.7 * (free() if free is not None else _free_bytes(model.device))
 
 
 def _row_losses(model, ids, att, lab):
@@ -395,6 +417,12 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None, memory_bytes=No
     opt, runs, out, ckpt = SlotAdamW(slots.weight), [None] * slots.K, [], False
     use_cache, conf.use_cache = conf.use_cache, False
     per_token = activation_bytes(model, slots.compute)  # once: 'auto' checkpointing weighs each step's batch by it
+    dev = model.device
+    free = (
+        _MemoryProbe(lambda: _free_bytes(dev, memory_bytes), lambda: torch.cuda.memory_allocated(dev))
+        if dev.type == 'cuda'
+        else None
+    )
 
     def finish(k, r):
         out.append(r.result())
@@ -429,7 +457,7 @@ def train_many(model, slots, jobs, *, pad_id=None, on_done=None, memory_bytes=No
             for group in _length_groups([len(s) for s in seqs]):  # rows of similar length share a pass
                 g_rows, g_seqs = [rows[j] for j in group], [seqs[j] for j in group]
                 tokens = len(group) * max(map(len, g_seqs))  # the padded pass
-                want = _checkpoint_many([runs[k].job.cfg for k in g_rows], model, tokens, per_token, memory_bytes)
+                want = _checkpoint_many([runs[k].job.cfg for k in g_rows], model, tokens, per_token, free)
                 if want != ckpt:  # on for the passes whose activations would not fit
                     if want:
                         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={'use_reentrant': False})

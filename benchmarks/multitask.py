@@ -108,16 +108,18 @@ def variant(name):
     """A row's variant of today's code, to measure against it in the same process: 'pad_mask' gives padded rows an
     attention mask (`ttt.PAD_MASK`, the code before 2026-12-04); 'sync' makes every host-to-GPU copy of the training
     loop wait for the GPU first (`ttt._to_device` wrapped), as the plain copies and `.item()` calls before 2026-12-04
-    did; '' today's code."""
+    did; 'memq' asks the driver for the free memory before every pass ('auto' checkpointing; `ttt.MEMORY_QUERY_S` = 0,
+    the code before 2026-12-05; today at most every 5 s); '' today's code."""
     import arc_nb.ttt as ttt
-    was_mask, was_copy = ttt.PAD_MASK, ttt._to_device
+    was_mask, was_copy, was_q = ttt.PAD_MASK, ttt._to_device, ttt.MEMORY_QUERY_S
     if name == 'pad_mask': ttt.PAD_MASK = True
+    if name == 'memq': ttt.MEMORY_QUERY_S = 0.0
     if name == 'sync' and CUDA:
         def waiting(t, device):
             torch.cuda.synchronize(); return was_copy(t, device)
         ttt._to_device = waiting
     try: yield
-    finally: ttt.PAD_MASK, ttt._to_device = was_mask, was_copy
+    finally: ttt.PAD_MASK, ttt._to_device, ttt.MEMORY_QUERY_S = was_mask, was_copy, was_q
 
 # ---------------------------------------------------------------------------------------------------------
 def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
@@ -163,6 +165,7 @@ def bench_training(shape, path, n_params, a, ev, ids, add_row, deadline):
     plan += [(K, 'auto', 'base') for K in a.mixed_ks]
     plan = [p + ('',) for p in plan] + [(K, 'auto', 'float32', 'pad_mask') for K in a.mask_ks]
     plan += [(K, 'auto', 'float32', 'sync') for K in a.sync_ks]
+    plan += [(K, 'auto', 'float32', 'memq') for K in a.memq_ks]
     mixed_k1 = None
     if a.sync_ks:  # train_task too, waiting where the earlier code waited
         with variant('sync'):
@@ -318,6 +321,7 @@ def main():
     ap.add_argument('--sdp', default='', help="'cudnn': attention's cuDNN backend on (load_base switches it off)")
     ap.add_argument('--mask-ks', default='', help="train_many rows with an attention mask on padded rows (the earlier way)")
     ap.add_argument('--sync-ks', default='', help="train_many rows (and a train_task row) that wait for the GPU before every host-to-GPU copy (the earlier way)")
+    ap.add_argument('--memq-ks', default='', help="train_many rows that ask the driver for free memory before every pass (the earlier way)")
     ap.add_argument('--mixed-ks', default='', help="train_many rows with lora_compute 'base' too (start with 1: their K=1)")
     ap.add_argument('--mem-ks', default='1,2,4,8'); ap.add_argument('--limit-gib', type=float, default=24.0)
     ap.add_argument('--target-s', type=float, default=12.0, help='seconds one task at a time should take (sets the epochs)')
@@ -331,12 +335,12 @@ def main():
     CUDNN_SDP = a.sdp == 'cudnn'
     ints = lambda s: [int(x) for x in s.split(',') if x]
     a.ks, a.off_ks, a.mem_ks, a.mixed_ks = ints(a.ks), ints(a.off_ks), ints(a.mem_ks), ints(a.mixed_ks)
-    a.mask_ks, a.sync_ks = ints(a.mask_ks), ints(a.sync_ks)
+    a.mask_ks, a.sync_ks, a.memq_ks = ints(a.mask_ks), ints(a.sync_ks), ints(a.memq_ks)
     a.mem_auto = not a.smoke
     if a.smoke:  # every code path once, on the shortest tasks; one thread (a shared CPU makes spinning threads crawl)
         torch.set_num_threads(1); os.environ['OMP_NUM_THREADS'] = '1'
         a.models, a.tasks, a.band, a.max_epochs, a.ks, a.off_ks, a.mem_ks = 'smoke', 4, 'shortest', 1, [1, 2, 4], [2], [1, 2]
-        a.mixed_ks = [1, 2]; a.mask_ks, a.sync_ks = [2], [2]
+        a.mixed_ks = [1, 2]; a.mask_ks, a.sync_ks, a.memq_ks = [2], [2], [2]
     models, secs = a.models.split(','), a.sections.split(',')
     deadline = T0 + a.budget_s
     res = dict(info=dict(date=time.strftime('%Y-%m-%d %H:%M:%S'), gpu=torch.cuda.get_device_name(0) if CUDA else platform.processor() or 'cpu',

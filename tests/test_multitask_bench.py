@@ -31,7 +31,7 @@ def test_multitask_smoke(tmp_path):
     many = [r for r in every if r['way'] == 'train_many']
     assert all(r['replay_matches'] and r['ref_adapter_max_abs_diff'] < 1e-5 for r in many)  # fp32 on the CPU: the same adapter
     assert len({r['tokens'] for r in every}) == 1
-    assert {(r['way'], r['K'], r['variant']) for r in every if r.get('variant')} == {('train_task', 1, 'sync'), ('train_many', 2, 'pad_mask'), ('train_many', 2, 'sync')}
+    assert {(r['way'], r['K'], r['variant']) for r in every if r.get('variant')} == {('train_task', 1, 'sync'), ('train_many', 2, 'pad_mask'), ('train_many', 2, 'sync'), ('train_many', 2, 'memq')}
     assert [m['fits'] for m in res['memory_limit']] == [True, True] and all(m['tasks_per_gpu_hour'] is None for m in res['memory_limit'])
     assert '| model | way | K |' in p.stdout
     assert [r.get('lora_compute') for r in rows if r['way'] == 'train_many'][-2:] == ['base', 'base']  # --smoke's mixed rows
