@@ -225,6 +225,22 @@ def small_model(w):
     sweeps_section(w)
 
 
+def holdout_cpu(w):
+    "Issue 26: the TTT settings on the held-out training tasks at 3 seeds, on the CPU (benchmarks/holdout_cpu.sh)."
+    ho = R('holdout_cpu')
+    if not ho:
+        return
+    w(f"**The same choice at 3 seeds, on the CPU** (`{ho['info']['command']}`; {ho['info']['date']}): the same 24 held-out "
+      "training tasks, every lr x epochs and no TTT; differences paired over tasks, 95% bootstrap interval.\n")
+    w('| lr x epochs | seeds | score (mean) | against no TTT, points | against lr 3e-4 x 10, points |')
+    w('|---|---|---|---|---|')
+    f = lambda d: '-' if not d else f"{d['diff']:+.2f} ({d['low']:+.2f} to {d['high']:+.2f})"
+    for r in ho['table']:
+        name = 'no TTT' if not r['epochs'] else f"{r['lr']:g} x {r['epochs']}"
+        w(f"| {name} | {r['seeds']} | {r['score']:.2f}% | {f(r.get('vs_no_ttt'))} | {f(r.get('vs_chosen'))} |")
+    w('')
+
+
 def sweeps_section(w):
     import sys
     sys.path.insert(0, str(HERE.parent))
@@ -239,6 +255,7 @@ def sweeps_section(w):
       + f". The smallest won and trained on: {m['pretrain_seconds']:.0f} s, {m['pretrain_tokens']/1e6:.0f}M tokens in all.\n")
     held = ', '.join(('no TTT: ' if r['epochs'] == 0 else f"lr {r['lr']:g} x {r['epochs']} epochs: ") + (f"{r['score']:.1f}%" if r.get('finished') else 'cut by the time limit') for r in tt['runs'])
     w(f"**TTT defaults, on held-out training tasks** ({tt['chosen_on']}): {held}. Chosen: lr {tt['lr']:g}, {tt['epochs']} epochs.\n")
+    holdout_cpu(w)
     w(f"**The sweeps** (`{sw['info']['commands'][1]}`, then `{sw['info']['commands'][2]}`): {sw['info']['eval_set']}. "
       f"{sw['info']['runtime_note']}. Differences are paired (same tasks, same seeds) with a 95% bootstrap interval over tasks.\n")
     w('| setting | value | seeds | score (mean) | difference from the default, points (95% interval) | inference tokens per run |')

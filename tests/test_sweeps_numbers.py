@@ -158,3 +158,49 @@ def test_the_measured_noise_is_found_from_outside_the_checkout(tmp_path, monkeyp
 
     monkeypatch.chdir(tmp_path)
     assert benchmark_results('sweeps') == SW
+
+
+def test_the_held_out_defaults_recompute_and_the_lr_notebook_shows_them():
+    """benchmarks/results/holdout_cpu.json (the TTT settings on held-out training tasks, 3 seeds, CPU): every mean and
+    paired difference recomputed from the per-task results, against the lines the lr notebook printed."""
+    ho = json.loads((ROOT / 'benchmarks' / 'results' / 'holdout_cpu.json').read_text())
+    held = SW['model']['ttt_defaults']['runs'][0]['tasks']
+    runs = ho['runs']
+    for r in runs:
+        assert r['tasks'] == sorted(held)  # the held-out training tasks, never evaluation ones
+        assert abs(r['score'] - 100 * sum(r['per_task'].values()) / len(r['per_task'])) < 1e-9
+    key = lambda r: (r['lr'], r['epochs'])
+    groups = {}
+    for r in runs:
+        groups.setdefault(key(r), []).append(r)
+    assert not ho['info']['unfinished'] and all(len(g) == 3 for g in groups.values()) and len(groups) == 7
+
+    def diff(a, b):  # b minus a, per task the mean over seeds; 95% percentile bootstrap over tasks, 10,000 draws
+        ids = sorted(a[0]['per_task'])
+        d = (_per_task_mean(b, ids) - _per_task_mean(a, ids)) * 100
+        boot = d[np.random.default_rng(0).integers(0, len(d), (10_000, len(d)))].mean(axis=1)
+        return [d.mean(), *np.percentile(boot, [2.5, 97.5])]
+
+    none, chosen = groups[(None, 0)], groups[(0.0003, 10)]
+    want = {}
+    for (lr, e), g in groups.items():
+        row = [float(np.mean([r['score'] for r in g])), len(g)]
+        row += diff(none, g) if e else []
+        row += diff(chosen, g) if e and (lr, e) != (0.0003, 10) else []
+        want[(lr, e)] = row
+    text = shown(ROOT / 'nbs' / 'analysis' / 'lr.ipynb', "ho = benchmark_results('holdout_cpu')")
+    got = {}
+    for line in text.splitlines():
+        m = re.match(
+            rf"(?:lr {NUM} x (\d+) epochs|no TTT): score {NUM} over (\d+) seeds"
+            rf"(?:; vs no TTT {NUM} \[{NUM}, {NUM}\])?(?:; vs lr 3e-4 x 10 {NUM} \[{NUM}, {NUM}\])?$",
+            line,
+        )
+        if m:
+            lr, e, score, seeds, *d = m.groups()
+            k = (float(lr), int(e)) if lr else (None, 0)
+            got[k] = [float(score), int(seeds)] + [float(x) for x in d if x is not None]
+    assert sorted(got, key=str) == sorted(want, key=str), (got, want)
+    for k in want:
+        assert got[k][1] == want[k][1]
+        np.testing.assert_allclose(got[k][:1] + got[k][2:], want[k][:1] + want[k][2:], atol=0.006, err_msg=str(k))
