@@ -204,3 +204,33 @@ def test_the_held_out_defaults_recompute_and_the_lr_notebook_shows_them():
     for k in want:
         assert got[k][1] == want[k][1]
         np.testing.assert_allclose(got[k][:1] + got[k][2:], want[k][:1] + want[k][2:], atol=0.006, err_msg=str(k))
+
+
+def test_the_held_out_pick_on_the_evaluation_subset_recomputes_and_the_lr_notebook_shows_it():
+    """benchmarks/results/eval_cpu.json (the held-out pick, lr 3e-3 x 5, on the 100 evaluation tasks, CPU): its gains
+    over the GPU's no-TTT and default runs recomputed from the per-task results, against what the lr notebook printed."""
+    ev = json.loads((ROOT / 'benchmarks' / 'results' / 'eval_cpu.json').read_text())
+    ho = json.loads((ROOT / 'benchmarks' / 'results' / 'holdout_cpu.json').read_text())
+    runs = ev['runs']
+    assert (ho['best']['lr'], ho['best']['epochs']) == (0.003, 5)  # picked on the held-out training tasks
+    assert all((r['lr'], r['epochs']) == (0.003, 5) for r in runs) and sorted(r['seed'] for r in runs) == [0, 1, 2]
+    ids = SW['baseline'][0]['tasks']
+    for r in runs:
+        assert r['tasks'] == ids
+        assert abs(r['score'] - 100 * sum(r['per_task'].values()) / len(ids)) < 1e-9
+    dflt = [r for v, r in _runs('epochs') if v == SW['defaults']['epochs']]
+
+    def diff(a, b):  # b minus a over the tasks, per task the mean over each side's seeds; bootstrap as expected()
+        d = (_per_task_mean(b, ids) - _per_task_mean(a, ids)) * 100
+        boot = d[np.random.default_rng(0).integers(0, len(d), (10_000, len(d)))].mean(axis=1)
+        return [d.mean(), *np.percentile(boot, [2.5, 97.5])]
+
+    want = {'against no TTT': diff(SW['baseline'], runs), 'against lr 3e-4 x 10': diff(dflt, runs),
+            'lr 3e-4 x 10 against no TTT': diff(SW['baseline'], dflt)}  # fmt: skip
+    text = shown(ROOT / 'nbs' / 'analysis' / 'lr.ipynb', "ev = benchmark_results('eval_cpu')")
+    for what, w in want.items():
+        m = re.search(rf"^{what}: {NUM} \[{NUM}, {NUM}\] over 100 tasks$", text, re.M)
+        assert m, (what, text)
+        np.testing.assert_allclose([float(x) for x in m.groups()], w, atol=0.006, err_msg=what)
+    m = re.search(rf"mean {NUM}", text)
+    assert m and abs(float(m.group(1)) - np.mean([r['score'] for r in runs])) < 0.006
