@@ -7,11 +7,12 @@ writes results/eval_cpu_runs.tar.xz (each run's config, score and events).
     python benchmarks/eval_cpu.py /tmp/evc
 """
 
-import json, sys, tarfile
+import json, sys
 from pathlib import Path
 
 from arc_nb.data import write_json
-from arc_nb.experiments import default_runs, finished, mean_ci, paired_diff, run_result
+from arc_nb.experiments import default_runs, finished, mean_ci, paired_diff
+from sweeps_collect import run_record, tar_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SW = Path(sys.argv[1])
@@ -20,17 +21,12 @@ ho = json.loads((ROOT / 'benchmarks' / 'results' / 'holdout_cpu.json').read_text
 
 runs, unfinished = [], []
 for r in sorted(SW.glob('eval/*/seed*')):
-    cfg = json.loads((r / 'config.json').read_text())
     if not finished(r):
         unfinished.append(str(r))
         continue
-    res, sc = run_result(r), json.loads((r / 'score.json').read_text())
+    cfg, rec = run_record(r, 'none: this 2-core CPU machine, one thread a run (seeds 0 and 1 at once, then 2)')
     runs.append({
-        'param': 'lr x epochs', 'value': f"{cfg['lr']:g} x {cfg['epochs']}", 'lr': cfg['lr'], 'epochs': cfg['epochs'],
-        'seed': cfg['seed'], 'tasks': sorted(sc['per_task']), 'score': sc['score'], 'per_task': sc['per_task'],
-        'runtime_s': round(res['seconds'], 1),
-        'gpu': 'none: this 2-core CPU machine, one thread a run (seeds 0 and 1 at once, then 2)',
-        'train_tokens': res['train_tokens'], 'infer_tokens': res['infer_tokens'],
+        'param': 'lr x epochs', 'value': f"{cfg['lr']:g} x {cfg['epochs']}", 'lr': cfg['lr'], 'epochs': cfg['epochs'], **rec,
         'settings': {k: cfg[k] for k in ('lr', 'epochs', 'lora_rank', 'min_prob', 'n', 'max_seq_len', 'tasks_per_worker')},
     })  # fmt: skip
 assert runs and all(r['tasks'] == sw['baseline'][0]['tasks'] for r in runs), "not the GPU runs' evaluation subset"
@@ -58,10 +54,7 @@ out = {
     'solved': sorted({t for r in runs for t, v in r['per_task'].items() if v > 0}),
 }
 write_json(ROOT / 'benchmarks' / 'results' / 'eval_cpu.json', out, indent=1)
-with tarfile.open(ROOT / 'benchmarks' / 'results' / 'eval_cpu_runs.tar.xz', 'w:xz') as t:
-    for f in sorted(SW.glob('eval/*/seed*/*')):
-        if f.name in ('config.json', 'score.json', 'events.jsonl'):
-            t.add(f, arcname=str(f.relative_to(SW)))
+tar_runs('eval_cpu_runs.tar.xz', SW, 'eval/*/seed*/*')
 f = lambda d: f"{d['diff']:+.2f} [{d['low']:+.2f}, {d['high']:+.2f}] over {d['tasks']} tasks"
 print(f"lr {runs[0]['lr']:g} x {runs[0]['epochs']}: {[round(r['score'], 2) for r in runs]}, mean {m:.2f}")
 print(f"against no TTT (GPU): {f(out['vs_no_ttt'])}; against the earlier default (GPU): {f(out['vs_default'])}")

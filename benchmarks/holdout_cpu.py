@@ -6,11 +6,12 @@ bootstrap interval over tasks. Also writes results/holdout_cpu_runs.tar.xz (each
     python benchmarks/holdout_cpu.py /tmp/hoc
 """
 
-import json, sys, tarfile
+import json, sys
 from pathlib import Path
 
 from arc_nb.data import write_json
-from arc_nb.experiments import finished, mean_ci, paired_diff, run_result
+from arc_nb.experiments import finished, mean_ci, paired_diff
+from sweeps_collect import run_record, tar_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 SW = Path(sys.argv[1])
@@ -29,12 +30,7 @@ for r in sorted(SW.glob('*/*/seed*')):
     if not finished(r):
         unfinished.append(key)
         continue
-    res, sc = run_result(r), json.loads((r / 'score.json').read_text())
-    runs.append({
-        **key, 'tasks': sorted(sc['per_task']), 'score': sc['score'], 'per_task': sc['per_task'],
-        'runtime_s': round(res['seconds'], 1), 'gpu': 'none: this 2-core CPU machine, two runs at once, one thread each',
-        'train_tokens': res['train_tokens'], 'infer_tokens': res['infer_tokens'],
-    })  # fmt: skip
+    runs.append({**key, **run_record(r, 'none: this 2-core CPU machine, two runs at once, one thread each')[1]})
 
 gpu = json.loads((ROOT / 'benchmarks' / 'results' / 'sweeps.json').read_text())['model']['ttt_defaults']
 chosen = (gpu['lr'], gpu['epochs'])
@@ -68,10 +64,7 @@ out = {
     'runs': runs,
 }
 write_json(ROOT / 'benchmarks' / 'results' / 'holdout_cpu.json', out, indent=1)
-with tarfile.open(ROOT / 'benchmarks' / 'results' / 'holdout_cpu_runs.tar.xz', 'w:xz') as t:
-    for f in sorted(SW.glob('*/*/seed*/*')):
-        if f.name in ('config.json', 'score.json', 'events.jsonl'):
-            t.add(f, arcname=str(f.relative_to(SW)))
+tar_runs('holdout_cpu_runs.tar.xz', SW, '*/*/seed*/*')
 for r in table:
     d = r.get('vs_no_ttt')
     c = r.get('vs_chosen')

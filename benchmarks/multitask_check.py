@@ -74,7 +74,7 @@ def check_training(path, K, seed, dtype=torch.float32, lrs=HIGH):
     for t, c in zip(tasks, cfgs):
         reset_lora(model, c.seed)
         init = {n: x.clone() for n, x in lora_state(model).items()}
-        r = train_task(model, v, t, c)
+        r = train_task(model, v, t, c, reset=False)  # from the state just recorded
         alone[t.id] = (lora_state(model), r.losses)
         moved = max(moved, max((alone[t.id][0][n] - init[n]).abs().max().item() for n in init))
     S, got = SlotLoRA(model, K), {}

@@ -10,6 +10,28 @@ from pathlib import Path
 
 from arc_nb.experiments import run_result, finished
 
+RESULTS = Path(__file__).resolve().parent / 'results'
+
+
+def run_record(r, gpu: str) -> tuple[dict, dict]:
+    "A finished run folder's config.json, and its seed, tasks, score, per-task scores, runtime and tokens as a record."
+    cfg, sc = (json.loads((Path(r) / f).read_text()) for f in ('config.json', 'score.json'))
+    res = run_result(r)
+    rec = dict(seed=cfg['seed'], tasks=sorted(sc['per_task']), score=sc['score'], per_task=sc['per_task'],
+               runtime_s=round(res['seconds'], 1), gpu=gpu, train_tokens=res['train_tokens'],
+               infer_tokens=res['infer_tokens'])
+    return cfg, rec
+
+
+def tar_runs(name, sw, pattern):
+    "Each run's config, score and events (what a results JSON was read from) under folder `sw` into results/NAME."
+    import tarfile
+
+    with tarfile.open(RESULTS / name, 'w:xz') as t:
+        for f in sorted(Path(sw).glob(pattern)):
+            if f.name in ('config.json', 'score.json', 'events.jsonl'):
+                t.add(f, arcname=str(f.relative_to(sw)))
+
 
 def runs(d):
     "(setting dict, seed, run_result) of every finished run under sweep folder d (d/<k=v,...>/seed<N>)."

@@ -55,6 +55,13 @@ def _per_task_mean(runs, ids):
     return np.array([[r['per_task'][t] for r in runs] for t in ids]).mean(axis=1)
 
 
+def _paired(a, b, ids):
+    "b minus a in points on `ids`, per task the mean over each side's seeds; its 95% percentile bootstrap over tasks."
+    d = (_per_task_mean(b, ids) - _per_task_mean(a, ids)) * 100
+    boot = d[np.random.default_rng(0).integers(0, len(d), (10_000, len(d)))].mean(axis=1)
+    return [d.mean(), *np.percentile(boot, [2.5, 97.5])]
+
+
 def expected(param):
     "value -> (mean score, seeds, diff, low, high): the paired bootstrap over tasks, 10,000 draws, seed 0."
     rs, dv = _runs(param), SW['defaults'][param]
@@ -64,10 +71,7 @@ def expected(param):
         g = [r for vv, r in rs if vv == v]
         row = [float(np.mean([r['score'] for r in g])), len(g)]
         if v != dv:
-            ids = sorted(set(ref[0]['per_task']) & set(g[0]['per_task']))
-            d = (_per_task_mean(g, ids) - _per_task_mean(ref, ids)) * 100
-            boot = d[np.random.default_rng(0).integers(0, len(d), (10_000, len(d)))].mean(axis=1)
-            row += [d.mean(), *np.percentile(boot, [2.5, 97.5])]
+            row += _paired(ref, g, sorted(set(ref[0]['per_task']) & set(g[0]['per_task'])))
         out[float(v)] = row
     return out
 
@@ -174,12 +178,7 @@ def test_the_held_out_defaults_recompute_and_the_lr_notebook_shows_them():
     for r in runs:
         groups.setdefault(key(r), []).append(r)
     assert not ho['info']['unfinished'] and all(len(g) == 3 for g in groups.values()) and len(groups) == 7
-
-    def diff(a, b):  # b minus a, per task the mean over seeds; 95% percentile bootstrap over tasks, 10,000 draws
-        ids = sorted(a[0]['per_task'])
-        d = (_per_task_mean(b, ids) - _per_task_mean(a, ids)) * 100
-        boot = d[np.random.default_rng(0).integers(0, len(d), (10_000, len(d)))].mean(axis=1)
-        return [d.mean(), *np.percentile(boot, [2.5, 97.5])]
+    diff = lambda a, b: _paired(a, b, sorted(a[0]['per_task']))
 
     none, chosen = groups[(None, 0)], groups[(0.0003, 10)]
     want = {}
@@ -219,11 +218,7 @@ def test_the_held_out_pick_on_the_evaluation_subset_recomputes_and_the_lr_notebo
         assert r['tasks'] == ids
         assert abs(r['score'] - 100 * sum(r['per_task'].values()) / len(ids)) < 1e-9
     dflt = [r for v, r in _runs('epochs') if v == SW['defaults']['epochs']]
-
-    def diff(a, b):  # b minus a over the tasks, per task the mean over each side's seeds; bootstrap as expected()
-        d = (_per_task_mean(b, ids) - _per_task_mean(a, ids)) * 100
-        boot = d[np.random.default_rng(0).integers(0, len(d), (10_000, len(d)))].mean(axis=1)
-        return [d.mean(), *np.percentile(boot, [2.5, 97.5])]
+    diff = lambda a, b: _paired(a, b, ids)
 
     want = {'against no TTT': diff(SW['baseline'], runs), 'against lr 3e-4 x 10': diff(dflt, runs),
             'lr 3e-4 x 10 against no TTT': diff(SW['baseline'], dflt)}  # fmt: skip
